@@ -1,0 +1,130 @@
+"""Argument checks and small tensor helpers shared by every module (private)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from ncsn._types import ScoreModel
+
+__all__: list[str] = []
+
+
+def as_sigmas(sigmas: Tensor | Sequence[float], name: str = "sigmas") -> Tensor:
+    """Validate a noise schedule: 1-D, at least one level, finite, positive, strictly decreasing."""
+    if not isinstance(sigmas, Tensor):
+        try:
+            sigmas = torch.as_tensor(sigmas, dtype=torch.get_default_dtype())
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"{name} must be a 1-D tensor of floats; got {sigmas!r}") from err
+    if not torch.is_floating_point(sigmas):
+        raise TypeError(f"{name} must be a floating-point tensor; got dtype {sigmas.dtype}")
+    if sigmas.ndim != 1:
+        raise ValueError(f"{name} must be 1-D; got shape {tuple(sigmas.shape)}")
+    if sigmas.numel() < 1:
+        raise ValueError(f"{name} must hold at least one level; got an empty tensor")
+    values = sigmas.detach().cpu()
+    if not bool(torch.isfinite(values).all()):
+        raise ValueError(f"{name} must be finite; got {values.tolist()}")
+    if not bool((values > 0).all()):
+        raise ValueError(f"{name} must be positive; got {values.tolist()}")
+    if values.numel() > 1 and not bool((values[1:] < values[:-1]).all()):
+        raise ValueError(f"{name} must be strictly decreasing; got {values.tolist()}")
+    return sigmas
+
+
+def positive_float(value: float, name: str) -> float:
+    """A finite, strictly positive Python float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a real number; got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be positive and finite; got {name}={value!r}")
+    return float(value)
+
+
+def finite_float(value: float, name: str) -> float:
+    """A finite Python float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a real number; got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite; got {name}={value!r}")
+    return float(value)
+
+
+def positive_int(value: int, name: str) -> int:
+    """An integer ``>= 1``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int; got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1; got {name}={value}")
+    return value
+
+
+def check_batch(x: Tensor, name: str = "x") -> None:
+    """``x`` must be a floating tensor with a batch dimension ``[B, *event]``."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
+    if x.ndim < 1:
+        raise ValueError(f"{name} must have a batch dimension [B, *event]; got a 0-d tensor")
+    if not torch.is_floating_point(x):
+        raise TypeError(f"{name} must be a floating-point tensor; got dtype {x.dtype}")
+
+
+def check_generator(generator: torch.Generator | None, x: Tensor, name: str = "x") -> None:
+    """A generator must live on the device of the tensors it draws for."""
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None; got {generator!r}")
+    if generator.device.type != x.device.type:
+        raise ValueError(
+            f"generator is on device {generator.device} but {name} is on device {x.device}; "
+            f"create the generator with torch.Generator(device={str(x.device)!r})"
+        )
+
+
+def check_output(out: Tensor, x: Tensor, what: str = "model") -> None:
+    """A score model must return a tensor of the input's shape."""
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{what} must return a torch.Tensor; got {type(out).__name__}")
+    if out.shape != x.shape:
+        raise ValueError(
+            f"{what} output shape {tuple(out.shape)} differs from its input shape {tuple(x.shape)}"
+        )
+
+
+def call_model(model: ScoreModel, x: Tensor, sigma: Tensor) -> Tensor:
+    """Call a score model and check the output shape (naming both shapes on mismatch)."""
+    out = model(x, sigma)
+    check_output(out, x)
+    return out
+
+
+def per_example(sigma: Tensor | float, x: Tensor, name: str = "sigma") -> Tensor:
+    """Broadcast a scalar or ``[B]`` σ to a ``[B]`` tensor on ``x``'s device and dtype."""
+    sigma_t = torch.as_tensor(sigma, device=x.device, dtype=x.dtype)
+    if sigma_t.ndim == 0:
+        return sigma_t.expand(x.shape[0])
+    if sigma_t.shape != (x.shape[0],):
+        raise ValueError(
+            f"{name} must be a scalar or have shape [B]={[x.shape[0]]}; got {tuple(sigma_t.shape)}"
+        )
+    return sigma_t
+
+
+def pad_event(v: Tensor, x: Tensor) -> Tensor:
+    """Reshape a ``[B]`` tensor to ``[B, 1, …, 1]`` so it broadcasts over ``x``'s event dims."""
+    return v.reshape(v.shape[0], *([1] * (x.ndim - 1)))
+
+
+def randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Standard normal noise of ``x``'s shape, dtype and device from ``generator``."""
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+
+
+def sum_event(v: Tensor) -> Tensor:
+    """Sum over every dimension but the first: ``[B, *event] -> [B]``."""
+    return v.reshape(v.shape[0], -1).sum(dim=1)
