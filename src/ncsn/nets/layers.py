@@ -1,0 +1,228 @@
+"""Normalisation layers and small convolution blocks of the paper's RefineNet.
+
+The instance norms here compute their statistics once per call with :func:`torch.var_mean` and
+apply the whole affine map as one fused ``x · scale + shift`` with per-sample, per-channel
+``scale`` and ``shift``; the result equals the official code's sequence of operations to float
+round-off.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ncsn._checks import positive_int
+
+__all__ = [
+    "CondInstanceNorm2dPlus",
+    "ConvMeanPool",
+    "InstanceNorm2dPlus",
+    "NormForm",
+    "instance_norm_plus",
+]
+
+NormForm = Literal["official", "paper"]
+"""Which CondInstanceNorm++ formula to use: the official code's or the paper's (see
+:func:`instance_norm_plus`)."""
+
+_FORMS: tuple[str, ...] = get_args(NormForm)
+_EPS = 1e-5
+
+
+def _check_form(form: str) -> NormForm:
+    if form not in _FORMS:
+        raise ValueError(f"form must be one of {list(_FORMS)}; got form={form!r}")
+    return form  # type: ignore[return-value]
+
+
+def _check_features(num_features: int) -> int:
+    num_features = positive_int(num_features, "num_features")
+    if num_features < 2:
+        # The channel-mean statistics use the unbiased variance over channels (divides by C - 1).
+        raise ValueError(
+            f"num_features must be >= 2 (the ++ term needs the variance over channels); "
+            f"got num_features={num_features}"
+        )
+    return num_features
+
+
+def instance_norm_plus(
+    x: Tensor,
+    gamma: Tensor,
+    alpha: Tensor,
+    beta: Tensor,
+    form: NormForm = "official",
+    eps: float = _EPS,
+) -> Tensor:
+    """InstanceNorm++ with given per-channel parameters.
+
+    With ``μ_k`` and ``s_k²`` the spatial mean and biased variance of channel ``k`` of one sample,
+    ``m`` and ``v²`` the mean and **unbiased** variance of the ``μ_k`` over channels,
+    ``h_k = (x_k − μ_k)/√(s_k² + eps)`` and ``μ̂_k = (μ_k − m)/√(v² + eps)``:
+
+    * ``form="official"`` (the official code, the default): ``γ_k · (h_k + α_k · μ̂_k) + β_k``;
+    * ``form="paper"`` (App. A of the paper): ``γ_k · h_k + β_k + α_k · μ̂_k``.
+
+    The two have the same expressive power (α_paper = γ · α_official) but differ at initialisation.
+
+    Args:
+        x: ``[B, C, *spatial]`` feature maps, ``C >= 2``.
+        gamma: ``[B, C]`` or ``[C]`` scales γ.
+        alpha: ``[B, C]`` or ``[C]`` weights α of the channel-mean term.
+        beta: ``[B, C]`` or ``[C]`` shifts β.
+        form: ``"official"`` or ``"paper"``.
+        eps: added to both variances before the square root (official: 1e-5).
+
+    Returns:
+        ``[B, C, *spatial]``, the input's shape and dtype.
+
+    Example:
+        >>> x = torch.randn(2, 4, 8, 8)
+        >>> ones, zeros = torch.ones(4), torch.zeros(4)
+        >>> instance_norm_plus(x, ones, zeros, zeros).mean(dim=(2, 3)).abs().max() < 1e-5
+        tensor(True)
+    """
+    spatial = tuple(range(2, x.ndim))
+    var, mean = torch.var_mean(x, dim=spatial, correction=0, keepdim=True)
+    mu = mean.flatten(1)  # [B, C]
+    chan_var, chan_mean = torch.var_mean(mu, dim=1, correction=1, keepdim=True)
+    mu_hat = (mu - chan_mean) * torch.rsqrt(chan_var + eps)
+    rstd = torch.rsqrt(var.flatten(1) + eps)
+    scale = gamma * rstd
+    if form == "official":
+        shift = beta + gamma * (alpha * mu_hat - mu * rstd)
+    else:
+        shift = beta + alpha * mu_hat - gamma * mu * rstd
+    view = (*scale.shape, *([1] * len(spatial)))
+    return torch.addcmul(shift.reshape(view), x, scale.reshape(view))
+
+
+class CondInstanceNorm2dPlus(nn.Module):
+    """Conditional InstanceNorm++ (CondInstanceNorm++): InstanceNorm++ with per-level γ, α, β.
+
+    One embedding row per noise level holds ``[γ | α | β]`` (the official layout, so official
+    weights load unchanged). See :func:`instance_norm_plus` for the two formulas.
+
+    Shapes: ``x: [B, C, H, W]``, ``labels: [B]`` integer level indices → ``[B, C, H, W]``.
+
+    Args:
+        num_features: C, the number of channels (at least 2).
+        num_levels: L, the number of noise levels (embedding rows).
+        form: ``"official"`` (default, what the published checkpoints use) or ``"paper"``.
+        generator: optional generator for the initialisation γ, α ~ N(1, 0.02), β = 0.
+
+    Example:
+        >>> norm = CondInstanceNorm2dPlus(8, num_levels=10)
+        >>> norm(torch.randn(4, 8, 16, 16), torch.tensor([0, 3, 6, 9])).shape
+        torch.Size([4, 8, 16, 16])
+
+    References:
+        Song & Ermon (2019), App. A; official code ``ConditionalInstanceNorm2dPlus``.
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        num_levels: int,
+        *,
+        form: NormForm = "official",
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_features = _check_features(num_features)
+        self.num_levels = positive_int(num_levels, "num_levels")
+        self.form: NormForm = _check_form(form)
+        self.embed = nn.Embedding(num_levels, 3 * num_features)
+        self.reset_parameters(generator=generator)
+
+    def reset_parameters(self, *, generator: torch.Generator | None = None) -> None:
+        """γ, α ~ N(1, 0.02) and β = 0 (the official initialisation)."""
+        c = self.num_features
+        with torch.no_grad():
+            nn.init.normal_(self.embed.weight[:, : 2 * c], 1.0, 0.02, generator=generator)
+            nn.init.zeros_(self.embed.weight[:, 2 * c :])
+
+    def forward(self, x: Tensor, labels: Tensor) -> Tensor:
+        gamma, alpha, beta = self.embed(labels).chunk(3, dim=-1)
+        return instance_norm_plus(x, gamma, alpha, beta, self.form)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, num_levels={self.num_levels}, form={self.form!r}"
+
+
+class InstanceNorm2dPlus(nn.Module):
+    """Unconditional InstanceNorm++ with learnable per-channel γ, α, β (the baseline's norm).
+
+    Equivalent to :class:`CondInstanceNorm2dPlus` with a single level. ``labels`` is accepted
+    and ignored so that both norms fit the same blocks.
+
+    Shapes: ``x: [B, C, H, W]`` → ``[B, C, H, W]``.
+
+    Args:
+        num_features: C, the number of channels (at least 2).
+        form: ``"official"`` (default) or ``"paper"``.
+        generator: optional generator for the initialisation γ, α ~ N(1, 0.02), β = 0.
+
+    Example:
+        >>> InstanceNorm2dPlus(8)(torch.randn(4, 8, 16, 16)).shape
+        torch.Size([4, 8, 16, 16])
+
+    References:
+        Song & Ermon (2019), App. C.1; official code ``InstanceNorm2dPlus``.
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        *,
+        form: NormForm = "official",
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_features = _check_features(num_features)
+        self.form: NormForm = _check_form(form)
+        self.gamma = nn.Parameter(torch.empty(num_features))
+        self.alpha = nn.Parameter(torch.empty(num_features))
+        self.beta = nn.Parameter(torch.empty(num_features))
+        self.reset_parameters(generator=generator)
+
+    def reset_parameters(self, *, generator: torch.Generator | None = None) -> None:
+        """γ, α ~ N(1, 0.02) and β = 0 (the official initialisation)."""
+        nn.init.normal_(self.gamma, 1.0, 0.02, generator=generator)
+        nn.init.normal_(self.alpha, 1.0, 0.02, generator=generator)
+        nn.init.zeros_(self.beta)
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        return instance_norm_plus(x, self.gamma, self.alpha, self.beta, self.form)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, form={self.form!r}"
+
+
+class ConvMeanPool(nn.Module):
+    """A ``k×k`` convolution (padding ``k // 2``, bias) followed by 2×2 average pooling.
+
+    The official code averages the four strided sub-grids ``[::2, ::2]``, ``[1::2, ::2]``,
+    ``[::2, 1::2]``, ``[1::2, 1::2]``; on even sizes that is exactly 2×2 average pooling.
+
+    Shapes: ``[B, C_in, H, W]`` → ``[B, C_out, H/2, W/2]`` (H and W even).
+
+    Args:
+        in_channels: C_in.
+        out_channels: C_out.
+        kernel_size: k (3 for the main path, 1 for the shortcut).
+
+    Example:
+        >>> ConvMeanPool(4, 8, 3)(torch.randn(2, 4, 16, 16)).shape
+        torch.Size([2, 8, 8, 8])
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.avg_pool2d(self.conv(x), 2)

@@ -1,0 +1,181 @@
+"""Loading the official NCSN checkpoints (ermongroup/ncsn) into :class:`~ncsn.nets.RefineNet`.
+
+The official runner saves ``torch.save([model_state_dict, optimizer_state_dict], path)`` of a
+``CondRefineNetDilated`` wrapped in ``nn.DataParallel`` (every key starts with ``module.``).
+:class:`~ncsn.nets.RefineNet` uses the same module names, so the weights load without renaming.
+Files are always read with ``torch.load(..., weights_only=True)``: a pickle that would run code is
+refused, never executed.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ncsn._checks import as_sigmas
+from ncsn.nets.refinenet import RefineNet
+from ncsn.schedules import geometric_sigmas
+
+__all__ = ["CheckpointError", "load_official_checkpoint"]
+
+_PREFIX = "module."
+_MAX_LISTED = 20
+
+
+class CheckpointError(ValueError):
+    """A file that cannot be loaded as an official RefineNet checkpoint.
+
+    Raised for files that are not PyTorch checkpoints (or are truncated), files that safe loading
+    refuses (a pickle that would execute code), and state dicts whose keys or shapes do not match
+    the network.
+    """
+
+
+def _listed(keys: Sequence[str]) -> str:
+    shown = list(keys[:_MAX_LISTED])
+    more = len(keys) - len(shown)
+    return repr(shown) + (f" and {more} more" if more else "")
+
+
+def _read(path: Path, map_location: str | torch.device | None) -> object:
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint file not found: {str(path)!r}")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint path {str(path)!r} is not a file")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights only load failed" in str(err).lower():
+            raise CheckpointError(
+                f"refused to load {str(path)!r}: it contains Python objects that safe loading "
+                f"(torch.load(weights_only=True)) does not allow, e.g. code that would run while "
+                f"unpickling. Official checkpoints hold only tensors and containers."
+            ) from err
+        raise CheckpointError(
+            f"{str(path)!r} is not a PyTorch checkpoint (or it is corrupted): {err}"
+        ) from err
+    except Exception as err:  # torch.load raises RuntimeError, EOFError, KeyError, ... on junk
+        raise CheckpointError(
+            f"{str(path)!r} is not a PyTorch checkpoint (or it is truncated or corrupted): "
+            f"{type(err).__name__}: {err}"
+        ) from err
+
+
+def _state_dict(obj: object, path: Path) -> dict[str, Tensor]:
+    if isinstance(obj, (list, tuple)):
+        if not obj:
+            raise CheckpointError(f"{str(path)!r} holds an empty list, not a checkpoint")
+        obj = obj[0]  # official format: [model_state_dict, optimizer_state_dict]
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(
+            f"{str(path)!r} holds a {type(obj).__name__}; expected a state dict or the official "
+            f"[model_state_dict, optimizer_state_dict] list"
+        )
+    bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, Tensor)]
+    if bad:
+        raise CheckpointError(
+            f"{str(path)!r} is not a state dict: entries that are not (str, Tensor): {_listed(bad)}"
+        )
+    keys = list(obj)
+    if keys and all(k.startswith(_PREFIX) for k in keys):
+        return {k[len(_PREFIX) :]: v for k, v in obj.items()}
+    return dict(obj)
+
+
+def _shape(sd: Mapping[str, Tensor], key: str, ndim: int, path: Path) -> tuple[int, ...]:
+    if key not in sd:
+        raise CheckpointError(
+            f"{str(path)!r} is not a RefineNet state dict: missing keys {[key]!r} "
+            f"(needed to infer channels, ngf and the number of levels)"
+        )
+    shape = tuple(sd[key].shape)
+    if len(shape) != ndim:
+        raise CheckpointError(
+            f"{str(path)!r}: {key!r} has shape {shape}; expected a {ndim}-D tensor"
+        )
+    return shape
+
+
+def load_official_checkpoint(
+    path: str | PathLike[str],
+    *,
+    sigmas: Tensor | Sequence[float] | None = None,
+    map_location: str | torch.device | None = None,
+) -> RefineNet:
+    """Build a :class:`~ncsn.nets.RefineNet` from an official NCSN checkpoint.
+
+    Accepts the official file (``[model_state_dict, optimizer_state_dict]`` with ``module.``-
+    prefixed keys, e.g. ``run/logs/cifar10/checkpoint.pth`` from the official ``run.zip``) and
+    plain ``state_dict`` files with or without the prefix. ``channels`` and ``ngf`` are read from
+    ``begin_conv.weight [ngf, channels, 3, 3]`` and the number of levels L from
+    ``normalizer.embed.weight [L, 3·ngf]``. The optimizer state is ignored. The network uses the
+    official CondInstanceNorm++ form and the ``2x − 1`` input rescaling (the official configs set
+    ``logit_transform: false``).
+
+    Args:
+        path: the checkpoint file.
+        sigmas: the ``[L]`` noise levels the checkpoint was trained with. Default: the paper's
+            schedule ``geometric_sigmas(1.0, 0.01, L)`` (what every official image run used).
+        map_location: passed to :func:`torch.load` (e.g. ``"cpu"``); the weights stay where they
+            are loaded.
+
+    Returns:
+        The network with the checkpoint's weights, in the checkpoint's dtype.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: the file is not a (complete) PyTorch checkpoint, safe loading refuses it,
+            keys are missing or unexpected (both lists are given), or a tensor's shape differs
+            from the network's (the key and both shapes are given). A subclass of
+            :class:`ValueError`.
+        ValueError: ``sigmas`` does not have L levels, or is not a valid schedule.
+
+    Example:
+        >>> net = ncsn.nets.load_official_checkpoint("run/logs/cifar10/checkpoint.pth")
+        >>> score = net(x, net.sigmas[torch.zeros(len(x), dtype=torch.long)])
+    """
+    path = Path(path)
+    sd = _state_dict(_read(path, map_location), path)
+    ngf, channels, kh, kw = _shape(sd, "begin_conv.weight", 4, path)
+    levels, width = _shape(sd, "normalizer.embed.weight", 2, path)
+    if (kh, kw) != (3, 3) or ngf < 2 or levels < 1:
+        raise CheckpointError(
+            f"{str(path)!r}: begin_conv.weight has shape {(ngf, channels, kh, kw)} and "
+            f"normalizer.embed.weight {(levels, width)}; not a RefineNet (expected "
+            f"[ngf >= 2, channels, 3, 3] and [L, 3·ngf])"
+        )
+    if sigmas is None:
+        sigmas = geometric_sigmas(1.0, 0.01, levels)
+    else:
+        sigmas = as_sigmas(sigmas)
+        if sigmas.numel() != levels:
+            raise ValueError(
+                f"sigmas has {sigmas.numel()} levels but the checkpoint {str(path)!r} was trained "
+                f"with L={levels} levels; got sigmas={sigmas.tolist()}"
+            )
+    sigmas = sigmas.detach().to("cpu")
+    with torch.device("meta"):
+        net = RefineNet(channels, ngf, sigmas)
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{str(path)!r} does not match RefineNet(channels={channels}, ngf={ngf}, "
+            f"L={levels}): missing keys {_listed(missing)}; unexpected keys {_listed(unexpected)}"
+        )
+    for key, ref in expected.items():
+        if sd[key].shape != ref.shape:
+            raise CheckpointError(
+                f"{str(path)!r}: shape mismatch for {key!r}: the checkpoint has "
+                f"{tuple(sd[key].shape)}, RefineNet(channels={channels}, ngf={ngf}, L={levels}) "
+                f"expects {tuple(ref.shape)}"
+            )
+    net.load_state_dict(sd, assign=True)
+    net.lookup.sigmas = sigmas.to(device=sd["begin_conv.weight"].device)
+    return net
