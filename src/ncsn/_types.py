@@ -9,11 +9,10 @@ sequences, images, volumes).
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import torch
 from torch import Tensor
-from typing_extensions import TypeAlias
 
 __all__ = [
     "Batch",

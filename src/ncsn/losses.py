@@ -50,7 +50,9 @@ def _noise(x: Tensor, noise: Tensor | None, generator: torch.Generator | None) -
     if noise is None:
         return randn_like(x, generator)
     if noise.shape != x.shape:
-        raise ValueError(f"noise must have the shape of x {tuple(x.shape)}; got {tuple(noise.shape)}")
+        raise ValueError(
+            f"noise must have the shape of x {tuple(x.shape)}; got {tuple(noise.shape)}"
+        )
     return noise.to(x)
 
 
@@ -121,7 +123,9 @@ def projections_like(
         True
     """
     if distribution not in _PROJECTIONS:
-        raise ValueError(f"distribution must be one of {_PROJECTIONS}; got distribution={distribution!r}")
+        raise ValueError(
+            f"distribution must be one of {_PROJECTIONS}; got distribution={distribution!r}"
+        )
     v = randn_like(x, generator)
     if distribution == "rademacher":
         return v.sign().masked_fill_(v == 0, 1.0)
@@ -139,6 +143,7 @@ def ssm(
     projections: int = 1,
     distribution: Projection = "gaussian",
     variance_reduction: bool = True,
+    directions: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Sliced score matching at the points ``x``, one value per example.
@@ -158,6 +163,8 @@ def ssm(
         projections: number of projection vectors per example.
         distribution: ``"gaussian"``, ``"rademacher"`` or ``"sphere"`` (see :func:`projections_like`).
         variance_reduction: use ½‖s‖² in place of ½(vᵀs)² (SSM-VR).
+        directions: optional explicit projection vectors ``[projections, B, *event]`` (used
+            instead of drawing them; ``distribution`` is then ignored).
         generator: source of the projections.
 
     Returns:
@@ -175,13 +182,24 @@ def ssm(
     check_generator(generator, x)
     projections = positive_int(projections, "projections")
     if distribution not in _PROJECTIONS:
-        raise ValueError(f"distribution must be one of {_PROJECTIONS}; got distribution={distribution!r}")
+        raise ValueError(
+            f"distribution must be one of {_PROJECTIONS}; got distribution={distribution!r}"
+        )
     batch = x.shape[0]
     sig = per_example(sigma, x)
     if projections > 1:
         x = x.unsqueeze(0).expand(projections, *x.shape).reshape(projections * batch, *x.shape[1:])
         sig = sig.repeat(projections)
-    v = projections_like(x, distribution, generator=generator)
+    if directions is None:
+        v = projections_like(x, distribution, generator=generator)
+    else:
+        expected = (projections, batch, *x.shape[1:])
+        if tuple(directions.shape) != expected:
+            raise ValueError(
+                f"directions must have shape [projections, B, *event]={list(expected)}; "
+                f"got {tuple(directions.shape)}"
+            )
+        v = directions.reshape(x.shape).to(x)
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
         score = call_model(model, xg, sig)
@@ -204,6 +222,7 @@ def annealed_ssm(
     projections: int = 1,
     distribution: Projection = "gaussian",
     variance_reduction: bool = True,
+    directions: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Annealed sliced score matching, as in the official NCSN code (``algo: ssm``).
@@ -213,7 +232,7 @@ def annealed_ssm(
 
     Args:
         model, x, sigma, noise, power, generator: as in :func:`dsm`.
-        projections, distribution, variance_reduction: as in :func:`ssm`.
+        projections, distribution, variance_reduction, directions: as in :func:`ssm`.
 
     Returns:
         ``[B]`` per-example losses.
@@ -238,6 +257,7 @@ def annealed_ssm(
         projections=projections,
         distribution=distribution,
         variance_reduction=variance_reduction,
+        directions=directions,
         generator=generator,
     )
     return per * sig.pow(power)

@@ -40,6 +40,8 @@ __all__ = [
     "Langevin",
     "StepInfo",
     "gaussian_init",
+    "inpaint",
+    "inpainting_mask",
     "langevin_step",
     "uniform_init",
 ]
@@ -103,8 +105,12 @@ def langevin_step(
         score = call_model(model, x, sig)
         z = randn_like(x, generator) if noise is None else noise
         if z.shape != x.shape:
-            raise ValueError(f"noise must have the shape of x {tuple(x.shape)}; got {tuple(z.shape)}")
-        return x.add(score, alpha=step_size / 2).add(z, alpha=math.sqrt(step_size))
+            raise ValueError(
+                f"noise must have the shape of x {tuple(x.shape)}; got {tuple(z.shape)}"
+            )
+        # Products are rounded before the sums, as in the official code, so that
+        # step_size = 2 * step_lr reproduces its update bit for bit.
+        return x + score * (step_size / 2) + z * math.sqrt(step_size)
 
 
 def _sigma_vector(sigma: Tensor | float, x: Tensor) -> Tensor:
@@ -112,7 +118,9 @@ def _sigma_vector(sigma: Tensor | float, x: Tensor) -> Tensor:
     if s.ndim == 0:
         return s.expand(x.shape[0])
     if s.shape != (x.shape[0],):
-        raise ValueError(f"sigma must be a scalar or have shape [B]={[x.shape[0]]}; got {tuple(s.shape)}")
+        raise ValueError(
+            f"sigma must be a scalar or have shape [B]={[x.shape[0]]}; got {tuple(s.shape)}"
+        )
     return s
 
 
@@ -151,12 +159,14 @@ def _run_level(
     every step (Algorithm 2).
     """
     half, root = step_size / 2, math.sqrt(step_size)
+    drift = torch.empty_like(x)
     for step in range(num_steps):
         score = model(x, sigma)
         if check and step == 0:
             check_output(score, x)
         torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device, out=z)
-        x.add_(score, alpha=half).add_(z, alpha=root)
+        torch.mul(score, half, out=drift)
+        x.add_(drift).add_(z.mul_(root))
         if known is not None:
             torch.where(known[0], known[1], x, out=x)
         if callback is not None:
@@ -225,6 +235,45 @@ class Langevin:
         _check_end(x, "Langevin")
         return x
 
+    def inpaint(
+        self,
+        model: ScoreModel,
+        x: Tensor,
+        mask: Tensor,
+        *,
+        init: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        callback: StepCallback | None = None,
+    ) -> Tensor:
+        """Sample the unknown entries given the known ones (``mask`` = 1), at the single level σ.
+
+        The known entries are perturbed with N(0, σ²) once and re-imposed after every step. See
+        :func:`inpaint`.
+        """
+        mask_b, start = _inpaint_start(x, mask, init, generator)
+        with torch.no_grad():
+            z = torch.empty_like(start)
+            torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device, out=z)
+            y = x + self.sigma * z
+            torch.where(mask_b, y, start, out=start)
+            sigma = torch.full((x.shape[0],), self.sigma, dtype=x.dtype, device=x.device)
+            _run_level(
+                model,
+                start,
+                sigma,
+                float(self.sigma),
+                float(self.step_size),
+                self.num_steps,
+                level=0,
+                z=z,
+                generator=generator,
+                callback=callback,
+                check=True,
+                known=(mask_b, y),
+            )
+        _check_end(start, "Langevin.inpaint")
+        return start
+
 
 @dataclass(frozen=True)
 class AnnealedLangevin:
@@ -266,7 +315,9 @@ class AnnealedLangevin:
         sigmas = as_sigmas(sigmas)
         object.__setattr__(self, "sigmas", sigmas)
         object.__setattr__(self, "step_size", positive_float(step_size, "step_size"))
-        object.__setattr__(self, "steps_per_level", positive_int(steps_per_level, "steps_per_level"))
+        object.__setattr__(
+            self, "steps_per_level", positive_int(steps_per_level, "steps_per_level")
+        )
         object.__setattr__(self, "denoise", bool(denoise))
         object.__setattr__(self, "_floats", tuple(float(s) for s in sigmas.tolist()))
 
@@ -296,6 +347,26 @@ class AnnealedLangevin:
         _check_end(x, "AnnealedLangevin")
         return x
 
+    def inpaint(
+        self,
+        model: ScoreModel,
+        x: Tensor,
+        mask: Tensor,
+        *,
+        init: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        callback: StepCallback | None = None,
+    ) -> Tensor:
+        """Algorithm 2 of Song & Ermon (2019): sample the unknown entries given the known ones.
+
+        See :func:`inpaint`.
+        """
+        mask_b, start = _inpaint_start(x, mask, init, generator)
+        with torch.no_grad():
+            self._anneal(model, start, generator, callback, (mask_b, x))
+        _check_end(start, "AnnealedLangevin.inpaint")
+        return start
+
     def _anneal(
         self,
         model: ScoreModel,
@@ -308,7 +379,7 @@ class AnnealedLangevin:
         sigmas = self.sigmas.to(device=x.device, dtype=x.dtype)
         z = torch.empty_like(x)
         batch = x.shape[0]
-        for level, (value, alpha) in enumerate(zip(self._floats, self.step_sizes)):
+        for level, (value, alpha) in enumerate(zip(self._floats, self.step_sizes, strict=True)):
             sigma = sigmas[level].expand(batch)
             level_known = None
             if known is not None:
@@ -334,11 +405,152 @@ class AnnealedLangevin:
         if self.denoise:
             sigma = sigmas[-1].expand(batch)
             score = model(x, sigma)
-            x.add_(score, alpha=self._floats[-1] ** 2)
+            x.add_(score * self._floats[-1] ** 2)
             if known is not None:
                 torch.where(known[0], known[1], x, out=x)
             if callback is not None:
-                callback(StepInfo(len(self._floats) - 1, self.steps_per_level, self._floats[-1], 0.0, x, score))
+                callback(
+                    StepInfo(
+                        len(self._floats) - 1, self.steps_per_level, self._floats[-1], 0.0, x, score
+                    )
+                )
+
+
+def _inpaint_start(
+    x: Tensor, mask: Tensor, init: Tensor | None, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor]:
+    """Validate (x, mask, init) and return the boolean mask expanded to x and the start point."""
+    _check_start(x, generator)
+    mask = torch.as_tensor(mask)
+    try:
+        expanded = mask.to(x.device).expand(x.shape)
+    except RuntimeError as err:
+        raise ValueError(
+            f"mask of shape {tuple(mask.shape)} cannot broadcast to x of shape {tuple(x.shape)}"
+        ) from err
+    if expanded.dtype != torch.bool:
+        if not bool(((expanded == 0) | (expanded == 1)).all()):
+            bad = expanded[(expanded != 0) & (expanded != 1)][:5].tolist()
+            raise ValueError(f"mask must hold only 0 and 1 (1 = known); got values such as {bad}")
+        expanded = expanded == 1
+    if bool(expanded.all()):
+        raise ValueError("mask marks every entry as known (1): there is nothing to inpaint")
+    if init is None:
+        start = uniform_init(tuple(x.shape), generator=generator, dtype=x.dtype, device=x.device)
+    else:
+        if init.shape != x.shape:
+            raise ValueError(
+                f"init must have the shape of x {tuple(x.shape)}; got {tuple(init.shape)}"
+            )
+        start = init.detach().to(x).clone()
+    return expanded, start
+
+
+def inpaint(
+    sampler: Langevin | AnnealedLangevin,
+    model: ScoreModel,
+    x: Tensor,
+    mask: Tensor,
+    *,
+    init: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    callback: StepCallback | None = None,
+) -> Tensor:
+    """Inpainting with (annealed) Langevin dynamics (Algorithm 2 of Song & Ermon, 2019).
+
+    At each level σ_i the known entries (``mask`` = 1) are set to y = x + σ_i·z̃ with z̃ drawn once
+    per level, and re-imposed after every Langevin step; the unknown entries (``mask`` = 0) follow
+    the sampler's dynamics. No retraining: any unconditional score model works.
+
+    Args:
+        sampler: a :class:`Langevin` or :class:`AnnealedLangevin` (anything with this ``inpaint``
+            method).
+        model: a :class:`~ncsn.ScoreModel`.
+        x: ``[B, *event]`` observations; entries where the mask is 0 are ignored.
+        mask: boolean or 0/1 tensor broadcastable to x (per-example masks allowed); 1 = known.
+        init: starting point for the unknown entries (default: U[0, 1], as in the paper).
+        generator: source of all randomness.
+        callback: receives a :class:`StepInfo` after every step.
+
+    Returns:
+        ``[B, *event]`` completions (the known entries carry the last level's noise, as in Alg. 2;
+        use ``torch.where(mask, x, result)`` to paste the clean observations back).
+
+    Raises:
+        ValueError: a mask that cannot broadcast to x, holds values other than 0/1, or has no
+            unknown entry.
+
+    Example:
+        >>> sampler = ncsn.samplers.AnnealedLangevin(ncsn.geometric_sigmas(1.0, 0.01, 10), 2e-5, 100)
+        >>> mask = ncsn.samplers.inpainting_mask("right_half", images.shape)   # right half unknown
+        >>> completions = ncsn.samplers.inpaint(sampler, net, images, mask, generator=g)  # doctest: +SKIP
+    """
+    method = getattr(sampler, "inpaint", None)
+    if method is None:
+        raise TypeError(f"sampler {sampler!r} has no inpaint method")
+    result: Tensor = method(model, x, mask, init=init, generator=generator, callback=callback)
+    return result
+
+
+MASK_PRESETS = ("right_half", "left_half", "top_half", "bottom_half", "centre_box", "random")
+
+
+def inpainting_mask(
+    preset: str,
+    shape: Sequence[int],
+    *,
+    fraction: float = 0.5,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """A boolean *known* mask (True = observed) for images ``[B, C, H, W]`` or ``[C, H, W]``.
+
+    Presets name the *missing* region: ``"right_half"`` (the paper's Fig. 6 keeps the left half),
+    ``"left_half"``, ``"top_half"``, ``"bottom_half"``, ``"centre_box"`` (a centred box covering
+    ``fraction`` of the height and width is missing) and ``"random"`` (each pixel missing
+    independently with probability ``fraction``, shared across channels, per example when ``shape``
+    has a batch dimension).
+
+    Example:
+        >>> m = ncsn.samplers.inpainting_mask("right_half", (1, 4, 4))
+        >>> m[0].int()
+        tensor([[1, 1, 0, 0],
+                [1, 1, 0, 0],
+                [1, 1, 0, 0],
+                [1, 1, 0, 0]], dtype=torch.int32)
+    """
+    shape = tuple(int(s) for s in shape)
+    if len(shape) < 2:
+        raise ValueError(f"shape must end with (H, W); got shape={shape}")
+    if preset not in MASK_PRESETS:
+        raise ValueError(f"preset must be one of {MASK_PRESETS}; got preset={preset!r}")
+    fraction = finite_float(fraction, "fraction")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1); got fraction={fraction}")
+    dev = (
+        torch.device(device)
+        if device is not None
+        else (generator.device if generator is not None else torch.device("cpu"))
+    )
+    h, w = shape[-2:]
+    known = torch.ones(shape, dtype=torch.bool, device=dev)
+    if preset == "right_half":
+        known[..., w // 2 :] = False
+    elif preset == "left_half":
+        known[..., : w // 2] = False
+    elif preset == "top_half":
+        known[..., : h // 2, :] = False
+    elif preset == "bottom_half":
+        known[..., h // 2 :, :] = False
+    elif preset == "centre_box":
+        bh, bw = max(1, round(h * fraction)), max(1, round(w * fraction))
+        top, left = (h - bh) // 2, (w - bw) // 2
+        known[..., top : top + bh, left : left + bw] = False
+    else:
+        pixel_shape = (shape[0], 1, h, w) if len(shape) == 4 else (1, h, w)
+        u = torch.rand(pixel_shape, generator=generator, device=dev)
+        known = (u >= fraction).expand(shape).clone()
+    return known
 
 
 def _device_dtype(
@@ -346,8 +558,10 @@ def _device_dtype(
     device: torch.device | str | None,
     dtype: torch.dtype | None,
 ) -> tuple[torch.device, torch.dtype]:
-    dev = torch.device(device) if device is not None else (
-        generator.device if generator is not None else torch.device("cpu")
+    dev = (
+        torch.device(device)
+        if device is not None
+        else (generator.device if generator is not None else torch.device("cpu"))
     )
     return dev, dtype or torch.get_default_dtype()
 
@@ -372,7 +586,9 @@ def uniform_init(
     dev, dt = _device_dtype(generator, device, dtype)
     shape = tuple(shape)
     if len(shape) < 1 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
-        raise ValueError(f"shape must be a non-empty sequence of positive ints [B, *event]; got {shape}")
+        raise ValueError(
+            f"shape must be a non-empty sequence of positive ints [B, *event]; got {shape}"
+        )
     u = torch.rand(shape, generator=generator, dtype=dt, device=dev)
     return u.mul_(high - low).add_(low)
 
@@ -396,5 +612,7 @@ def gaussian_init(
     dev, dt = _device_dtype(generator, device, dtype)
     shape = tuple(shape)
     if len(shape) < 1 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
-        raise ValueError(f"shape must be a non-empty sequence of positive ints [B, *event]; got {shape}")
+        raise ValueError(
+            f"shape must be a non-empty sequence of positive ints [B, *event]; got {shape}"
+        )
     return torch.randn(shape, generator=generator, dtype=dt, device=dev).mul_(sigma).add_(mean)

@@ -28,7 +28,9 @@ def _sigma_sq(sigma: Tensor | float, x: Tensor) -> Tensor:
     if s.ndim == 0:
         s = s.expand(x.shape[0])
     if s.shape != (x.shape[0],):
-        raise ValueError(f"sigma must be a scalar or have shape [B]={[x.shape[0]]}; got {tuple(s.shape)}")
+        raise ValueError(
+            f"sigma must be a scalar or have shape [B]={[x.shape[0]]}; got {tuple(s.shape)}"
+        )
     return (s * s).reshape(-1, 1, 1)
 
 
@@ -66,7 +68,9 @@ class GaussianMixture:
         if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
             raise ValueError(f"weights must be finite and non-negative; got weights={w.tolist()}")
         if abs(float(w.sum()) - 1.0) > 1e-6:
-            raise ValueError(f"weights must sum to 1; got weights={w.tolist()} (sum {float(w.sum())})")
+            raise ValueError(
+                f"weights must sum to 1; got weights={w.tolist()} (sum {float(w.sum())})"
+            )
         if not bool(torch.isfinite(mu).all()):
             raise ValueError(f"means must be finite; got means={mu.tolist()}")
         s = torch.as_tensor(stds, dtype=torch.float64)
@@ -75,7 +79,9 @@ class GaussianMixture:
         elif s.shape == (k,):
             s = s[:, None].expand(k, d)
         elif s.shape != (k, d):
-            raise ValueError(f"stds must be a scalar, [K]=[{k}] or [K, D]=[{k}, {d}]; got {tuple(s.shape)}")
+            raise ValueError(
+                f"stds must be a scalar, [K]=[{k}] or [K, D]=[{k}, {d}]; got {tuple(s.shape)}"
+            )
         if not bool(torch.isfinite(s).all()) or bool((s <= 0).any()):
             raise ValueError(f"stds must be positive and finite; got stds={s.tolist()}")
         self.weights = w
@@ -176,7 +182,9 @@ class Gaussian:
         torch.Size([3, 2])
     """
 
-    def __init__(self, mean: Tensor | Sequence[float], cov: Tensor | Sequence[Sequence[float]]) -> None:
+    def __init__(
+        self, mean: Tensor | Sequence[float], cov: Tensor | Sequence[Sequence[float]]
+    ) -> None:
         mu = torch.as_tensor(mean, dtype=torch.float64)
         c = torch.as_tensor(cov, dtype=torch.float64)
         if mu.ndim != 1:
@@ -249,7 +257,6 @@ class Gaussian:
     def score_model(self) -> ExactScore:
         """The exact perturbed score as a :class:`~ncsn.ScoreModel`."""
         return ExactScore(self)
-
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,85 @@
+"""Contract tables: every implementation of each protocol, so that every check runs on each.
+
+Each entry is ``(name, factory)``; factories build a fresh object. Score-model entries also say which
+event shapes they accept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+import ncsn
+
+SIGMAS = ncsn.geometric_sigmas(1.0, 0.1, 4, dtype=torch.float64)
+
+
+def gaussian_score(x: Tensor, sigma: Tensor) -> Tensor:
+    """Exact score of N(0, I) perturbed by N(0, σ²I), for any event shape (a plain function)."""
+    return -x / (1 + sigma.reshape(-1, *([1] * (x.ndim - 1))) ** 2)
+
+
+@dataclass(frozen=True)
+class ModelCase:
+    name: str
+    factory: Callable[[], ncsn.ScoreModel]
+    event_shape: tuple[int, ...]
+    sigmas: Tensor = SIGMAS  # levels the model accepts
+
+
+def _mlp() -> ncsn.ScoreModel:
+    torch.manual_seed(0)  # test-side seeding of weight init only
+    return ncsn.nets.ScoreMLP(3, hidden=16, sigmas=SIGMAS).double()
+
+
+def _mlp_unconditional() -> ncsn.ScoreModel:
+    torch.manual_seed(0)
+    return ncsn.nets.ScoreMLP(3, hidden=16).double()
+
+
+def _mixture() -> ncsn.ScoreModel:
+    return ncsn.toy.GaussianMixture([0.3, 0.7], [[-1.0, 0.0, 1.0], [1.0, 2.0, 0.0]], [0.5, 1.0]).score_model()
+
+
+def _refinenet() -> ncsn.ScoreModel:
+    torch.manual_seed(0)
+    return ncsn.nets.RefineNet(channels=1, ngf=4, sigmas=SIGMAS).double()
+
+
+ALL_SCORE_MODELS: list[ModelCase] = [
+    ModelCase("gaussian_function", lambda: gaussian_score, (2, 3)),
+    ModelCase("mixture_exact", _mixture, (3,)),
+    ModelCase("score_mlp", _mlp, (3,)),
+    ModelCase("score_mlp_unconditional", _mlp_unconditional, (3,)),
+]
+if hasattr(ncsn.nets, "RefineNet"):
+    ALL_SCORE_MODELS.append(ModelCase("refinenet_tiny", _refinenet, (1, 8, 8)))
+
+ALL_SCHEDULES: list[tuple[str, Callable[[], ncsn.NoiseSchedule]]] = [
+    ("geometric_paper", lambda: ncsn.GeometricSchedule(1.0, 0.01, 10)),
+    ("geometric_toy", lambda: ncsn.GeometricSchedule(20.0, 1.0, 10)),
+    ("schedule_from_tensor", lambda: ncsn.Schedule(torch.tensor([3.0, 1.0, 0.5, 0.1]))),
+    ("single_level", lambda: ncsn.Schedule([0.01])),
+]
+
+ALL_LOSSES: list[tuple[str, Callable[[ncsn.NoiseSchedule], ncsn.ScoreLoss]]] = [
+    ("dsm", lambda s: ncsn.losses.DenoisingScoreMatching(s)),
+    ("dsm_power0", lambda s: ncsn.losses.DenoisingScoreMatching(s, power=0.0)),
+    ("ssm_vr", lambda s: ncsn.losses.SlicedScoreMatching(s)),
+    (
+        "ssm_rademacher",
+        lambda s: ncsn.losses.SlicedScoreMatching(
+            s, variance_reduction=False, projections=2, distribution="rademacher"
+        ),
+    ),
+    ("ssm_sphere", lambda s: ncsn.losses.SlicedScoreMatching(s, distribution="sphere")),
+]
+
+ALL_SAMPLERS: list[tuple[str, Callable[[Tensor], ncsn.Sampler]]] = [
+    ("langevin", lambda sigmas: ncsn.samplers.Langevin(float(sigmas[-1]), 1e-2, 3)),
+    ("annealed", lambda sigmas: ncsn.samplers.AnnealedLangevin(sigmas, 1e-2, 2)),
+    ("annealed_denoise", lambda sigmas: ncsn.samplers.AnnealedLangevin(sigmas, 1e-2, 2, denoise=True)),
+]

@@ -1,0 +1,134 @@
+"""Every implementation of each protocol gets every check of that protocol's contract."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import ncsn
+from contracts import ALL_LOSSES, ALL_SAMPLERS, ALL_SCHEDULES, ALL_SCORE_MODELS, ModelCase
+
+MODEL_IDS = [c.name for c in ALL_SCORE_MODELS]
+
+
+def _x(case: ModelCase, batch: int = 3, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand((batch, *case.event_shape), generator=g, dtype=torch.float64)
+
+
+# ---------------------------------------------------------------- ScoreModel
+@pytest.mark.parametrize("case", ALL_SCORE_MODELS, ids=MODEL_IDS)
+def test_score_model_is_protocol_instance(case: ModelCase) -> None:
+    assert isinstance(case.factory(), ncsn.ScoreModel)
+
+
+@pytest.mark.parametrize("case", ALL_SCORE_MODELS, ids=MODEL_IDS)
+def test_score_model_keeps_shape_dtype_and_is_finite(case: ModelCase) -> None:
+    model = case.factory()
+    x = _x(case)
+    sigma = case.sigmas[torch.tensor([0, 1, 3])].to(x)
+    out = model(x, sigma)
+    assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("case", ALL_SCORE_MODELS, ids=MODEL_IDS)
+@pytest.mark.parametrize("loss_name, make_loss", ALL_LOSSES, ids=[n for n, _ in ALL_LOSSES])
+def test_score_model_works_with_every_loss(case: ModelCase, loss_name: str, make_loss) -> None:
+    model = case.factory()
+    loss = make_loss(ncsn.Schedule(case.sigmas))
+    value = loss(model, _x(case), generator=torch.Generator().manual_seed(1))
+    assert value.ndim == 0 and torch.isfinite(value)
+    params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
+    if params:
+        value.backward()
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
+
+
+@pytest.mark.parametrize("case", ALL_SCORE_MODELS, ids=MODEL_IDS)
+@pytest.mark.parametrize("sampler_name, make_sampler", ALL_SAMPLERS, ids=[n for n, _ in ALL_SAMPLERS])
+def test_score_model_works_with_every_sampler(case: ModelCase, sampler_name: str, make_sampler) -> None:
+    sampler = make_sampler(case.sigmas)
+    x0 = _x(case)
+    out = sampler(case.factory(), x0, generator=torch.Generator().manual_seed(2))
+    assert out.shape == x0.shape and out.dtype == x0.dtype and torch.isfinite(out).all()
+    assert not out.requires_grad
+
+
+# ---------------------------------------------------------------- NoiseSchedule
+@pytest.mark.parametrize("name, make", ALL_SCHEDULES, ids=[n for n, _ in ALL_SCHEDULES])
+def test_schedule_contract(name: str, make) -> None:
+    schedule = make()
+    assert isinstance(schedule, ncsn.NoiseSchedule)
+    sigmas = schedule.sigmas
+    assert sigmas.ndim == 1 and sigmas.numel() >= 1
+    assert (sigmas > 0).all() and torch.isfinite(sigmas).all()
+    assert (sigmas[1:] < sigmas[:-1]).all()
+    draws = schedule.sample(500, generator=torch.Generator().manual_seed(0))
+    assert draws.shape == (500,)
+    assert torch.isin(draws, sigmas).all()
+    again = schedule.sample(500, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(draws, again)
+    if sigmas.numel() > 1:  # every level is drawn
+        assert torch.unique(draws).numel() == sigmas.numel()
+
+
+# ---------------------------------------------------------------- ScoreLoss
+@pytest.mark.parametrize("name, make", ALL_LOSSES, ids=[n for n, _ in ALL_LOSSES])
+def test_loss_contract(name: str, make) -> None:
+    schedule = ncsn.GeometricSchedule(1.0, 0.1, 4)
+    loss = make(schedule)
+    assert isinstance(loss, ncsn.ScoreLoss)
+    torch.manual_seed(0)
+    net = ncsn.nets.ScoreMLP(2, hidden=8, sigmas=schedule.sigmas)
+    x = torch.randn(16, 2)
+    a = loss(net, x, generator=torch.Generator().manual_seed(5))
+    b = loss(net, x, generator=torch.Generator().manual_seed(5))
+    assert a.ndim == 0 and torch.isfinite(a) and torch.equal(a, b)
+    a.backward()
+    assert all(p.grad is not None for p in net.parameters())
+
+
+@pytest.mark.parametrize("name, make", ALL_LOSSES, ids=[n for n, _ in ALL_LOSSES])
+def test_loss_rejects_model_with_wrong_output_shape(name: str, make) -> None:
+    loss = make(ncsn.GeometricSchedule(1.0, 0.1, 4))
+    x = torch.randn(4, 3, requires_grad=False)
+    with pytest.raises(ValueError, match=r"output shape \(\d+, 2\) differs from its input shape \(\d+, 3\)"):
+        loss(lambda x, s: x[:, :2] * 1.0, x)
+
+
+# ---------------------------------------------------------------- Sampler
+@pytest.mark.parametrize("name, make", ALL_SAMPLERS, ids=[n for n, _ in ALL_SAMPLERS])
+def test_sampler_contract(name: str, make) -> None:
+    sampler = make(ncsn.geometric_sigmas(1.0, 0.1, 3))
+    assert isinstance(sampler, ncsn.Sampler)
+    x0 = torch.rand(5, 2, 3)
+    g = lambda: torch.Generator().manual_seed(7)  # noqa: E731
+    a = sampler(lambda x, s: -x, x0, generator=g())
+    b = sampler(lambda x, s: -x, x0, generator=g())
+    assert torch.equal(a, b) and a.shape == x0.shape and a.dtype == x0.dtype
+    assert torch.equal(x0, torch.rand(5, 2, 3).copy_(x0))  # input not modified
+    calls: list[ncsn.samplers.StepInfo] = []
+    sampler(lambda x, s: -x, x0, generator=g(), callback=calls.append)
+    assert len(calls) == sampler.num_model_calls
+
+
+@pytest.mark.parametrize("name, make", ALL_SAMPLERS, ids=[n for n, _ in ALL_SAMPLERS])
+def test_sampler_rejects_model_with_wrong_output_shape(name: str, make) -> None:
+    sampler = make(ncsn.geometric_sigmas(1.0, 0.1, 3))
+    with pytest.raises(ValueError, match=r"output shape \(2, 1\) differs from its input shape \(2, 3\)"):
+        sampler(lambda x, s: x[:, :1], torch.rand(2, 3))
+
+
+@pytest.mark.parametrize("name, make", ALL_SAMPLERS, ids=[n for n, _ in ALL_SAMPLERS])
+def test_sampler_counts_model_calls(name: str, make) -> None:
+    sampler = make(ncsn.geometric_sigmas(1.0, 0.1, 3))
+    count = 0
+
+    def model(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        nonlocal count
+        count += 1
+        return -x
+
+    sampler(model, torch.rand(2, 3))
+    assert count == sampler.num_model_calls

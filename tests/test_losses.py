@@ -1,0 +1,214 @@
+"""Losses against exact values: oracle models, zero models and the exact score-matching objective."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+import ncsn
+from ncsn.losses import annealed_ssm, dsm, projections_like, ssm
+
+
+def _pad(s: Tensor, x: Tensor) -> Tensor:
+    return s.reshape(-1, *([1] * (x.ndim - 1)))
+
+
+@pytest.mark.parametrize("shape", [(5, 2), (3, 2, 4, 4), (2, 7)])
+@pytest.mark.parametrize("power", [0.0, 1.0, 2.0])
+def test_dsm_is_exactly_zero_for_the_oracle(shape: tuple[int, ...], power: float) -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(shape, generator=g)
+    z = torch.randn(shape, generator=g)
+    sigma = torch.rand(shape[0], generator=g) + 0.01
+    oracle = lambda xt, s: -z / _pad(s, z)  # noqa: E731
+    loss = dsm(oracle, x, sigma, noise=z, power=power)
+    assert torch.equal(loss, torch.zeros(shape[0]))
+
+
+@pytest.mark.parametrize("power", [0.0, 2.0, 3.0])
+def test_dsm_with_zero_model_is_half_noise_norm_times_sigma_power(power: float) -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(6, 3, 5, 5, generator=g, dtype=torch.float64)
+    z = torch.randn(x.shape, generator=g, dtype=torch.float64)
+    sigma = torch.linspace(0.01, 2.0, 6, dtype=torch.float64)
+    loss = dsm(lambda xt, s: torch.zeros_like(xt), x, sigma, noise=z, power=power)
+    expected = 0.5 * z.flatten(1).square().sum(1) * sigma ** (power - 2)
+    torch.testing.assert_close(loss, expected, rtol=1e-12, atol=0)
+
+
+def test_dsm_matches_the_official_formula() -> None:
+    """½ Σ (s − target)² σ^p with target = −(x̃ − x)/σ² (spec §1.3)."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(4, 1, 6, 6, generator=g, dtype=torch.float64)
+    z = torch.randn(x.shape, generator=g, dtype=torch.float64)
+    sigma = torch.tensor([1.0, 0.5, 0.1, 0.01], dtype=torch.float64)
+    model = lambda xt, s: torch.sin(3 * xt) / _pad(s, xt)  # noqa: E731
+    xt = x + _pad(sigma, x) * z
+    target = -(xt - x) / _pad(sigma, x) ** 2
+    official = 0.5 * ((model(xt, sigma) - target) ** 2).flatten(1).sum(1) * sigma**2.0
+    torch.testing.assert_close(dsm(model, x, sigma, noise=z), official, rtol=1e-10, atol=0)
+
+
+def test_configured_dsm_is_the_batch_mean_of_the_kernel() -> None:
+    schedule = ncsn.GeometricSchedule(1.0, 0.01, 10)
+    loss = ncsn.losses.DenoisingScoreMatching(schedule, power=2.0)
+    x = torch.rand(32, 2, dtype=torch.float64)
+    model = lambda xt, s: -xt  # noqa: E731
+    value = loss(model, x, generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    sigma = schedule.sample(32, generator=g).double()
+    expected = dsm(model, x, sigma, generator=g).mean()
+    torch.testing.assert_close(value, expected)
+
+
+def _exact_sm_objective(model: nn.Module, x: Tensor, sigma: Tensor) -> Tensor:
+    """tr(∇ₓ s) + ½‖s‖² per example, with the full Jacobian."""
+    out = []
+    for xi, si in zip(x, sigma, strict=True):
+        f = lambda v: model(v[None], si[None])[0]  # noqa: E731
+        jac = torch.autograd.functional.jacobian(f, xi)
+        s = f(xi)
+        out.append(torch.trace(jac.reshape(xi.numel(), xi.numel())) + 0.5 * s.square().sum())
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("distribution", ["gaussian", "rademacher", "sphere"])
+@pytest.mark.parametrize("variance_reduction", [True, False])
+def test_ssm_expectation_is_the_exact_score_matching_objective(
+    distribution: str, variance_reduction: bool
+) -> None:
+    torch.manual_seed(0)
+    net = ncsn.nets.ScoreMLP(3, hidden=16).double()
+    points = torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    sigma = torch.ones(3, dtype=torch.float64)
+    exact = _exact_sm_objective(net, points, sigma)
+    n = 4000
+    x = points.repeat_interleave(n, dim=0)
+    values = ssm(
+        net,
+        x,
+        1.0,
+        distribution=distribution,  # type: ignore[arg-type]
+        variance_reduction=variance_reduction,
+        generator=torch.Generator().manual_seed(5),
+    ).reshape(3, n)
+    mean, se = values.mean(1), values.std(1) / math.sqrt(n)
+    assert ((mean - exact).abs() <= 4 * se + 1e-10).all(), (mean, exact, se)
+
+
+def test_projection_distributions_have_identity_second_moment() -> None:
+    for distribution in ("gaussian", "rademacher", "sphere"):
+        v = projections_like(
+            torch.zeros(20000, 2, 2, dtype=torch.float64),
+            distribution,  # type: ignore[arg-type]
+            generator=torch.Generator().manual_seed(6),
+        ).flatten(1)
+        second = v.T @ v / v.shape[0]
+        # each entry of the empirical E[vvᵀ] has standard error at most √(Var(v_i v_j)/n) ≤ √(3/n)
+        assert (second - torch.eye(4, dtype=torch.float64)).abs().max() < 4 * math.sqrt(3 / 20000)
+
+
+class _FlatMLP(nn.Module):
+    """An image model that flattens, applies an MLP and reshapes back."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = shape
+        self.net = ncsn.nets.ScoreMLP(math.prod(shape), hidden=8)
+
+    def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
+        return self.net(x.flatten(1), sigma).reshape(x.shape)
+
+
+@pytest.mark.parametrize("distribution", ["gaussian", "sphere", "rademacher"])
+@pytest.mark.parametrize("variance_reduction", [True, False])
+def test_ssm_on_images_sums_over_every_event_dimension(distribution: str, variance_reduction: bool) -> None:
+    """The official non-VR SSM normalised and summed over the last axis only; we use all event dims."""
+    torch.manual_seed(0)
+    image_model = _FlatMLP((2, 3, 4)).double()
+    x = torch.randn(5, 2, 3, 4, dtype=torch.float64)
+    kwargs = dict(distribution=distribution, variance_reduction=variance_reduction, projections=2)
+    on_images = ssm(image_model, x, 1.0, generator=torch.Generator().manual_seed(7), **kwargs)  # type: ignore[arg-type]
+    on_vectors = ssm(image_model.net, x.flatten(1), 1.0, generator=torch.Generator().manual_seed(7), **kwargs)  # type: ignore[arg-type]
+    torch.testing.assert_close(on_images, on_vectors)
+    v = projections_like(torch.zeros(5, 2, 3, 4), "sphere", generator=torch.Generator())
+    torch.testing.assert_close(v.flatten(1).norm(dim=1), torch.full((5,), math.sqrt(24)))
+
+
+def test_annealed_ssm_is_weighted_ssm_at_perturbed_points() -> None:
+    torch.manual_seed(0)
+    net = ncsn.nets.ScoreMLP(2, hidden=8, sigmas=[1.0, 0.5]).double()
+    x = torch.randn(6, 2, dtype=torch.float64)
+    z = torch.randn(6, 2, dtype=torch.float64)
+    v = torch.randn(1, 6, 2, dtype=torch.float64)
+    sigma = torch.tensor([1.0, 0.5] * 3, dtype=torch.float64)
+    got = annealed_ssm(net, x, sigma, noise=z, directions=v, power=3.0)
+    expected = ssm(net, x + sigma[:, None] * z, sigma, directions=v) * sigma**3
+    torch.testing.assert_close(got, expected)
+
+
+def test_ssm_gradients_reach_parameters_and_match_finite_differences() -> None:
+    torch.manual_seed(0)
+    net = ncsn.nets.ScoreMLP(2, hidden=4).double()
+    x = torch.randn(3, 2, dtype=torch.float64)
+    v = torch.randn(1, 3, 2, dtype=torch.float64)
+    loss = ssm(net, x, 1.0, directions=v).sum()
+    loss.backward()
+    p = net.fc1.bias
+    assert p.grad is not None
+    analytic = p.grad[0].item()
+    eps = 1e-6
+    with torch.no_grad():
+        p[0] += eps
+    up = ssm(net, x, 1.0, directions=v).sum().item()
+    with torch.no_grad():
+        p[0] -= 2 * eps
+    down = ssm(net, x, 1.0, directions=v).sum().item()
+    assert analytic == pytest.approx((up - down) / (2 * eps), rel=1e-5)
+
+
+def test_single_sigma_baseline_is_dsm_with_power_zero() -> None:
+    loss = ncsn.losses.DenoisingScoreMatching(ncsn.Schedule([0.01]), power=0.0)
+    x = torch.rand(8, 4, dtype=torch.float64)
+    g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    value = loss(lambda xt, s: torch.zeros_like(xt), x, generator=g1)
+    ncsn.Schedule([0.01]).sample(8, generator=g2)
+    z = torch.randn(x.shape, generator=g2, dtype=torch.float64)
+    torch.testing.assert_close(value, (0.5 * z.square().sum(1) / 0.01**2).mean())
+
+
+# ---------------------------------------------------------------- bad input
+def test_loss_errors_name_the_argument() -> None:
+    model = lambda x, s: -x  # noqa: E731
+    x = torch.rand(4, 2)
+    with pytest.raises(ValueError, match="distribution must be one of .* got distribution='uniform'"):
+        ncsn.losses.SlicedScoreMatching(ncsn.GeometricSchedule(1.0, 0.1, 3), distribution="uniform")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="distribution must be one of"):
+        ssm(model, x, 1.0, distribution="normal")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="projections must be >= 1; got projections=0"):
+        ssm(model, x, 1.0, projections=0)
+    with pytest.raises(ValueError, match="sigma must be positive"):
+        dsm(model, x, torch.tensor([1.0, 0.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="sigma must be positive"):
+        dsm(model, x, float("nan"))
+    with pytest.raises(ValueError, match=r"sigma must be a scalar or have shape \[B\]=\[4\]; got \(3,\)"):
+        dsm(model, x, torch.ones(3))
+    with pytest.raises(ValueError, match=r"noise must have the shape of x \(4, 2\); got \(4, 3\)"):
+        dsm(model, x, 1.0, noise=torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="batch dimension"):
+        dsm(model, torch.tensor(1.0), 1.0)
+    with pytest.raises(ValueError, match="power must be finite"):
+        ncsn.losses.DenoisingScoreMatching(ncsn.GeometricSchedule(1.0, 0.1, 3), power=float("inf"))
+    with pytest.raises(ValueError, match=r"directions must have shape"):
+        ssm(model, x, 1.0, directions=torch.zeros(4, 2))
+    with pytest.raises(TypeError, match="floating-point"):
+        dsm(model, torch.ones(4, 2, dtype=torch.int64), 1.0)
+
+
+def test_generator_on_another_device_is_rejected() -> None:
+    x = torch.empty(4, 2, device="meta")
+    with pytest.raises(ValueError, match="generator is on device cpu but x is on device meta"):
+        dsm(lambda x, s: -x, x, 1.0, generator=torch.Generator())

@@ -1,0 +1,83 @@
+"""Noise schedules: the paper's table, validation of user tensors, sampling."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import ncsn
+
+PAPER_TABLE = [1.0, 0.599484, 0.359381, 0.215443, 0.129155, 0.077426, 0.046416, 0.027826, 0.016681, 0.01]
+
+
+def test_default_paper_schedule_equals_the_spec_table() -> None:
+    sigmas = ncsn.geometric_sigmas(1.0, 0.01, 10)
+    assert sigmas.dtype == torch.float32
+    torch.testing.assert_close(sigmas, torch.tensor(PAPER_TABLE), rtol=0, atol=1e-6)
+    torch.testing.assert_close(ncsn.GeometricSchedule(1.0, 0.01, 10).sigmas, sigmas)
+
+
+def test_toy_schedule_equals_the_spec_values() -> None:
+    expected = [20, 14.337, 10.278, 7.368, 5.282, 3.787, 2.714, 1.946, 1.395, 1.0]
+    torch.testing.assert_close(ncsn.geometric_sigmas(20.0, 1.0, 10, dtype=torch.float64), torch.tensor(expected, dtype=torch.float64), rtol=0, atol=1e-3)
+
+
+def test_geometric_sigmas_endpoints_ratio_dtype_device() -> None:
+    s = ncsn.geometric_sigmas(50.0, 0.01, 232, dtype=torch.float64, device="cpu")
+    assert s[0].item() == pytest.approx(50.0, rel=1e-12) and s[-1].item() == pytest.approx(0.01, rel=1e-12)
+    ratios = s[:-1] / s[1:]
+    torch.testing.assert_close(ratios, ratios.mean().expand(231), rtol=1e-10, atol=0)
+    assert ncsn.geometric_sigmas(2.0, 1.0, 1).tolist() == [2.0]
+
+
+def test_schedule_from_user_tensor() -> None:
+    schedule = ncsn.Schedule(torch.tensor([3.0, 1.0, 0.2]))
+    assert schedule.num_levels == 3
+    draws = schedule.sample(3000, generator=torch.Generator().manual_seed(0))
+    counts = torch.stack([(draws == v).sum() for v in schedule.sigmas])
+    # uniform over levels: each count ~ Binomial(3000, 1/3); 4 standard errors ≈ 103
+    assert ((counts - 1000).abs() < 4 * (3000 * (1 / 3) * (2 / 3)) ** 0.5).all()
+    assert ncsn.Schedule([0.01]).sample(4).tolist() == pytest.approx([0.01] * 4)
+
+
+@pytest.mark.parametrize(
+    "sigmas, error, match",
+    [
+        (torch.ones(2, 2), ValueError, r"sigmas must be 1-D; got shape \(2, 2\)"),
+        (torch.tensor([]), ValueError, "at least one level"),
+        (torch.tensor([1.0, float("inf")]), ValueError, r"sigmas must be finite; got \[1.0, inf\]"),
+        (torch.tensor([1.0, float("nan")]), ValueError, "sigmas must be finite"),
+        (torch.tensor([1.0, 0.0]), ValueError, r"sigmas must be positive; got \[1.0, 0.0\]"),
+        (torch.tensor([0.1, 1.0]), ValueError, r"sigmas must be strictly decreasing; got \[0.1"),
+        (torch.tensor([1.0, 1.0]), ValueError, "strictly decreasing"),
+        (torch.tensor([3, 2, 1]), TypeError, "floating-point"),
+        ("abc", TypeError, "sigmas must be a 1-D tensor of floats"),
+    ],
+)
+def test_schedule_validation(sigmas, error, match: str) -> None:
+    with pytest.raises(error, match=match):
+        ncsn.Schedule(sigmas)
+
+
+@pytest.mark.parametrize(
+    "args, error, match",
+    [
+        ((0.01, 1.0, 10), ValueError, "sigma_min must be smaller than sigma_max; got sigma_min=1.0, sigma_max=0.01"),
+        ((1.0, 1.0, 10), ValueError, "sigma_min must be smaller than sigma_max"),
+        ((1.0, 0.01, 0), ValueError, "num_levels must be >= 1; got num_levels=0"),
+        ((1.0, 0.01, 2.5), TypeError, "num_levels must be an int"),
+        ((-1.0, 0.01, 10), ValueError, "sigma_max must be positive and finite; got sigma_max=-1.0"),
+        ((1.0, 0.0, 10), ValueError, "sigma_min must be positive and finite; got sigma_min=0.0"),
+        ((float("inf"), 0.01, 10), ValueError, "sigma_max=inf"),
+    ],
+)
+def test_geometric_validation(args, error, match: str) -> None:
+    with pytest.raises(error, match=match):
+        ncsn.geometric_sigmas(*args)
+    with pytest.raises(error, match=match):
+        ncsn.GeometricSchedule(*args)
+
+
+def test_sample_errors() -> None:
+    with pytest.raises(ValueError, match="batch must be >= 1; got batch=0"):
+        ncsn.GeometricSchedule(1.0, 0.1, 3).sample(0)
