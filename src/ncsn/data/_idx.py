@@ -1,0 +1,186 @@
+"""MNIST-style IDX files (raw or gzip-compressed)."""
+
+from __future__ import annotations
+
+import gzip
+import math
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ncsn.data._common import (
+    DataError,
+    as_path,
+    choice,
+    existing_dir,
+    existing_file,
+    float_dtype,
+    uint8_to_unit,
+)
+
+__all__ = ["load_idx", "load_mnist", "read_idx"]
+
+# IDX type byte → big-endian numpy dtype (LeCun's format description).
+_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_GZIP_MAGIC = b"\x1f\x8b"
+_EXPECTED = "an IDX file (magic 00 00 <type> <ndim>)"
+
+
+def _read_maybe_gzip(path: Path, what: str) -> bytes:
+    raw = path.read_bytes()
+    if raw[:2] != _GZIP_MAGIC:
+        if path.suffix.lower() == ".gz":
+            raise DataError(f"{path}: expected gzip-compressed {what}, got no gzip header")
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as err:
+        raise DataError(
+            f"{path}: expected gzip-compressed {what}, got a corrupt gzip stream ({err})"
+        ) from err
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read one IDX file (raw, or gzip-compressed; detected from its first bytes).
+
+    The format: two zero bytes, a type byte (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,
+    0x0D float32, 0x0E float64), the number of dimensions, each dimension as a big-endian uint32,
+    then the values in C order, big-endian. The header must describe the data exactly: a
+    truncated file or trailing bytes are errors.
+
+    Args:
+        path: the file, e.g. ``train-images-idx3-ubyte`` or ``train-images-idx3-ubyte.gz``.
+
+    Returns:
+        A numpy array of the stored shape, in native byte order.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        DataError: not an IDX file, a corrupt gzip stream, or a size that disagrees with the header.
+
+    Example:
+        >>> ncsn.data.read_idx("mnist/train-labels-idx1-ubyte.gz").shape  # doctest: +SKIP
+        (60000,)
+    """
+    p = existing_file(path, _EXPECTED)
+    data = _read_maybe_gzip(p, _EXPECTED)
+    if len(data) < 4:
+        raise DataError(f"{p}: expected {_EXPECTED}, got only {len(data)} bytes")
+    type_code, ndim = data[2], data[3]
+    if data[:2] != b"\x00\x00" or type_code not in _IDX_TYPES or ndim == 0:
+        raise DataError(f"{p}: expected {_EXPECTED}, got magic {data[:4].hex(' ')}")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{p}: expected {ndim} dimension sizes after the magic, file is truncated")
+    dims = tuple(int.from_bytes(data[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim))
+    dtype = np.dtype(_IDX_TYPES[type_code])
+    expected = math.prod(dims) * dtype.itemsize
+    if len(data) - header != expected:
+        raise DataError(
+            f"{p}: expected {expected} data bytes for IDX shape {list(dims)} and type "
+            f"{dtype.name}, got {len(data) - header} (truncated or trailing bytes)"
+        )
+    return (
+        np.frombuffer(data, dtype=dtype, offset=header)
+        .reshape(dims)
+        .astype(dtype.newbyteorder("="))
+    )
+
+
+def load_idx(
+    images: str | Path, labels: str | Path | None = None, *, dtype: torch.dtype = torch.float32
+) -> tuple[Tensor, Tensor | None]:
+    """Load an IDX image file (and optionally its label file) as ``[N, 1, H, W]`` in ``[0, 1]``.
+
+    Args:
+        images: IDX file of uint8 images ``[N, H, W]`` (raw or ``.gz``).
+        labels: optional IDX file of integer labels ``[N]``.
+        dtype: floating dtype of the images.
+
+    Returns:
+        ``(x, labels)``: ``x`` ``[N, 1, H, W]`` = pixels / 255; ``labels`` int64 ``[N]`` or ``None``.
+
+    Raises:
+        FileNotFoundError: a file does not exist.
+        DataError: a file is not IDX, is corrupt, the images are not uint8 ``[N, H, W]``, the labels
+            not integer ``[N]``, or the counts differ.
+
+    Example:
+        >>> x, y = ncsn.data.load_idx("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")  # doctest: +SKIP
+    """
+    float_dtype(dtype)
+    pixels = read_idx(images)
+    if pixels.dtype != np.uint8 or pixels.ndim != 3:
+        raise DataError(
+            f"{as_path(images)}: expected IDX uint8 images [N, H, W], "
+            f"got {pixels.dtype} {list(pixels.shape)}"
+        )
+    x = uint8_to_unit(pixels[:, None], dtype)
+    return x, None if labels is None else _read_labels(labels, len(pixels), images)
+
+
+def _read_labels(labels: str | Path, count: int, images: str | Path) -> Tensor:
+    values = read_idx(labels)
+    if values.dtype.kind not in "iu" or values.shape != (count,):
+        raise DataError(
+            f"{as_path(labels)}: expected IDX integer labels [{count}] to match "
+            f"{as_path(images)}, got {values.dtype} {list(values.shape)}"
+        )
+    return torch.from_numpy(values.astype(np.int64))
+
+
+_MNIST_PREFIX = {"train": "train", "test": "t10k"}
+
+
+def _find_mnist_file(root: Path, prefix: str, kind: str) -> Path:
+    names = [f"{prefix}-{kind}", f"{prefix}-{kind.replace('-idx', '.idx')}"]
+    folders = [root, root / "raw", root / "MNIST" / "raw"]
+    for folder in folders:
+        for name in names:
+            for suffix in ("", ".gz"):
+                candidate = folder / (name + suffix)
+                if candidate.is_file():
+                    return candidate
+    raise FileNotFoundError(
+        f"{root}: no {names[0]}[.gz] (expected MNIST IDX files here, in raw/ or in MNIST/raw/)"
+    )
+
+
+def load_mnist(
+    root: str | Path, split: str = "train", *, dtype: torch.dtype = torch.float32
+) -> tuple[Tensor, Tensor]:
+    """Load MNIST (or Fashion-MNIST, which uses the same names) from its four IDX files.
+
+    Looks for ``train-images-idx3-ubyte`` / ``train-labels-idx1-ubyte`` (split ``"train"``) and
+    ``t10k-images-idx3-ubyte`` / ``t10k-labels-idx1-ubyte`` (split ``"test"``), raw or ``.gz``,
+    in ``root``, ``root/raw`` or ``root/MNIST/raw`` (torchvision's layout). Nothing downloads.
+
+    Args:
+        root: the folder holding the files.
+        split: ``"train"``, ``"test"`` or ``"all"`` (train then test).
+        dtype: floating dtype of the images.
+
+    Returns:
+        ``(x, labels)``: ``x`` ``[N, 1, 28, 28]`` in ``[0, 1]`` and int64 ``labels`` ``[N]``.
+
+    Raises:
+        FileNotFoundError: ``root`` or one of the files is missing.
+        DataError: a file is not a valid IDX file of the expected kind.
+        ValueError: an unknown ``split``.
+
+    Example:
+        >>> x, y = ncsn.data.load_mnist("~/data/mnist", "test")  # doctest: +SKIP
+    """
+    choice(split, "split", ("train", "test", "all"))
+    folder = existing_dir(root, "MNIST IDX files")
+    parts = []
+    for part in ("train", "test") if split == "all" else (split,):
+        prefix = _MNIST_PREFIX[part]
+        images = _find_mnist_file(folder, prefix, "images-idx3-ubyte")
+        labels = _find_mnist_file(folder, prefix, "labels-idx1-ubyte")
+        x, _ = load_idx(images, dtype=dtype)
+        parts.append((x, _read_labels(labels, len(x), images)))
+    return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
