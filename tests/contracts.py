@@ -41,7 +41,9 @@ def _mlp_unconditional() -> ncsn.ScoreModel:
 
 
 def _mixture() -> ncsn.ScoreModel:
-    return ncsn.toy.GaussianMixture([0.3, 0.7], [[-1.0, 0.0, 1.0], [1.0, 2.0, 0.0]], [0.5, 1.0]).score_model()
+    return ncsn.toy.GaussianMixture(
+        [0.3, 0.7], [[-1.0, 0.0, 1.0], [1.0, 2.0, 0.0]], [0.5, 1.0]
+    ).score_model()
 
 
 def _refinenet() -> ncsn.ScoreModel:
@@ -81,5 +83,8 @@ ALL_LOSSES: list[tuple[str, Callable[[ncsn.NoiseSchedule], ncsn.ScoreLoss]]] = [
 ALL_SAMPLERS: list[tuple[str, Callable[[Tensor], ncsn.Sampler]]] = [
     ("langevin", lambda sigmas: ncsn.samplers.Langevin(float(sigmas[-1]), 1e-2, 3)),
     ("annealed", lambda sigmas: ncsn.samplers.AnnealedLangevin(sigmas, 1e-2, 2)),
-    ("annealed_denoise", lambda sigmas: ncsn.samplers.AnnealedLangevin(sigmas, 1e-2, 2, denoise=True)),
+    (
+        "annealed_denoise",
+        lambda sigmas: ncsn.samplers.AnnealedLangevin(sigmas, 1e-2, 2, denoise=True),
+    ),
 ]

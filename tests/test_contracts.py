@@ -46,8 +46,12 @@ def test_score_model_works_with_every_loss(case: ModelCase, loss_name: str, make
 
 
 @pytest.mark.parametrize("case", ALL_SCORE_MODELS, ids=MODEL_IDS)
-@pytest.mark.parametrize("sampler_name, make_sampler", ALL_SAMPLERS, ids=[n for n, _ in ALL_SAMPLERS])
-def test_score_model_works_with_every_sampler(case: ModelCase, sampler_name: str, make_sampler) -> None:
+@pytest.mark.parametrize(
+    "sampler_name, make_sampler", ALL_SAMPLERS, ids=[n for n, _ in ALL_SAMPLERS]
+)
+def test_score_model_works_with_every_sampler(
+    case: ModelCase, sampler_name: str, make_sampler
+) -> None:
     sampler = make_sampler(case.sigmas)
     x0 = _x(case)
     out = sampler(case.factory(), x0, generator=torch.Generator().manual_seed(2))
@@ -93,7 +97,9 @@ def test_loss_contract(name: str, make) -> None:
 def test_loss_rejects_model_with_wrong_output_shape(name: str, make) -> None:
     loss = make(ncsn.GeometricSchedule(1.0, 0.1, 4))
     x = torch.randn(4, 3, requires_grad=False)
-    with pytest.raises(ValueError, match=r"output shape \(\d+, 2\) differs from its input shape \(\d+, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"output shape \(\d+, 2\) differs from its input shape \(\d+, 3\)"
+    ):
         loss(lambda x, s: x[:, :2] * 1.0, x)
 
 
@@ -116,7 +122,9 @@ def test_sampler_contract(name: str, make) -> None:
 @pytest.mark.parametrize("name, make", ALL_SAMPLERS, ids=[n for n, _ in ALL_SAMPLERS])
 def test_sampler_rejects_model_with_wrong_output_shape(name: str, make) -> None:
     sampler = make(ncsn.geometric_sigmas(1.0, 0.1, 3))
-    with pytest.raises(ValueError, match=r"output shape \(2, 1\) differs from its input shape \(2, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"output shape \(2, 1\) differs from its input shape \(2, 3\)"
+    ):
         sampler(lambda x, s: x[:, :1], torch.rand(2, 3))
 
 

@@ -68,7 +68,7 @@ def _exact_sm_objective(model: nn.Module, x: Tensor, sigma: Tensor) -> Tensor:
     """tr(∇ₓ s) + ½‖s‖² per example, with the full Jacobian."""
     out = []
     for xi, si in zip(x, sigma, strict=True):
-        f = lambda v: model(v[None], si[None])[0]  # noqa: E731
+        f = lambda v, si=si: model(v[None], si[None])[0]  # noqa: E731
         jac = torch.autograd.functional.jacobian(f, xi)
         s = f(xi)
         out.append(torch.trace(jac.reshape(xi.numel(), xi.numel())) + 0.5 * s.square().sum())
@@ -125,14 +125,18 @@ class _FlatMLP(nn.Module):
 
 @pytest.mark.parametrize("distribution", ["gaussian", "sphere", "rademacher"])
 @pytest.mark.parametrize("variance_reduction", [True, False])
-def test_ssm_on_images_sums_over_every_event_dimension(distribution: str, variance_reduction: bool) -> None:
+def test_ssm_on_images_sums_over_every_event_dimension(
+    distribution: str, variance_reduction: bool
+) -> None:
     """The official non-VR SSM normalised and summed over the last axis only; we use all event dims."""
     torch.manual_seed(0)
     image_model = _FlatMLP((2, 3, 4)).double()
     x = torch.randn(5, 2, 3, 4, dtype=torch.float64)
     kwargs = dict(distribution=distribution, variance_reduction=variance_reduction, projections=2)
     on_images = ssm(image_model, x, 1.0, generator=torch.Generator().manual_seed(7), **kwargs)  # type: ignore[arg-type]
-    on_vectors = ssm(image_model.net, x.flatten(1), 1.0, generator=torch.Generator().manual_seed(7), **kwargs)  # type: ignore[arg-type]
+    on_vectors = ssm(
+        image_model.net, x.flatten(1), 1.0, generator=torch.Generator().manual_seed(7), **kwargs
+    )  # type: ignore[arg-type]
     torch.testing.assert_close(on_images, on_vectors)
     v = projections_like(torch.zeros(5, 2, 3, 4), "sphere", generator=torch.Generator())
     torch.testing.assert_close(v.flatten(1).norm(dim=1), torch.full((5,), math.sqrt(24)))
@@ -184,7 +188,9 @@ def test_single_sigma_baseline_is_dsm_with_power_zero() -> None:
 def test_loss_errors_name_the_argument() -> None:
     model = lambda x, s: -x  # noqa: E731
     x = torch.rand(4, 2)
-    with pytest.raises(ValueError, match="distribution must be one of .* got distribution='uniform'"):
+    with pytest.raises(
+        ValueError, match=r"distribution must be one of .* got distribution='uniform'"
+    ):
         ncsn.losses.SlicedScoreMatching(ncsn.GeometricSchedule(1.0, 0.1, 3), distribution="uniform")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="distribution must be one of"):
         ssm(model, x, 1.0, distribution="normal")  # type: ignore[arg-type]
@@ -194,7 +200,9 @@ def test_loss_errors_name_the_argument() -> None:
         dsm(model, x, torch.tensor([1.0, 0.0, 1.0, 1.0]))
     with pytest.raises(ValueError, match="sigma must be positive"):
         dsm(model, x, float("nan"))
-    with pytest.raises(ValueError, match=r"sigma must be a scalar or have shape \[B\]=\[4\]; got \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"sigma must be a scalar or have shape \[B\]=\[4\]; got \(3,\)"
+    ):
         dsm(model, x, torch.ones(3))
     with pytest.raises(ValueError, match=r"noise must have the shape of x \(4, 2\); got \(4, 3\)"):
         dsm(model, x, 1.0, noise=torch.zeros(4, 3))

@@ -81,7 +81,9 @@ def test_sampler_builds_no_autograd_graph() -> None:
 class _SyncWatch(TorchFunctionMode):
     """Records host-synchronising tensor methods called between the first and last model call."""
 
-    SYNCS = frozenset({"item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "nonzero"})
+    SYNCS = frozenset(
+        {"item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "nonzero"}
+    )
 
     def __init__(self) -> None:
         super().__init__()
@@ -95,7 +97,13 @@ class _SyncWatch(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize("make", [lambda: AnnealedLangevin([1.0, 0.5, 0.1], 0.01, 5, denoise=True), lambda: Langevin(0.1, 0.01, 10)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: AnnealedLangevin([1.0, 0.5, 0.1], 0.01, 5, denoise=True),
+        lambda: Langevin(0.1, 0.01, 10),
+    ],
+)
 def test_sampling_loop_makes_no_host_synchronisation(make) -> None:
     sampler = make()
     watch = _SyncWatch()
@@ -116,8 +124,18 @@ def test_sampling_loop_makes_no_host_synchronisation(make) -> None:
 def test_callback_sees_every_step() -> None:
     sampler = AnnealedLangevin([1.0, 0.5], 0.1, 3, denoise=True)
     infos: list[StepInfo] = []
-    out = sampler(_model, torch.rand(2, 2), callback=lambda i: infos.append(i._replace(x=i.x.clone())))
-    assert [(i.level, i.step) for i in infos] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (1, 3)]
+    out = sampler(
+        _model, torch.rand(2, 2), callback=lambda i: infos.append(i._replace(x=i.x.clone()))
+    )
+    assert [(i.level, i.step) for i in infos] == [
+        (0, 0),
+        (0, 1),
+        (0, 2),
+        (1, 0),
+        (1, 1),
+        (1, 2),
+        (1, 3),
+    ]
     assert infos[0].sigma == 1.0 and infos[0].step_size == pytest.approx(0.1 * 4)
     assert infos[3].step_size == pytest.approx(0.1)
     assert torch.equal(infos[-1].x, out)
@@ -146,7 +164,9 @@ def test_paper_fig3_annealing_recovers_mode_weights_and_plain_langevin_does_not(
     g = torch.Generator().manual_seed(4)
     x0 = ncsn.samplers.uniform_init((1280, 2), low=-8, high=8, generator=g)
     plain = Langevin(0.0, 0.1, 1000)(exact, x0, generator=g)
-    annealed = AnnealedLangevin(ncsn.geometric_sigmas(20.0, 1.0, 10), 0.1, 100)(exact, x0, generator=g)
+    annealed = AnnealedLangevin(ncsn.geometric_sigmas(20.0, 1.0, 10), 0.1, 100)(
+        exact, x0, generator=g
+    )
     se = math.sqrt(0.8 * 0.2 / 1280)
     w_annealed = (gmm.component_posterior(annealed)[:, 1]).mean().item()
     w_plain = (gmm.component_posterior(plain)[:, 1]).mean().item()
@@ -161,7 +181,14 @@ def test_inpainting_reimposes_the_noisy_known_entries_after_every_step() -> None
     x = torch.rand(2, 1, 4, 4)
     mask = ncsn.samplers.inpainting_mask("right_half", x.shape)
     seen: list[Tensor] = []
-    ncsn.samplers.inpaint(sampler, _model, x, mask, generator=torch.Generator().manual_seed(5), callback=lambda i: seen.append(i.x.clone()))
+    ncsn.samplers.inpaint(
+        sampler,
+        _model,
+        x,
+        mask,
+        generator=torch.Generator().manual_seed(5),
+        callback=lambda i: seen.append(i.x.clone()),
+    )
     # within a level the known entries stay fixed; they carry N(0, σ_i²) noise around x
     for level in range(2):
         steps = seen[3 * level : 3 * level + 3]
@@ -209,7 +236,11 @@ def test_annealed_inpainting_approaches_the_conditional() -> None:
     n = 4000
     sampler = AnnealedLangevin(ncsn.geometric_sigmas(3.0, 0.01, 8), 1e-4, 300)
     out = ncsn.samplers.inpaint(
-        sampler, gauss.score_model(), values.expand(n, 4).clone(), known, generator=torch.Generator().manual_seed(7)
+        sampler,
+        gauss.score_model(),
+        values.expand(n, 4).clone(),
+        known,
+        generator=torch.Generator().manual_seed(7),
     )[:, [1, 3]]
     mean, ccov = gauss.conditional(known[0], values)
     se_mean = (ccov.diagonal() / n).sqrt()
@@ -220,7 +251,9 @@ def test_annealed_inpainting_approaches_the_conditional() -> None:
 def test_inpainting_errors() -> None:
     sampler = AnnealedLangevin([1.0, 0.1], 0.01, 2)
     x = torch.rand(2, 1, 4, 4)
-    with pytest.raises(ValueError, match=r"mask of shape \(3, 4\) cannot broadcast to x of shape \(2, 1, 4, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"mask of shape \(3, 4\) cannot broadcast to x of shape \(2, 1, 4, 4\)"
+    ):
         ncsn.samplers.inpaint(sampler, _model, x, torch.ones(3, 4))
     with pytest.raises(ValueError, match="mask must hold only 0 and 1"):
         ncsn.samplers.inpaint(sampler, _model, x, torch.full((4, 4), 0.5))
@@ -236,7 +269,9 @@ def test_mask_presets() -> None:
     assert ncsn.samplers.inpainting_mask("left_half", (1, 4, 4))[0, :, :2].logical_not().all()
     assert ncsn.samplers.inpainting_mask("top_half", (1, 4, 4))[0, :2].logical_not().all()
     assert ncsn.samplers.inpainting_mask("bottom_half", (1, 4, 4))[0, 2:].logical_not().all()
-    r = ncsn.samplers.inpainting_mask("random", (64, 3, 16, 16), fraction=0.3, generator=torch.Generator().manual_seed(0))
+    r = ncsn.samplers.inpainting_mask(
+        "random", (64, 3, 16, 16), fraction=0.3, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.equal(r[:, 0], r[:, 2])  # shared across channels
     frac = (~r[:, 0]).double().mean().item()
     assert abs(frac - 0.3) < 4 * math.sqrt(0.3 * 0.7 / (64 * 256))
@@ -257,10 +292,16 @@ def test_mask_presets() -> None:
         (lambda: AnnealedLangevin(torch.ones(2, 2), 0.1, 3), r"1-D; got shape \(2, 2\)"),
         (lambda: AnnealedLangevin([1.0, float("nan")], 0.1, 3), "finite"),
         (lambda: AnnealedLangevin([1.0, -0.1], 0.1, 3), "positive"),
-        (lambda: AnnealedLangevin([1.0, 0.1], 0.0, 3), "step_size must be positive and finite; got step_size=0.0"),
+        (
+            lambda: AnnealedLangevin([1.0, 0.1], 0.0, 3),
+            "step_size must be positive and finite; got step_size=0.0",
+        ),
         (lambda: AnnealedLangevin([1.0, 0.1], -1e-3, 3), "step_size=-0.001"),
         (lambda: AnnealedLangevin([1.0, 0.1], float("inf"), 3), "step_size=inf"),
-        (lambda: AnnealedLangevin([1.0, 0.1], 0.1, 0), "steps_per_level must be >= 1; got steps_per_level=0"),
+        (
+            lambda: AnnealedLangevin([1.0, 0.1], 0.1, 0),
+            "steps_per_level must be >= 1; got steps_per_level=0",
+        ),
         (lambda: Langevin(0.1, 0.0, 3), "step_size=0.0"),
         (lambda: Langevin(0.1, float("nan"), 3), "step_size=nan"),
         (lambda: Langevin(0.1, 0.1, 0), "num_steps must be >= 1; got num_steps=0"),

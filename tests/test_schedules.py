@@ -7,7 +7,18 @@ import torch
 
 import ncsn
 
-PAPER_TABLE = [1.0, 0.599484, 0.359381, 0.215443, 0.129155, 0.077426, 0.046416, 0.027826, 0.016681, 0.01]
+PAPER_TABLE = [
+    1.0,
+    0.599484,
+    0.359381,
+    0.215443,
+    0.129155,
+    0.077426,
+    0.046416,
+    0.027826,
+    0.016681,
+    0.01,
+]
 
 
 def test_default_paper_schedule_equals_the_spec_table() -> None:
@@ -19,12 +30,19 @@ def test_default_paper_schedule_equals_the_spec_table() -> None:
 
 def test_toy_schedule_equals_the_spec_values() -> None:
     expected = [20, 14.337, 10.278, 7.368, 5.282, 3.787, 2.714, 1.946, 1.395, 1.0]
-    torch.testing.assert_close(ncsn.geometric_sigmas(20.0, 1.0, 10, dtype=torch.float64), torch.tensor(expected, dtype=torch.float64), rtol=0, atol=1e-3)
+    torch.testing.assert_close(
+        ncsn.geometric_sigmas(20.0, 1.0, 10, dtype=torch.float64),
+        torch.tensor(expected, dtype=torch.float64),
+        rtol=0,
+        atol=1e-3,
+    )
 
 
 def test_geometric_sigmas_endpoints_ratio_dtype_device() -> None:
     s = ncsn.geometric_sigmas(50.0, 0.01, 232, dtype=torch.float64, device="cpu")
-    assert s[0].item() == pytest.approx(50.0, rel=1e-12) and s[-1].item() == pytest.approx(0.01, rel=1e-12)
+    assert s[0].item() == pytest.approx(50.0, rel=1e-12) and s[-1].item() == pytest.approx(
+        0.01, rel=1e-12
+    )
     ratios = s[:-1] / s[1:]
     torch.testing.assert_close(ratios, ratios.mean().expand(231), rtol=1e-10, atol=0)
     assert ncsn.geometric_sigmas(2.0, 1.0, 1).tolist() == [2.0]
@@ -62,7 +80,11 @@ def test_schedule_validation(sigmas, error, match: str) -> None:
 @pytest.mark.parametrize(
     "args, error, match",
     [
-        ((0.01, 1.0, 10), ValueError, "sigma_min must be smaller than sigma_max; got sigma_min=1.0, sigma_max=0.01"),
+        (
+            (0.01, 1.0, 10),
+            ValueError,
+            "sigma_min must be smaller than sigma_max; got sigma_min=1.0, sigma_max=0.01",
+        ),
         ((1.0, 1.0, 10), ValueError, "sigma_min must be smaller than sigma_max"),
         ((1.0, 0.01, 0), ValueError, "num_levels must be >= 1; got num_levels=0"),
         ((1.0, 0.01, 2.5), TypeError, "num_levels must be an int"),

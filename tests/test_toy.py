@@ -36,7 +36,10 @@ def test_log_prob_matches_the_closed_form_density() -> None:
     def normal(v: float, m: float, s2: float) -> float:
         return math.exp(-((v - m) ** 2) / (2 * s2)) / math.sqrt(2 * math.pi * s2)
 
-    expected = [math.log(0.25 * normal(v, 0.0, 1 + sigma**2) + 0.75 * normal(v, 2.0, 0.25 + sigma**2)) for v in (0.3, 1.7)]
+    expected = [
+        math.log(0.25 * normal(v, 0.0, 1 + sigma**2) + 0.75 * normal(v, 2.0, 0.25 + sigma**2))
+        for v in (0.3, 1.7)
+    ]
     torch.testing.assert_close(gmm.log_prob(x, sigma), torch.tensor(expected, dtype=torch.float64))
 
 
@@ -45,7 +48,9 @@ def test_log_prob_and_score_are_stable_far_from_the_modes() -> None:
     far = torch.tensor([[1e4, 1e4], [-3e3, 5e3]], dtype=torch.float64)
     assert torch.isfinite(gmm.log_prob(far)).all() and torch.isfinite(gmm.score(far)).all()
     # far away the nearest mode dominates: score ≈ (μ_nearest − x)/1
-    torch.testing.assert_close(gmm.score(far[:1]), torch.tensor([[5.0 - 1e4, 5.0 - 1e4]], dtype=torch.float64))
+    torch.testing.assert_close(
+        gmm.score(far[:1]), torch.tensor([[5.0 - 1e4, 5.0 - 1e4]], dtype=torch.float64)
+    )
     assert torch.isfinite(gmm.score(far.float())).all()
 
 
@@ -64,7 +69,9 @@ def test_samples_have_the_right_moments() -> None:
     # mean = 0.2·(−5) + 0.8·5 = 3; variance = 1 + 0.16·100 = 17 per coordinate
     mean_se = math.sqrt(17 / 20000)
     assert (x.mean(0) - 3.0).abs().max() < 4 * mean_se
-    assert torch.equal(x, gmm.sample(20000, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+    assert torch.equal(
+        x, gmm.sample(20000, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    )
 
 
 def test_score_model_is_a_score_model() -> None:
@@ -83,11 +90,15 @@ def test_gaussian_score_log_prob_and_conditional() -> None:
     x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
     (grad,) = torch.autograd.grad(g.log_prob(x, 0.5).sum(), x)
     torch.testing.assert_close(g.score(x.detach(), 0.5), grad)
-    ref = torch.distributions.MultivariateNormal(g.mean, cov + 0.25 * torch.eye(3, dtype=torch.float64))
+    ref = torch.distributions.MultivariateNormal(
+        g.mean, cov + 0.25 * torch.eye(3, dtype=torch.float64)
+    )
     torch.testing.assert_close(g.log_prob(x.detach(), 0.5), ref.log_prob(x.detach()))
     mean, ccov = g.conditional(torch.tensor([True, False, False]), torch.tensor([2.0, 0.0, 0.0]))
     torch.testing.assert_close(ccov, torch.linalg.inv(torch.linalg.inv(cov)[1:, 1:]))
-    torch.testing.assert_close(mean, torch.tensor([0.0, -1.0], dtype=torch.float64) + cov[1:, :1].flatten() / 2.0 * 1.0)
+    torch.testing.assert_close(
+        mean, torch.tensor([0.0, -1.0], dtype=torch.float64) + cov[1:, :1].flatten() / 2.0 * 1.0
+    )
     s = g.sample(20000, generator=torch.Generator().manual_seed(2))
     assert (torch.cov(s.T) - cov).abs().max() < 4 * math.sqrt(2 * 2.0 * 2.0 / 20000)
 
@@ -95,8 +106,14 @@ def test_gaussian_score_log_prob_and_conditional() -> None:
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(weights=[-0.2, 1.2], means=[[0.0], [1.0]]), r"weights must be finite and non-negative; got weights=\[-0.2, 1.2\]"),
-        (dict(weights=[0.5, 0.6], means=[[0.0], [1.0]]), r"weights must sum to 1; got weights=\[0.5, 0.6\]"),
+        (
+            dict(weights=[-0.2, 1.2], means=[[0.0], [1.0]]),
+            r"weights must be finite and non-negative; got weights=\[-0.2, 1.2\]",
+        ),
+        (
+            dict(weights=[0.5, 0.6], means=[[0.0], [1.0]]),
+            r"weights must sum to 1; got weights=\[0.5, 0.6\]",
+        ),
         (dict(weights=[1.0], means=[0.0, 1.0]), r"means must have shape \[K, D\]"),
         (dict(weights=[0.5, 0.5], means=[[0.0]]), r"weights must have shape \[K\]=\[1\]"),
         (dict(weights=[1.0], means=[[0.0]], stds=0.0), "stds must be positive"),

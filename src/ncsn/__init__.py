@@ -6,7 +6,7 @@ of four small protocols (:class:`ScoreModel`, :class:`NoiseSchedule`, :class:`Sc
 :class:`Sampler`), so any estimator works with any sampler.
 """
 
-from ncsn import losses, nets, samplers, toy
+from ncsn import data, losses, nets, samplers, toy, viz
 from ncsn._types import NoiseSchedule, Sampler, ScoreLoss, ScoreModel
 from ncsn.schedules import GeometricSchedule, Schedule, geometric_sigmas
 
@@ -20,8 +20,10 @@ __all__ = [
     "ScoreLoss",
     "ScoreModel",
     "geometric_sigmas",
+    "data",
     "losses",
     "nets",
     "samplers",
     "toy",
+    "viz",
 ]

@@ -1,0 +1,155 @@
+"""Pictures: image grids as PNG (pillow) and toy plots (matplotlib, from the ``examples`` extra)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ncsn._checks import positive_int
+
+__all__ = [
+    "image_grid",
+    "plot_score_fields",
+    "plot_toy_samples",
+    "require_matplotlib",
+    "save_image_grid",
+]
+
+
+def image_grid(
+    images: Tensor, nrow: int | None = None, *, padding: int = 1, pad_value: float = 1.0
+) -> Tensor:
+    """Tile ``[B, C, H, W]`` images (values in [0, 1]) into one ``[C, H', W']`` grid.
+
+    Values are clamped to [0, 1]. ``nrow`` images per row (default: ⌈√B⌉).
+
+    Example:
+        >>> ncsn.viz.image_grid(torch.rand(16, 1, 8, 8), nrow=4).shape
+        torch.Size([1, 37, 37])
+    """
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape [B, C, H, W]; got {tuple(images.shape)}")
+    b, c, h, w = images.shape
+    nrow = positive_int(nrow if nrow is not None else math.ceil(math.sqrt(b)), "nrow")
+    ncol = math.ceil(b / nrow)
+    grid = torch.full(
+        (c, ncol * (h + padding) + padding, nrow * (w + padding) + padding), pad_value
+    )
+    for i, img in enumerate(images.detach().float().cpu().clamp(0, 1)):
+        r, q = divmod(i, nrow)
+        top, left = padding + r * (h + padding), padding + q * (w + padding)
+        grid[:, top : top + h, left : left + w] = img
+    return grid
+
+
+def save_image_grid(
+    images: Tensor, path: str | Path, nrow: int | None = None, *, scale: int = 1
+) -> Path:
+    """Write ``[B, C, H, W]`` images in [0, 1] as a PNG grid (C = 1 or 3); returns the path.
+
+    ``scale`` enlarges each pixel (nearest neighbour), useful for 8×8 digits.
+
+    Example:
+        >>> ncsn.viz.save_image_grid(torch.rand(16, 3, 32, 32), "samples.png")  # doctest: +SKIP
+    """
+    from PIL import Image
+
+    grid = image_grid(images, nrow)
+    if grid.shape[0] not in (1, 3):
+        raise ValueError(
+            f"images must have 1 or 3 channels to be saved as PNG; got {grid.shape[0]}"
+        )
+    array = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    picture = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
+    if scale != 1:
+        scale = positive_int(scale, "scale")
+        picture = picture.resize(
+            (picture.width * scale, picture.height * scale), Image.Resampling.NEAREST
+        )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path)
+    return path
+
+
+def require_matplotlib() -> Any:
+    """Import ``matplotlib.pyplot`` with the Agg backend, or raise an ImportError saying how to install it."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "plots need matplotlib; install it with: pip install 'ncsn[examples]'"
+        ) from err
+    return plt
+
+
+def plot_toy_samples(
+    panels: Sequence[tuple[str, Tensor]], path: str | Path, *, limit: float = 8.0
+) -> Path:
+    """Scatter plots of 2-D sample sets side by side (the paper's Fig. 3); returns the path."""
+    plt = require_matplotlib()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
+    for ax, (title, x) in zip(axes[0], panels, strict=True):
+        pts = x.detach().cpu().numpy()
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5)
+        ax.set_xlim(-limit, limit)
+        ax.set_ylim(-limit, limit)
+        ax.set_aspect("equal")
+        ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_score_fields(
+    fields: Sequence[tuple[str, Callable[[Tensor], Tensor]]],
+    path: str | Path,
+    *,
+    log_density: Callable[[Tensor], Tensor] | None = None,
+    limit: float = 8.0,
+    points: int = 20,
+) -> Path:
+    """Quiver plots of 2-D vector fields on a grid (the paper's Fig. 2), with an optional density panel."""
+    plt = require_matplotlib()
+    axis = torch.linspace(-limit, limit, points)
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)
+    n = len(fields) + (log_density is not None)
+    fig, axes = plt.subplots(1, n, figsize=(4 * n, 4), squeeze=False)
+    panels = list(axes[0])
+    if log_density is not None:
+        fine = torch.linspace(-limit, limit, 200)
+        fg = torch.stack(torch.meshgrid(fine, fine, indexing="xy"), -1).reshape(-1, 2)
+        dens = log_density(fg).exp().reshape(200, 200).detach().numpy()
+        ax = panels.pop(0)
+        ax.imshow(dens, origin="lower", extent=(-limit, limit, -limit, limit), cmap="viridis")
+        ax.set_title("data density")
+    for ax, (title, field) in zip(panels, fields, strict=True):
+        with torch.no_grad():
+            v = field(grid).detach().cpu()
+        norm = v.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        v = v / norm * norm.log1p()  # compress the scale so that small and large arrows are visible
+        ax.quiver(
+            grid[:, 0].numpy(), grid[:, 1].numpy(), v[:, 0].numpy(), v[:, 1].numpy(), width=0.004
+        )
+        ax.set_xlim(-limit, limit)
+        ax.set_ylim(-limit, limit)
+        ax.set_aspect("equal")
+        ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,164 @@
+"""Property-based tests over random batch and event shapes, dtypes, schedules and step sizes."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import ncsn
+from contracts import gaussian_score
+from ncsn.losses import annealed_ssm, dsm, ssm
+from ncsn.samplers import AnnealedLangevin, Langevin, langevin_step
+
+batches = st.integers(1, 4)
+events = st.lists(st.integers(1, 4), min_size=0, max_size=3).map(tuple)
+dtypes = st.sampled_from([torch.float32, torch.float64])
+seeds = st.integers(0, 2**31 - 1)
+
+
+@st.composite
+def schedules(draw: st.DrawFn) -> tuple[float, float, int]:
+    sigma_min = draw(st.floats(1e-3, 10.0))
+    ratio = draw(st.floats(1.01, 1e3))
+    return sigma_min * ratio, sigma_min, draw(st.integers(1, 12))
+
+
+def _x(batch: int, event: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tensor:
+    return torch.rand((batch, *event), dtype=dtype, generator=torch.Generator().manual_seed(seed))
+
+
+@given(schedules())
+def test_geometric_schedule_properties(params: tuple[float, float, int]) -> None:
+    sigma_max, sigma_min, levels = params
+    s = ncsn.geometric_sigmas(sigma_max, sigma_min, levels, dtype=torch.float64)
+    assert s.shape == (levels,)
+    assert math.isclose(s[0].item(), sigma_max, rel_tol=1e-12)
+    if levels > 1:
+        assert math.isclose(s[-1].item(), sigma_min, rel_tol=1e-12)
+        assert (s[1:] < s[:-1]).all()
+        ratios = s[:-1] / s[1:]
+        assert torch.allclose(ratios, ratios[0].expand_as(ratios), rtol=1e-9, atol=0)
+    assert isinstance(ncsn.GeometricSchedule(sigma_max, sigma_min, levels), ncsn.NoiseSchedule)
+
+
+@given(batches, events, dtypes, seeds, st.floats(0.0, 4.0))
+def test_dsm_properties(
+    batch: int, event: tuple[int, ...], dtype: torch.dtype, seed: int, power: float
+) -> None:
+    x = _x(batch, event, dtype, seed)
+    sigma = (
+        ncsn.GeometricSchedule(1.0, 0.01, 5)
+        .sample(batch, generator=torch.Generator().manual_seed(seed))
+        .to(dtype)
+    )
+    a = dsm(gaussian_score, x, sigma, power=power, generator=torch.Generator().manual_seed(seed))
+    b = dsm(gaussian_score, x, sigma, power=power, generator=torch.Generator().manual_seed(seed))
+    assert a.shape == (batch,) and a.dtype == dtype and a.device == x.device
+    assert torch.isfinite(a).all() and (a >= 0).all() and torch.equal(a, b)
+    z = torch.randn(x.shape, dtype=dtype, generator=torch.Generator().manual_seed(seed + 1))
+    whole = dsm(gaussian_score, x, sigma, noise=z, power=power)
+    parts = torch.cat(
+        [
+            dsm(gaussian_score, x[i : i + 1], sigma[i : i + 1], noise=z[i : i + 1], power=power)
+            for i in range(batch)
+        ]
+    )
+    torch.testing.assert_close(whole, parts)
+
+
+@given(
+    batches,
+    events,
+    dtypes,
+    seeds,
+    st.integers(1, 3),
+    st.sampled_from(["gaussian", "rademacher", "sphere"]),
+    st.booleans(),
+)
+def test_ssm_properties(
+    batch: int,
+    event: tuple[int, ...],
+    dtype: torch.dtype,
+    seed: int,
+    projections: int,
+    distribution: str,
+    vr: bool,
+) -> None:
+    x = _x(batch, event, dtype, seed)
+    sigma = torch.full((batch,), 0.5, dtype=dtype)
+    kw = dict(projections=projections, distribution=distribution, variance_reduction=vr)
+    a = annealed_ssm(gaussian_score, x, sigma, generator=torch.Generator().manual_seed(seed), **kw)  # type: ignore[arg-type]
+    b = annealed_ssm(gaussian_score, x, sigma, generator=torch.Generator().manual_seed(seed), **kw)  # type: ignore[arg-type]
+    assert (
+        a.shape == (batch,) and a.dtype == dtype and torch.isfinite(a).all() and torch.equal(a, b)
+    )
+    v = torch.randn(
+        (projections, *x.shape), dtype=dtype, generator=torch.Generator().manual_seed(seed + 2)
+    )
+    whole = ssm(
+        gaussian_score, x, sigma, projections=projections, variance_reduction=vr, directions=v
+    )
+    parts = torch.cat(
+        [
+            ssm(
+                gaussian_score,
+                x[i : i + 1],
+                sigma[i : i + 1],
+                projections=projections,
+                variance_reduction=vr,
+                directions=v[:, i : i + 1],
+            )
+            for i in range(batch)
+        ]
+    )
+    torch.testing.assert_close(whole, parts)
+
+
+@given(batches, events, dtypes, seeds, st.floats(1e-6, 1.0), st.integers(1, 4))
+def test_sampler_properties(
+    batch: int, event: tuple[int, ...], dtype: torch.dtype, seed: int, step: float, steps: int
+) -> None:
+    x0 = _x(batch, event, dtype, seed)
+    for sampler in (
+        AnnealedLangevin(ncsn.geometric_sigmas(1.0, 0.1, 3), step, steps, denoise=seed % 2 == 0),
+        Langevin(0.1, step, steps),
+    ):
+        a = sampler(gaussian_score, x0, generator=torch.Generator().manual_seed(seed))
+        b = sampler(gaussian_score, x0, generator=torch.Generator().manual_seed(seed))
+        assert a.shape == x0.shape and a.dtype == dtype and a.device == x0.device
+        assert torch.isfinite(a).all() and torch.equal(a, b)
+    one = langevin_step(
+        gaussian_score, x0, 0.1, step, generator=torch.Generator().manual_seed(seed)
+    )
+    assert one.shape == x0.shape and one.dtype == dtype
+
+
+@given(batches, events, dtypes, seeds)
+def test_inpainting_keeps_shape_and_is_reproducible(
+    batch: int, event: tuple[int, ...], dtype: torch.dtype, seed: int
+) -> None:
+    x = _x(batch, event, dtype, seed)
+    mask = torch.rand(x.shape, generator=torch.Generator().manual_seed(seed)) < 0.5
+    if mask.all():
+        mask.view(-1)[0] = False
+    sampler = AnnealedLangevin([1.0, 0.1], 0.01, 2)
+    a = ncsn.samplers.inpaint(
+        sampler, gaussian_score, x, mask, generator=torch.Generator().manual_seed(seed)
+    )
+    b = ncsn.samplers.inpaint(
+        sampler, gaussian_score, x, mask, generator=torch.Generator().manual_seed(seed)
+    )
+    assert a.shape == x.shape and a.dtype == dtype and torch.equal(a, b) and torch.isfinite(a).all()
+
+
+@given(st.floats(-1e3, 0.0) | st.just(float("nan")) | st.just(float("inf")))
+def test_invalid_step_sizes_name_the_argument(step: float) -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="step_size"):
+        AnnealedLangevin([1.0], step, 1)
+    with pytest.raises(ValueError, match="step_size"):
+        Langevin(1.0, step, 1)
