@@ -220,3 +220,33 @@ def test_generator_on_another_device_is_rejected() -> None:
     x = torch.empty(4, 2, device="meta")
     with pytest.raises(ValueError, match="generator is on device cpu but x is on device meta"):
         dsm(lambda x, s: -x, x, 1.0, generator=torch.Generator())
+
+
+@pytest.mark.parametrize("variance_reduction", [True, False])
+def test_forward_and_backward_jacobian_modes_agree_on_loss_and_gradients(variance_reduction: bool) -> None:
+    sigmas = torch.tensor([1.0, 0.1], dtype=torch.float64)
+    torch.manual_seed(0)
+    models = [ncsn.nets.ScoreMLP(3, hidden=8, sigmas=sigmas).double()]
+    if hasattr(ncsn.nets, "RefineNet"):
+        models.append(ncsn.nets.RefineNet(channels=1, ngf=4, sigmas=sigmas).double())
+    for net in models:
+        shape = (4, 3) if isinstance(net, ncsn.nets.ScoreMLP) else (4, 1, 8, 8)
+        x = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        results = []
+        for mode in ("backward", "forward"):
+            net.zero_grad()
+            loss = ncsn.losses.SlicedScoreMatching(
+                ncsn.Schedule(sigmas), variance_reduction=variance_reduction, projections=2, jacobian=mode
+            )(net, x, generator=torch.Generator().manual_seed(2))
+            loss.backward()
+            results.append((loss.detach(), [p.grad.clone() for p in net.parameters()]))
+        torch.testing.assert_close(results[0][0], results[1][0])
+        for a, b in zip(results[0][1], results[1][1], strict=True):
+            torch.testing.assert_close(a, b)
+
+
+def test_unknown_jacobian_mode_is_rejected() -> None:
+    with pytest.raises(ValueError, match="jacobian must be one of .* got jacobian='reverse'"):
+        ncsn.losses.SlicedScoreMatching(ncsn.Schedule([1.0]), jacobian="reverse")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="jacobian must be one of"):
+        ssm(lambda x, s: -x, torch.rand(2, 2), 1.0, jacobian="both")  # type: ignore[arg-type]

@@ -44,6 +44,8 @@ __all__ = [
 
 Projection = Literal["gaussian", "rademacher", "sphere"]
 _PROJECTIONS: tuple[str, ...] = get_args(Projection)
+JacobianMode = Literal["backward", "forward"]
+_JACOBIAN_MODES: tuple[str, ...] = get_args(JacobianMode)
 
 
 def _noise(x: Tensor, noise: Tensor | None, generator: torch.Generator | None) -> Tensor:
@@ -144,15 +146,18 @@ def ssm(
     distribution: Projection = "gaussian",
     variance_reduction: bool = True,
     directions: Tensor | None = None,
+    jacobian: JacobianMode = "backward",
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Sliced score matching at the points ``x``, one value per example.
 
     ℓ(x) = E_v[ vᵀ ∇ₓ(vᵀ s_θ(x, σ)) + ½ (vᵀ s_θ(x, σ))² ], or with ``variance_reduction`` (SSM-VR)
     the second term replaced by ½ ‖s_θ(x, σ)‖². Its expectation equals the score-matching objective
-    tr(∇ₓ s_θ) + ½‖s_θ‖² (Hyvärinen, 2005), since E[v vᵀ] = I. The Jacobian term is a
-    vector-Jacobian product by double backpropagation; the average over ``projections`` particles
-    is taken per example.
+    tr(∇ₓ s_θ) + ½‖s_θ‖² (Hyvärinen, 2005), since E[v vᵀ] = I. The Jacobian term vᵀJv is computed
+    either as a vector-Jacobian product by double backpropagation (``jacobian="backward"``, as in
+    the official code) or as a Jacobian-vector product in forward mode (``jacobian="forward"``,
+    :func:`torch.func.jvp`); both give the same loss and gradients. The average over
+    ``projections`` particles is taken per example.
 
     ``sigma`` is only passed on to the model (x is *not* perturbed here; see :func:`annealed_ssm`).
 
@@ -165,6 +170,7 @@ def ssm(
         variance_reduction: use ½‖s‖² in place of ½(vᵀs)² (SSM-VR).
         directions: optional explicit projection vectors ``[projections, B, *event]`` (used
             instead of drawing them; ``distribution`` is then ignored).
+        jacobian: ``"backward"`` (double backprop) or ``"forward"`` (forward-mode JVP).
         generator: source of the projections.
 
     Returns:
@@ -200,11 +206,16 @@ def ssm(
                 f"got {tuple(directions.shape)}"
             )
         v = directions.reshape(x.shape).to(x)
+    if jacobian not in _JACOBIAN_MODES:
+        raise ValueError(f"jacobian must be one of {_JACOBIAN_MODES}; got jacobian={jacobian!r}")
     with torch.enable_grad():
-        xg = x.detach().requires_grad_(True)
-        score = call_model(model, xg, sig)
-        (vjp,) = torch.autograd.grad((score * v).sum(), xg, create_graph=True)
-    jacobian_term = sum_event(v * vjp)
+        if jacobian == "backward":
+            xg = x.detach().requires_grad_(True)
+            score = call_model(model, xg, sig)
+            (jv,) = torch.autograd.grad((score * v).sum(), xg, create_graph=True)
+        else:
+            score, jv = torch.func.jvp(lambda inp: call_model(model, inp, sig), (x.detach(),), (v,))
+    jacobian_term = sum_event(v * jv)
     if variance_reduction:
         norm_term = 0.5 * sum_event(score.square())
     else:
@@ -223,6 +234,7 @@ def annealed_ssm(
     distribution: Projection = "gaussian",
     variance_reduction: bool = True,
     directions: Tensor | None = None,
+    jacobian: JacobianMode = "backward",
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Annealed sliced score matching, as in the official NCSN code (``algo: ssm``).
@@ -232,7 +244,7 @@ def annealed_ssm(
 
     Args:
         model, x, sigma, noise, power, generator: as in :func:`dsm`.
-        projections, distribution, variance_reduction, directions: as in :func:`ssm`.
+        projections, distribution, variance_reduction, directions, jacobian: as in :func:`ssm`.
 
     Returns:
         ``[B]`` per-example losses.
@@ -258,6 +270,7 @@ def annealed_ssm(
         distribution=distribution,
         variance_reduction=variance_reduction,
         directions=directions,
+        jacobian=jacobian,
         generator=generator,
     )
     return per * sig.pow(power)
@@ -313,6 +326,7 @@ class SlicedScoreMatching:
         projections: projection vectors per example.
         distribution: ``"gaussian"``, ``"rademacher"`` or ``"sphere"``.
         power: p in λ(σ) = σ^p.
+        jacobian: how vᵀJv is computed, ``"backward"`` or ``"forward"`` (see :func:`ssm`).
 
     Example:
         >>> loss = ncsn.losses.SlicedScoreMatching(ncsn.GeometricSchedule(1.0, 0.01, 10))
@@ -326,9 +340,12 @@ class SlicedScoreMatching:
     projections: int = 1
     distribution: Projection = "gaussian"
     power: float = 2.0
+    jacobian: JacobianMode = "backward"
 
     def __post_init__(self) -> None:
         positive_int(self.projections, "projections")
+        if self.jacobian not in _JACOBIAN_MODES:
+            raise ValueError(f"jacobian must be one of {_JACOBIAN_MODES}; got jacobian={self.jacobian!r}")
         finite_float(self.power, "power")
         if self.distribution not in _PROJECTIONS:
             raise ValueError(
@@ -347,6 +364,7 @@ class SlicedScoreMatching:
             projections=self.projections,
             distribution=self.distribution,
             variance_reduction=self.variance_reduction,
+            jacobian=self.jacobian,
             generator=generator,
         )
         return per.mean()
