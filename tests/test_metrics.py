@@ -1,0 +1,562 @@
+"""Evaluation metrics (ncsn.metrics)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ncsn.data import load_digits
+from ncsn.metrics import (
+    Classifier,
+    DigitsEvaluator,
+    FeatureExtractor,
+    FeatureStatistics,
+    InceptionScore,
+    digits_evaluator,
+    extract_features,
+    extract_probabilities,
+    feature_statistics,
+    frechet_distance,
+    frechet_distance_from_statistics,
+    inception_score,
+    mmd_rbf,
+    mode_weights,
+    nearest_neighbour_distances,
+    score_error,
+    sliced_wasserstein,
+)
+from ncsn.toy import GaussianMixture, paper_mixture
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ---------------------------------------------------------------- mode weights
+
+
+def test_mode_weights_of_exact_samples_match_mixture_weights():
+    gmm = paper_mixture()
+    n = 20_000
+    weights = mode_weights(gmm.sample(n, generator=gen(0)), gmm)
+    assert weights.shape == (2,) and weights.dtype == torch.float64
+    assert float(weights.sum()) == pytest.approx(1.0)
+    se = math.sqrt(0.2 * 0.8 / n)
+    assert abs(float(weights[0]) - 0.2) < 5 * se
+
+
+def test_mode_weights_assigns_by_posterior():
+    gmm = GaussianMixture([0.5, 0.3, 0.2], [[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], 1.0)
+    x = torch.tensor([[0.1, 0.0], [10.0, 0.5], [9.0, 0.0], [0.0, 11.0]])
+    torch.testing.assert_close(
+        mode_weights(x, gmm), torch.tensor([0.25, 0.5, 0.25], dtype=torch.float64)
+    )
+    # The midpoint between two equal-variance modes goes to the heavier one, at any σ.
+    mid = torch.tensor([[5.0, 0.0]])
+    torch.testing.assert_close(
+        mode_weights(mid, gmm, sigma=3.0), torch.tensor([1.0, 0, 0]).double()
+    )
+
+
+class _FakeMixture:
+    def __init__(self, posterior: torch.Tensor) -> None:
+        self.posterior = posterior
+
+    def component_posterior(self, x: torch.Tensor, sigma: torch.Tensor | float = 0.0):
+        return self.posterior
+
+
+def test_mode_weights_accepts_any_mixture_with_posteriors():
+    post = torch.tensor([[0.9, 0.1], [0.4, 0.6], [0.0, 1.0], [0.7, 0.3]])
+    weights = mode_weights(torch.zeros(4, 3), _FakeMixture(post))
+    torch.testing.assert_close(weights, torch.tensor([0.5, 0.5], dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    ("x", "mixture", "kwargs", "error", "match"),
+    [
+        (torch.zeros(3, 2), object(), {}, TypeError, "component_posterior"),
+        (torch.zeros(3, 2), paper_mixture(), {"sigma": -1.0}, ValueError, "sigma"),
+        (torch.zeros(0, 2), paper_mixture(), {}, ValueError, "at least 1 sample"),
+        (torch.zeros(3, 2), _FakeMixture(torch.ones(2, 2)), {}, ValueError, r"\[B, K\]"),
+        (torch.zeros(3, 2, dtype=torch.long), paper_mixture(), {}, TypeError, "floating"),
+    ],
+)
+def test_mode_weights_rejects(x, mixture, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        mode_weights(x, mixture, **kwargs)
+
+
+# ---------------------------------------------------------------- MMD
+
+
+def mmd_loops(x: np.ndarray, y: np.ndarray, h: float) -> float:
+    def k(a, b):
+        return math.exp(-float(((a - b) ** 2).sum()) / (2 * h * h))
+
+    m, n = len(x), len(y)
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(n)) / (m * n)
+    return xx + yy - 2 * xy
+
+
+@settings(max_examples=20, deadline=None)
+@given(m=st.integers(2, 12), n=st.integers(2, 12), seed=st.integers(0, 2**31))
+def test_mmd_equals_double_loop(m, n, seed):
+    g = gen(seed)
+    x = torch.randn(m, 2, 2, generator=g, dtype=torch.float64)
+    y = torch.randn(n, 2, 2, generator=g, dtype=torch.float64) + 0.5
+    xn, yn = x.reshape(m, -1).numpy(), y.reshape(n, -1).numpy()
+    assert mmd_rbf(x, y, bandwidth=1.3) == pytest.approx(mmd_loops(xn, yn, 1.3), abs=1e-12)
+    pooled = np.concatenate([xn, yn])
+    dists = [
+        float(np.linalg.norm(pooled[i] - pooled[j]))
+        for i in range(m + n)
+        for j in range(m + n)
+        if i != j
+    ]
+    # torch.median returns the lower of the two middle values.
+    median = sorted(dists)[(len(dists) - 1) // 2]
+    assert mmd_rbf(x, y) == pytest.approx(mmd_loops(xn, yn, median), abs=1e-9)
+
+
+def test_mmd_is_unbiased_under_the_null():
+    # E[MMD²ᵤ] = 0 when both samples come from one distribution; the biased V-statistic would
+    # sit about (1/m + 1/n)(1 − E k) ≈ 0.05 above zero here.
+    g = gen(1)
+    values = torch.tensor(
+        [
+            mmd_rbf(torch.randn(20, 1, generator=g), torch.randn(20, 1, generator=g), bandwidth=1.0)
+            for _ in range(300)
+        ]
+    )
+    se = float(values.std()) / math.sqrt(values.numel())
+    assert abs(float(values.mean())) < 4 * se
+    assert 4 * se < 0.02
+
+
+def test_mmd_separates_shifted_distributions():
+    g = gen(2)
+    a = torch.randn(400, 2, generator=g)
+    b = torch.randn(400, 2, generator=g)
+    assert mmd_rbf(a, b + 1.0) > 10 * abs(mmd_rbf(a, b))
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "kwargs", "error", "match"),
+    [
+        (torch.zeros(1, 2), torch.randn(3, 2), {}, ValueError, "x must hold at least 2"),
+        (torch.randn(3, 2), torch.randn(3, 3), {}, ValueError, "same event shape"),
+        (torch.randn(3, 2), torch.randn(3, 2), {"bandwidth": 0.0}, ValueError, "bandwidth"),
+        (torch.ones(4, 2), torch.ones(4, 2), {}, ValueError, "pass bandwidth explicitly"),
+        (torch.randn(3, 2), torch.full((3, 2), math.inf), {}, ValueError, "y must be finite"),
+    ],
+)
+def test_mmd_rejects(x, y, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        mmd_rbf(x, y, **kwargs)
+
+
+# ---------------------------------------------------------------- sliced Wasserstein
+
+
+def wasserstein_1d(a: np.ndarray, b: np.ndarray, p: float) -> float:
+    """Replicate both samples to a common size (lcm), then match sorted values."""
+    m, n = len(a), len(b)
+    size = m * n // math.gcd(m, n)
+    ra = np.sort(np.repeat(a, size // m))
+    rb = np.sort(np.repeat(b, size // n))
+    return float(np.mean(np.abs(ra - rb) ** p) ** (1 / p))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    m=st.integers(1, 15),
+    n=st.integers(1, 15),
+    p=st.sampled_from([1.0, 2.0, 3.0]),
+    seed=st.integers(0, 2**31),
+)
+def test_sliced_wasserstein_in_one_dimension_is_exact(m, n, p, seed):
+    g = gen(seed)
+    x = torch.randn(m, 1, generator=g, dtype=torch.float64)
+    y = torch.randn(n, 1, generator=g, dtype=torch.float64) * 2 + 1
+    expected = wasserstein_1d(x[:, 0].numpy(), y[:, 0].numpy(), p)
+    got = sliced_wasserstein(x, y, num_projections=3, p=p, generator=g)
+    assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_sliced_wasserstein_of_a_translation():
+    x = torch.randn(300, 2, generator=gen(0), dtype=torch.float64)
+    shift = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    assert sliced_wasserstein(x, x, generator=gen(1)) == pytest.approx(0.0, abs=1e-12)
+    # Each projection moves by |θ·v|; E(θ·v)² = ‖v‖²/D for θ uniform on the sphere.
+    got = sliced_wasserstein(x, x + shift, num_projections=20_000, generator=gen(1))
+    assert got == pytest.approx(5.0 / math.sqrt(2.0), rel=0.02)
+
+
+def test_sliced_wasserstein_is_reproducible():
+    x, y = torch.randn(50, 3, 2, generator=gen(0)), torch.randn(70, 3, 2, generator=gen(1))
+    a = sliced_wasserstein(x, y, num_projections=16, generator=gen(7))
+    b = sliced_wasserstein(x, y, num_projections=16, generator=gen(7))
+    assert a == b
+    assert a != sliced_wasserstein(x, y, num_projections=16, generator=gen(8))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"p": 0.5}, ValueError, "p must be >= 1"),
+        ({"num_projections": 0}, ValueError, "num_projections"),
+        ({"generator": "seed"}, TypeError, "generator"),
+    ],
+)
+def test_sliced_wasserstein_rejects(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        sliced_wasserstein(torch.randn(4, 2), torch.randn(4, 2), **kwargs)
+
+
+def test_sliced_wasserstein_rejects_mismatched_events():
+    with pytest.raises(ValueError, match="same event shape"):
+        sliced_wasserstein(torch.randn(4, 2), torch.randn(4, 3))
+
+
+# ---------------------------------------------------------------- score error
+
+
+def test_score_error_is_zero_for_the_exact_score_and_offset_squared():
+    gmm = paper_mixture()
+    exact = gmm.score_model()
+    x = gmm.sample(64, generator=gen(0), dtype=torch.float64)
+    sigmas = torch.tensor([10.0, 1.0, 0.1], dtype=torch.float64)
+    err = score_error(exact, exact, x, sigmas, generator=gen(1))
+    assert err.shape == (3,) and err.dtype == torch.float64
+    torch.testing.assert_close(err, torch.zeros(3, dtype=torch.float64))
+    offset = torch.tensor([0.3, -0.4], dtype=torch.float64)
+    shifted = score_error(lambda x, s: exact(x, s) + offset, exact, x, sigmas, generator=gen(1))
+    torch.testing.assert_close(shifted, torch.full((3,), 0.25, dtype=torch.float64))
+
+
+def test_score_error_perturbs_with_the_generator():
+    gmm = paper_mixture()
+    exact = gmm.score_model()
+    x = gmm.sample(32, generator=gen(0), dtype=torch.float64)
+    sigmas = [2.0, 0.5]
+
+    def doubled(x, s):
+        return 2 * exact(x, s)
+
+    err = score_error(doubled, exact, x, sigmas, generator=gen(3))
+    # Independently: the same noise draws, then E‖s‖² at the perturbed points.
+    g = gen(3)
+    expected = []
+    for sigma in sigmas:
+        xt = x + sigma * torch.randn(x.shape, generator=g, dtype=x.dtype)
+        expected.append(gmm.score(xt, sigma).square().sum(1).mean())
+    torch.testing.assert_close(err, torch.stack(expected))
+    unperturbed = score_error(doubled, exact, x, sigmas, perturb=False)
+    expected_at_x = torch.stack([gmm.score(x, s).square().sum(1).mean() for s in sigmas])
+    torch.testing.assert_close(unperturbed, expected_at_x)
+
+
+def test_score_error_rejects():
+    exact = paper_mixture().score_model()
+    x = torch.zeros(4, 2)
+    with pytest.raises(ValueError, match="strictly decreasing"):
+        score_error(exact, exact, x, [0.1, 1.0])
+    with pytest.raises(ValueError, match="output shape"):
+        score_error(lambda x, s: x[:, :1], exact, x, [1.0])
+    with pytest.raises(ValueError, match="exact_score output shape"):
+        score_error(exact, lambda x, s: x[:, :1], x, [1.0])
+
+
+# ---------------------------------------------------------------- Fréchet distance
+
+
+def reference_frechet(mu_a, cov_a, mu_b, cov_b) -> float:
+    """tr (C_a^{1/2} C_b C_a^{1/2})^{1/2} = Σ √λ(C_a C_b), with numpy's general eigvals."""
+    eig = np.linalg.eigvals(cov_a @ cov_b)
+    trace_sqrt = np.sqrt(np.clip(eig.real, 0.0, None)).sum()
+    diff = mu_a - mu_b
+    return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt)
+
+
+def random_cov(rng: np.random.Generator, dim: int, rank: int, jitter: float) -> np.ndarray:
+    w = rng.normal(size=(dim, rank)) * rng.uniform(0.1, 3.0, size=rank)
+    return w @ w.T + jitter * np.eye(dim)
+
+
+@pytest.mark.parametrize(
+    ("dim", "rank_a", "rank_b", "jitter"),
+    [(5, 5, 5, 0.0), (16, 16, 16, 1e-3), (16, 4, 16, 0.0), (16, 4, 6, 0.0), (32, 31, 8, 1e-12)],
+    ids=["full", "jitter", "singular-a", "both-singular", "near-singular"],
+)
+def test_frechet_matches_reference(dim, rank_a, rank_b, jitter):
+    rng = np.random.default_rng(dim * 100 + rank_a + rank_b)
+    for _ in range(5):
+        cov_a = random_cov(rng, dim, rank_a, jitter)
+        cov_b = random_cov(rng, dim, rank_b, jitter)
+        mu_a, mu_b = rng.normal(size=dim), rng.normal(size=dim)
+        expected = reference_frechet(mu_a, cov_a, mu_b, cov_b)
+        got = frechet_distance_from_statistics(
+            (torch.from_numpy(mu_a), torch.from_numpy(cov_a)),
+            (torch.from_numpy(mu_b), torch.from_numpy(cov_b)),
+        )
+        scale = np.trace(cov_a) + np.trace(cov_b)
+        assert got == pytest.approx(expected, abs=1e-7 * scale)
+
+
+def test_frechet_closed_forms():
+    # Commuting (diagonal) covariances: Σ (√a_i − √b_i)² + ‖Δμ‖².
+    a = torch.tensor([1.0, 4.0, 0.0, 9.0], dtype=torch.float64)
+    b = torch.tensor([4.0, 1.0, 2.0, 9.0], dtype=torch.float64)
+    mu = torch.tensor([1.0, 0.0, 0.0, 2.0], dtype=torch.float64)
+    got = frechet_distance_from_statistics(
+        (mu, torch.diag(a)), (torch.zeros(4).double(), torch.diag(b))
+    )
+    expected = float(((a.sqrt() - b.sqrt()) ** 2).sum() + mu @ mu)
+    assert got == pytest.approx(expected, rel=1e-12)
+    same = FeatureStatistics(mu, torch.diag(a))
+    assert frechet_distance_from_statistics(same, same) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_frechet_from_features_agrees_with_numpy_statistics():
+    g = gen(0)
+    fa = torch.randn(50, 8, generator=g) @ torch.randn(8, 8, generator=g)
+    fb = torch.randn(30, 8, generator=g) + 0.5
+    a64, b64 = fa.double().numpy(), fb.double().numpy()
+    expected = reference_frechet(
+        a64.mean(0), np.cov(a64, rowvar=False), b64.mean(0), np.cov(b64, rowvar=False)
+    )
+    assert frechet_distance(fa, fb) == pytest.approx(expected, rel=1e-9)
+    assert frechet_distance(fa, fb) == pytest.approx(frechet_distance(fb, fa), rel=1e-9)
+    stats = feature_statistics(fa)
+    np.testing.assert_allclose(stats.cov.numpy(), np.cov(a64, rowvar=False), rtol=1e-12)
+
+
+def test_frechet_with_fewer_samples_than_features_is_finite_and_nonnegative():
+    g = gen(5)
+    fa, fb = torch.randn(10, 64, generator=g), torch.randn(12, 64, generator=g)
+    d = frechet_distance(fa, fb)
+    assert math.isfinite(d) and d >= 0
+    assert frechet_distance(fa, fa) == pytest.approx(0.0, abs=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "error", "match"),
+    [
+        ("stats", (torch.zeros(2), torch.eye(2)), TypeError, "a must be a \\(mean, cov\\) pair"),
+        ((torch.zeros(2), torch.eye(3)), (torch.zeros(2), torch.eye(2)), ValueError, "a must be"),
+        (
+            (torch.zeros(2), torch.eye(2)),
+            (torch.zeros(3), torch.eye(3)),
+            ValueError,
+            "same feature",
+        ),
+        (
+            (torch.zeros(2), torch.tensor([[1.0, 0.5], [0.0, 1.0]])),
+            (torch.zeros(2), torch.eye(2)),
+            ValueError,
+            "symmetric",
+        ),
+        (
+            (torch.zeros(2), torch.eye(2)),
+            (torch.full((2,), math.nan), torch.eye(2)),
+            ValueError,
+            "finite",
+        ),
+    ],
+)
+def test_frechet_statistics_rejects(a, b, error, match):
+    with pytest.raises(error, match=match):
+        frechet_distance_from_statistics(a, b)
+
+
+def test_frechet_features_rejects():
+    with pytest.raises(ValueError, match="at least 2 points"):
+        frechet_distance(torch.zeros(1, 3), torch.zeros(5, 3))
+    with pytest.raises(ValueError, match="2-D"):
+        frechet_distance(torch.zeros(4, 3, 1), torch.zeros(5, 3, 1))
+
+
+# ---------------------------------------------------------------- Inception-style score
+
+
+def test_inception_score_extremes():
+    uniform = torch.full((100, 10), 0.1)
+    score = inception_score(uniform)
+    assert isinstance(score, InceptionScore)
+    assert score.mean == pytest.approx(1.0) and score.std == pytest.approx(0.0, abs=1e-12)
+    one_hot = torch.eye(10).repeat(20, 1)  # each split of 20 holds every class twice
+    assert inception_score(one_hot) == (pytest.approx(10.0), pytest.approx(0.0, abs=1e-9))
+    # All mass on one class: confident but no diversity.
+    same = torch.zeros(50, 10)
+    same[:, 3] = 1
+    assert inception_score(same, splits=5).mean == pytest.approx(1.0)
+
+
+def test_inception_score_matches_direct_computation():
+    probs = torch.softmax(torch.randn(90, 7, generator=gen(0), dtype=torch.float64), dim=1)
+    p = probs.numpy()
+    parts = [p[0:30], p[30:60], p[60:90]]
+    values = [np.exp(np.mean(np.sum(q * (np.log(q) - np.log(q.mean(0))), axis=1))) for q in parts]
+    got = inception_score(probs, splits=3)
+    assert got.mean == pytest.approx(np.mean(values), rel=1e-12)
+    assert got.std == pytest.approx(np.std(values), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("probs", "kwargs", "error", "match"),
+    [
+        (torch.full((10, 4), 0.3), {}, ValueError, "sum to 1"),
+        (torch.tensor([[1.5, -0.5]] * 10), {}, ValueError, "non-negative"),
+        (torch.full((4, 2), 0.5), {"splits": 5}, ValueError, "splits must be <= N=4"),
+        (torch.full((4, 2), 0.5), {"splits": 0}, ValueError, "splits"),
+        (torch.full((4, 2, 1), 0.5), {}, ValueError, "2-D"),
+    ],
+)
+def test_inception_score_rejects(probs, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        inception_score(probs, **kwargs)
+
+
+# ---------------------------------------------------------------- extractor protocols
+
+
+class _Linear:
+    def __init__(self) -> None:
+        self.weight = torch.randn(12, 5, generator=gen(0))
+        self.calls = 0
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return x.reshape(x.shape[0], -1) @ self.weight
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.features(x), dim=1)
+
+
+def test_extract_in_batches_equals_one_call():
+    net = _Linear()
+    assert isinstance(net, FeatureExtractor) and isinstance(net, Classifier)
+    x = torch.randn(23, 3, 4, generator=gen(1))
+    feats = extract_features(net, x, batch_size=5)
+    assert net.calls == 5
+    torch.testing.assert_close(feats, net.features(x))
+    torch.testing.assert_close(extract_probabilities(net, x, batch_size=7), net.probabilities(x))
+
+
+def test_extract_rejects():
+    with pytest.raises(TypeError, match="features"):
+        extract_features(object(), torch.zeros(2, 3))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="probabilities"):
+        extract_probabilities(object(), torch.zeros(2, 3))  # type: ignore[arg-type]
+
+    class Bad:
+        def features(self, x: torch.Tensor) -> torch.Tensor:
+            return x.sum()
+
+    with pytest.raises(ValueError, match=r"features\(\) must return"):
+        extract_features(Bad(), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="batch_size"):
+        extract_features(_Linear(), torch.zeros(2, 12), batch_size=0)
+
+
+# ---------------------------------------------------------------- nearest neighbours
+
+
+def test_nearest_neighbours_match_brute_force_and_copies_are_zero():
+    g = gen(0)
+    train = torch.rand(200, 1, 8, 8, generator=g)
+    samples = torch.cat([torch.rand(30, 1, 8, 8, generator=g), train[[5, 17, 199]]])
+    result = nearest_neighbour_distances(samples, train, chunk_size=7)
+    brute = torch.cdist(samples.reshape(33, -1).double(), train.reshape(200, -1).double())
+    torch.testing.assert_close(result.distances, brute.min(dim=1).values)
+    torch.testing.assert_close(result.indices, brute.argmin(dim=1))
+    assert result.distances[-3:].tolist() == [0.0, 0.0, 0.0]
+    assert result.indices[-3:].tolist() == [5, 17, 199]
+
+
+def test_nearest_neighbours_rejects():
+    with pytest.raises(ValueError, match="same event shape"):
+        nearest_neighbour_distances(torch.zeros(2, 64), torch.zeros(3, 1, 8, 8))
+    with pytest.raises(ValueError, match="chunk_size"):
+        nearest_neighbour_distances(torch.zeros(2, 3), torch.zeros(3, 3), chunk_size=0)
+    with pytest.raises(ValueError, match="train must hold at least 1"):
+        nearest_neighbour_distances(torch.zeros(2, 3), torch.zeros(0, 3))
+
+
+# ---------------------------------------------------------------- digits evaluator
+
+
+def test_digits_evaluator_is_deterministic_and_leaves_global_rng_alone():
+    state = torch.random.get_rng_state()
+    a = digits_evaluator(seed=3, epochs=1)
+    b = digits_evaluator(seed=3, epochs=1)
+    c = digits_evaluator(seed=4, epochs=1)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for (name, pa), pb, pc in zip(
+        a.network.named_parameters(), b.network.parameters(), c.network.parameters(), strict=True
+    ):
+        assert torch.equal(pa, pb), name
+        assert not torch.equal(pa, pc) or name.endswith("bias")
+    assert a.test_accuracy == b.test_accuracy
+
+
+def test_digits_evaluator_short_training_learns():
+    evaluator = digits_evaluator(epochs=8)
+    assert isinstance(evaluator, DigitsEvaluator) and evaluator.seed == 0
+    assert evaluator.test_accuracy > 0.9
+    x, y = load_digits("test")
+    assert evaluator.accuracy(x, y) == evaluator.test_accuracy
+    assert isinstance(evaluator, FeatureExtractor) and isinstance(evaluator, Classifier)
+    feats = evaluator.features(x.reshape(297, 64))  # any [B, *event] of 64 values
+    assert feats.shape == (297, 64)
+    probs = evaluator.probabilities(x)
+    assert probs.shape == (297, 10)
+    torch.testing.assert_close(probs.sum(1), torch.ones(297))
+
+
+@pytest.mark.slow
+def test_digits_evaluator_default_accuracy_and_metric_sanity():
+    evaluator = digits_evaluator()
+    assert evaluator.test_accuracy > 0.95
+    train, _ = load_digits("train")
+    test, _ = load_digits("test")
+    noise = torch.rand(297, 1, 8, 8, generator=gen(0))
+    f_train = evaluator.features(train)
+    real = frechet_distance(f_train, evaluator.features(test))
+    fake = frechet_distance(f_train, evaluator.features(noise))
+    assert fake > 5 * real
+    assert inception_score(evaluator.probabilities(test), splits=1).mean > 8.0
+    assert inception_score(evaluator.probabilities(noise), splits=1).mean < 4.0
+    near_test = nearest_neighbour_distances(test, train).distances.median()
+    near_noise = nearest_neighbour_distances(noise, train).distances.median()
+    assert near_noise > 2 * near_test
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"seed": 1.5}, TypeError, "seed"),
+        ({"epochs": 0}, ValueError, "epochs"),
+        ({"learning_rate": -1.0}, ValueError, "learning_rate"),
+        ({"num_features": 0}, ValueError, "num_features"),
+    ],
+)
+def test_digits_evaluator_rejects(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        digits_evaluator(**kwargs)
+
+
+def test_digits_evaluator_rejects_wrong_inputs():
+    evaluator = digits_evaluator(epochs=1)
+    with pytest.raises(ValueError, match="8×8 digits"):
+        evaluator.features(torch.zeros(2, 1, 7, 7))
+    with pytest.raises(ValueError, match="labels must have shape"):
+        evaluator.accuracy(torch.zeros(2, 1, 8, 8), torch.zeros(3, dtype=torch.long))
