@@ -1,0 +1,57 @@
+"""Training score models: the loop, EMA, crash-safe checkpoints with exact resume, ``torchrun``.
+
+* :class:`Trainer` — one loop for one CPU, one GPU or many processes (DistributedDataParallel).
+* :class:`EMA` — exponential moving average of the weights.
+* :func:`save_checkpoint`, :func:`load_checkpoint`, :func:`latest_checkpoint` — atomic files
+  read with ``torch.load(weights_only=True)``; :class:`CheckpointError` for unusable files.
+* :func:`distributed_env` — rank, world size and local rank under ``torchrun``.
+
+Example:
+    >>> schedule = ncsn.GeometricSchedule(20.0, 1.0, 10)
+    >>> net = ncsn.nets.ScoreMLP(2, sigmas=schedule.sigmas)
+    >>> trainer = ncsn.training.Trainer(
+    ...     net, ncsn.losses.DenoisingScoreMatching(schedule), ncsn.toy.paper_mixture().sample,
+    ...     out_dir="runs/toy", checkpoint_every=1000, seed=0,
+    ... )
+    >>> trainer.fit(5000).step
+    5000
+"""
+
+from ncsn.training.checkpoints import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    checkpoint_path,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    model_weights,
+    save_checkpoint,
+)
+from ncsn.training.distributed import DistEnv, distributed_env
+from ncsn.training.ema import EMA
+from ncsn.training.trainer import (
+    BatchTransform,
+    NonFiniteLossError,
+    Trainer,
+    TrainStep,
+    TrainSummary,
+)
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "EMA",
+    "BatchTransform",
+    "CheckpointError",
+    "DistEnv",
+    "NonFiniteLossError",
+    "TrainStep",
+    "TrainSummary",
+    "Trainer",
+    "checkpoint_path",
+    "distributed_env",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "model_weights",
+    "save_checkpoint",
+]

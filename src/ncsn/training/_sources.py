@@ -1,0 +1,173 @@
+"""Counter-based seeds and the three kinds of training data (private to :mod:`ncsn.training`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ncsn._checks import check_batch
+
+_MASK = (1 << 64) - 1
+
+# Streams of the counter-based seeds: derive_seed(seed, stream, *counters).
+STEP = 1  # per (step, shard): data draws of a sampler source, the transform and the loss noise
+PERMUTATION = 2  # per epoch: the shuffling of an indexed source
+EVAL_DATA = 3  # the fixed held-out batch
+EVAL_NOISE = 4  # the noise of every evaluation (the same each time, so values are comparable)
+
+
+def _splitmix64(z: int) -> int:
+    z = (z + 0x9E3779B97F4A7C15) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
+
+
+def derive_seed(seed: int, *counters: int) -> int:
+    """A 63-bit seed that is a fixed, well-mixed function of ``seed`` and the counters."""
+    h = _splitmix64(seed & _MASK)
+    for c in counters:
+        h = _splitmix64(h ^ (c & _MASK))
+    return h >> 1
+
+
+class DataSampler(Protocol):
+    """An infinite data source: ``sample(n, generator=g) -> [n, *event]``."""
+
+    def __call__(self, n: int, /, *, generator: torch.Generator | None = ...) -> Tensor: ...
+
+
+@runtime_checkable
+class IndexedData(Protocol):
+    """A finite dataset: ``len(data)`` and ``data[i]`` (a tensor, array, or a tuple led by one)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+
+Data = Tensor | IndexedData | DataSampler
+
+
+def _item(item: object, name: str) -> Tensor:
+    if isinstance(item, (tuple, list)) and item:  # (image, label) pairs: keep the image
+        item = item[0]
+    if isinstance(item, Tensor):
+        return item
+    if isinstance(item, np.ndarray):
+        return torch.from_numpy(item)
+    raise TypeError(
+        f"{name}[i] must be a tensor, a numpy array or a tuple starting with one; got "
+        f"{type(item).__name__}"
+    )
+
+
+class Source:
+    """One of: a tensor ``[N, *event]``, an indexed dataset, or a sampler callable.
+
+    Indexed sources (tensor, dataset) are read in epochs: each epoch is a permutation drawn from
+    ``derive_seed(seed, PERMUTATION, epoch)``, and batches run across epoch boundaries so every
+    batch is full. Their position is ``(epoch, offset)``. A sampler source has no position: the
+    batch of step ``t`` comes from the per-(step, shard) generator.
+    """
+
+    def __init__(self, data: object, name: str) -> None:
+        self.name = name
+        self.tensor: Tensor | None = None
+        self.dataset: IndexedData | None = None
+        self.sampler: DataSampler | None = None
+        if isinstance(data, Tensor):
+            check_batch(data, name)
+            if data.shape[0] < 1:
+                raise ValueError(
+                    f"{name} must hold at least one example; got shape {tuple(data.shape)}"
+                )
+            self.tensor = data
+        elif isinstance(data, IndexedData) and not isinstance(data, (str, bytes)):
+            if len(data) < 1:
+                raise ValueError(f"{name} must hold at least one example; got an empty dataset")
+            self.dataset = data
+        elif callable(data):
+            self.sampler = data
+        else:
+            raise TypeError(
+                f"{name} must be a tensor [N, *event], a dataset (len and indexing) or a callable "
+                f"sample(n, *, generator); got {type(data).__name__}"
+            )
+        self.epoch = 0
+        self.offset = 0
+        self._perm: tuple[int, Tensor] | None = None
+
+    @property
+    def indexed(self) -> bool:
+        return self.sampler is None
+
+    def __len__(self) -> int:
+        if self.tensor is not None:
+            return int(self.tensor.shape[0])
+        if self.dataset is not None:
+            return len(self.dataset)
+        raise TypeError(f"{self.name} is a sampler and has no length")
+
+    def _permutation(self, seed: int, epoch: int) -> Tensor:
+        if self._perm is None or self._perm[0] != epoch:
+            gen = torch.Generator().manual_seed(derive_seed(seed, PERMUTATION, epoch))
+            self._perm = (epoch, torch.randperm(len(self), generator=gen))
+        return self._perm[1]
+
+    def next_indices(self, batch: int, seed: int) -> Tensor:
+        """The next ``batch`` indices ``[batch]`` (CPU) of the epoch stream; advances the position."""
+        n, parts = len(self), []
+        while batch > 0:
+            take = min(batch, n - self.offset)
+            parts.append(self._permutation(seed, self.epoch)[self.offset : self.offset + take])
+            batch -= take
+            self.offset += take
+            if self.offset == n:
+                self.epoch, self.offset = self.epoch + 1, 0
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def gather(self, index: Tensor, device: torch.device) -> Tensor:
+        """The examples at ``index`` as one batch on ``device``."""
+        if self.tensor is not None:
+            out = self.tensor[index.to(self.tensor.device)]
+        else:
+            assert self.dataset is not None
+            rows = [_item(self.dataset[i], self.name) for i in index.tolist()]
+            out = torch.stack(rows)
+        return out.to(device, non_blocking=True)
+
+    def draw(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
+        """``n`` examples from a sampler source, checked for shape and moved to ``device``."""
+        assert self.sampler is not None
+        out = self.sampler(n, generator=generator)
+        check_batch(out, f"the batch returned by {self.name}")
+        if out.shape[0] != n:
+            raise ValueError(f"{self.name}({n}, generator=...) returned {out.shape[0]} examples")
+        return out.to(device)
+
+    def state(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "offset": self.offset} if self.indexed else {}
+
+    def load_state(self, state: dict[str, int], where: str) -> None:
+        if not self.indexed:
+            return
+        try:
+            epoch, offset = int(state["epoch"]), int(state["offset"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{where}: bad data position {state!r}") from err
+        if not (epoch >= 0 and 0 <= offset < len(self)):
+            raise ValueError(
+                f"{where}: data position (epoch={epoch}, offset={offset}) does not fit "
+                f"{self.name} of {len(self)} examples"
+            )
+        self.epoch, self.offset = epoch, offset
+
+
+def shard_slices(batch: int, shards: int) -> Sequence[slice]:
+    size = batch // shards
+    return [slice(k * size, (k + 1) * size) for k in range(shards)]

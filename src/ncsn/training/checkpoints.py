@@ -1,0 +1,285 @@
+"""Crash-safe training checkpoints: atomic writes, the last K kept, ``weights_only`` loading.
+
+A checkpoint is a plain ``dict`` of tensors and plain Python values (``dict``, ``list``, ``tuple``,
+``str``, ``int``, ``float``, ``bool``, ``None``, ``torch.dtype``, ``torch.device``), so that
+``torch.load(weights_only=True)`` reads it without executing any code. Files are named
+``checkpoint-{step:08d}.pt``; :func:`save_checkpoint` writes a temporary file in the same folder,
+flushes and fsyncs it, renames it over the final name with :func:`os.replace` and fsyncs the
+folder, so a process killed at any moment leaves either the old set of checkpoints or the old set
+plus the new one, never a torn file under a checkpoint name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ncsn._checks import positive_int
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CheckpointError",
+    "checkpoint_path",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "model_weights",
+    "save_checkpoint",
+]
+
+CHECKPOINT_FORMAT = "ncsn.training.checkpoint/1"
+"""The value of the ``"format"`` entry that marks a file written by :func:`save_checkpoint`."""
+
+_NAME = re.compile(r"^checkpoint-(\d+)\.pt$")
+_TMP_PREFIX = ".tmp-checkpoint-"
+_PLAIN = (str, int, float, bool, type(None), torch.dtype, torch.device)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file exists but cannot be used: truncated, corrupt, or not an ``ncsn`` checkpoint.
+
+    The message names the path and what was wrong. A path that does not exist raises
+    :class:`FileNotFoundError` instead.
+
+    Example:
+        >>> try:
+        ...     ncsn.training.load_checkpoint("notes.txt")
+        ... except ncsn.training.CheckpointError as err:
+        ...     print(err)  # notes.txt: not a readable checkpoint (...)
+    """
+
+
+def _as_path(path: str | os.PathLike[str], name: str) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike; got {path!r}")
+    return Path(path).expanduser()
+
+
+def _check_plain(value: object, where: str = "checkpoint") -> None:
+    """Raise :class:`TypeError` unless ``value`` holds only tensors and plain Python values."""
+    if isinstance(value, Tensor) or type(value) in _PLAIN:  # exact types: no str subclasses
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, (str, int)):
+                raise TypeError(
+                    f"{where} has a key {key!r} of type {type(key).__name__}; use str or int"
+                )
+            _check_plain(item, f"{where}[{key!r}]")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{where}[{i}]")
+        return
+    raise TypeError(
+        f"{where} is a {type(value).__name__}; checkpoints hold only tensors and plain Python "
+        "values (dict, list, tuple, str, int, float, bool, None) so that weights_only loading works"
+    )
+
+
+def checkpoint_path(folder: str | os.PathLike[str], step: int) -> Path:
+    """The file name of the checkpoint at ``step`` in ``folder``: ``folder/checkpoint-{step:08d}.pt``.
+
+    Example:
+        >>> ncsn.training.checkpoint_path("runs/a", 500).name
+        'checkpoint-00000500.pt'
+    """
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step must be a non-negative int; got step={step!r}")
+    return _as_path(folder, "folder") / f"checkpoint-{step:08d}.pt"
+
+
+def list_checkpoints(folder: str | os.PathLike[str]) -> list[Path]:
+    """The checkpoint files in ``folder``, oldest (smallest step) first.
+
+    Raises:
+        FileNotFoundError: if ``folder`` does not exist.
+        NotADirectoryError: if ``folder`` is a file.
+    """
+    root = _as_path(folder, "folder")
+    if not root.exists():
+        raise FileNotFoundError(f"checkpoint folder {str(root)!r} does not exist")
+    if not root.is_dir():
+        raise NotADirectoryError(f"checkpoint folder {str(root)!r} is not a directory")
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(folder: str | os.PathLike[str]) -> Path | None:
+    """The checkpoint with the largest step in ``folder``, or ``None`` when there is none.
+
+    Because :func:`save_checkpoint` renames complete files into place, every file with a
+    checkpoint name is complete; temporary files of an interrupted save are ignored.
+
+    Example:
+        >>> path = ncsn.training.latest_checkpoint("runs/a")   # runs/a/checkpoint-00001000.pt
+    """
+    found = list_checkpoints(folder)
+    return found[-1] if found else None
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":  # directories cannot be opened for fsync on Windows
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str], checkpoint: Mapping[str, Any], *, keep: int | None = None
+) -> Path:
+    """Write ``checkpoint`` to ``path`` atomically; optionally keep only the last ``keep`` in its folder.
+
+    The dict is stamped with ``"format": CHECKPOINT_FORMAT`` and written to a temporary file in
+    the target folder, which is flushed, fsynced and renamed over ``path`` (``os.replace``); the
+    folder is then fsynced. Temporary files left by earlier interrupted saves are removed. One
+    writer per folder is assumed.
+
+    Args:
+        path: the file to write (usually :func:`checkpoint_path`). Its folder is created.
+        checkpoint: tensors and plain Python values only (see the module docstring).
+        keep: if given, delete all but the ``keep`` newest ``checkpoint-*.pt`` files in the folder
+            after the new one is safely in place.
+
+    Returns:
+        The path written.
+
+    Raises:
+        TypeError: if ``checkpoint`` holds anything but tensors and plain values.
+        ValueError: if ``keep`` < 1 or ``checkpoint`` has a ``"format"`` entry of its own.
+
+    Example:
+        >>> net = ncsn.nets.ScoreMLP(2)
+        >>> ncsn.training.save_checkpoint("runs/a/checkpoint-00000000.pt", {"step": 0, "model": net.state_dict()})
+        PosixPath('runs/a/checkpoint-00000000.pt')
+    """
+    target = _as_path(path, "path")
+    if not isinstance(checkpoint, Mapping):
+        raise TypeError(f"checkpoint must be a dict; got {type(checkpoint).__name__}")
+    if "format" in checkpoint and checkpoint["format"] != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"checkpoint has its own 'format' entry {checkpoint['format']!r}; rename it"
+        )
+    if keep is not None:
+        keep = positive_int(keep, "keep")
+    _check_plain(checkpoint)
+    folder = target.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(f"{_TMP_PREFIX}*"):
+        stale.unlink(missing_ok=True)
+    tmp_name = folder / f"{_TMP_PREFIX}{target.name}.{os.getpid()}.{secrets.token_hex(4)}"
+    # os.open honours the umask (mkstemp would make the checkpoint private to its owner).
+    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({**checkpoint, "format": CHECKPOINT_FORMAT}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_dir(folder)
+    if keep is not None:
+        for old in list_checkpoints(folder)[:-keep]:
+            if old != target:
+                old.unlink(missing_ok=True)
+    return target
+
+
+def _reason(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for line in lines:  # the useful part of torch's long weights_only message names the global
+        if "GLOBAL" in line:
+            return f"refused to unpickle: {line}"
+    return lines[0] if lines else type(err).__name__
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], *, map_location: str | torch.device | None = "cpu"
+) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` with ``torch.load(weights_only=True)``.
+
+    Args:
+        path: a checkpoint file, or a folder (its :func:`latest_checkpoint` is read).
+        map_location: where tensors go (default the CPU).
+
+    Returns:
+        The checkpoint dict (with its ``"format"`` entry).
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist or a folder holds no checkpoint.
+        CheckpointError: if the file is truncated, corrupt (every stored CRC-32 is checked), needs unpickling of arbitrary objects,
+            or is not an ``ncsn`` training checkpoint (e.g. an official ``[model, optimizer]`` list:
+            load those with the network loaders).
+
+    Example:
+        >>> ckpt = ncsn.training.load_checkpoint("runs/a")          # the newest in the folder
+        >>> ckpt["step"], sorted(ckpt)[:3]
+        (1000, ['config', 'data', 'ema'])
+    """
+    source = _as_path(path, "path")
+    if source.is_dir():
+        latest = latest_checkpoint(source)
+        if latest is None:
+            raise FileNotFoundError(f"no checkpoint-*.pt file in folder {str(source)!r}")
+        source = latest
+    if not source.exists():
+        raise FileNotFoundError(f"checkpoint {str(source)!r} does not exist")
+    try:
+        # torch does not verify the zip's CRC-32s, so a flipped bit in tensor data would load.
+        with zipfile.ZipFile(source) as archive:
+            broken = archive.testzip()
+        if broken is not None:
+            raise CheckpointError(f"{source}: corrupt checkpoint (checksum mismatch in {broken})")
+        obj = torch.load(source, map_location=map_location, weights_only=True)
+    except (FileNotFoundError, CheckpointError):
+        raise
+    except Exception as err:  # zipfile and torch raise BadZipFile, EOFError, UnpicklingError, ...
+        raise CheckpointError(f"{source}: not a readable checkpoint ({_reason(err)})") from err
+    if not isinstance(obj, dict):
+        hint = " (an official NCSN [model, optimizer] file?)" if isinstance(obj, list) else ""
+        raise CheckpointError(
+            f"{source}: expected an ncsn training checkpoint (a dict with format="
+            f"{CHECKPOINT_FORMAT!r}); got a {type(obj).__name__}{hint}"
+        )
+    if obj.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{source}: expected format={CHECKPOINT_FORMAT!r}; got format={obj.get('format')!r}"
+        )
+    return obj
+
+
+def model_weights(checkpoint: Mapping[str, Any], *, ema: bool = True) -> dict[str, Tensor]:
+    """The model ``state_dict`` stored in a training checkpoint: the EMA weights when present.
+
+    Args:
+        checkpoint: a dict from :func:`load_checkpoint`.
+        ema: prefer the exponential moving average of the weights (what sampling should use)
+            when the run kept one; ``False`` returns the raw trained weights.
+
+    Example:
+        >>> ckpt = ncsn.training.load_checkpoint("runs/a")
+        >>> net = ncsn.nets.ScoreMLP(**ckpt["config"]["kwargs"])
+        >>> net.load_state_dict(ncsn.training.model_weights(ckpt))
+        <All keys matched successfully>
+    """
+    weights = checkpoint.get("ema") if ema else None
+    if weights is None:
+        weights = checkpoint.get("model")
+    if not isinstance(weights, dict):
+        raise CheckpointError("checkpoint has no 'model' state dict")
+    return weights

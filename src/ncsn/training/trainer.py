@@ -1,0 +1,626 @@
+"""The training loop: one :class:`Trainer` for one CPU, one GPU, or many processes under ``torchrun``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from ncsn._checks import positive_float, positive_int
+from ncsn._types import ScoreLoss
+from ncsn.training import _sources
+from ncsn.training._sources import Data, Source, derive_seed
+from ncsn.training.checkpoints import (
+    CheckpointError,
+    _check_plain,
+    checkpoint_path,
+    load_checkpoint,
+    save_checkpoint,
+)
+from ncsn.training.distributed import DistEnv, distributed_env, init_process_group
+from ncsn.training.ema import EMA
+
+__all__ = ["BatchTransform", "NonFiniteLossError", "TrainStep", "TrainSummary", "Trainer"]
+
+METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tensorboard"
+
+
+class BatchTransform(Protocol):
+    """A per-batch transform ``transform(x, *, generator) -> x`` (e.g. uniform dequantisation)."""
+
+    def __call__(self, x: Tensor, /, *, generator: torch.Generator | None = ...) -> Tensor: ...
+
+
+class TrainStep(NamedTuple):
+    """What the per-step ``callback`` receives.
+
+    Attributes:
+        step: optimiser steps done so far (1 after the first update).
+        loss: 0-d detached loss of this step on the device (this rank's mean over its shards);
+            reading it (``float(loss)``) synchronises with the device.
+        grad_norm: 0-d total gradient norm before clipping when ``max_grad_norm`` is set, else ``None``.
+    """
+
+    step: int
+    loss: Tensor
+    grad_norm: Tensor | None
+
+
+class TrainSummary(NamedTuple):
+    """What :meth:`Trainer.fit` returns: the step reached, the last logged training loss (the mean
+    over the steps since the previous record, across all processes), the last evaluation loss,
+    and the seconds this call took."""
+
+    step: int
+    loss: float
+    eval_loss: float | None
+    seconds: float
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss (or parameters); ``step`` is the first bad step.
+
+    Raised before any checkpoint of the bad state is written, so the newest checkpoint in the
+    output folder is the last good one.
+    """
+
+    def __init__(self, message: str, step: int) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+def _every(value: int | None, name: str) -> int | None:
+    return None if value is None else positive_int(value, name)
+
+
+class Trainer:
+    """Train a score model with a :class:`~ncsn.ScoreLoss`: Adam, optional EMA and clipping, logs,
+    crash-safe checkpoints, exact resume, and DistributedDataParallel under ``torchrun``.
+
+    Each step draws a global batch of ``batch_size`` examples, splits it into ``shards`` equal
+    parts, computes the loss of every part with its own generator, and takes one optimiser step on
+    the mean. Under ``torchrun --nproc_per_node=W`` each process computes ``shards / W`` parts and
+    DistributedDataParallel averages the gradients (gloo on the CPU, nccl on CUDA); rank 0 writes
+    checkpoints and logs.
+
+    Randomness is counter-based: the data, transform and loss noise of part ``k`` at step ``t`` come
+    from a generator seeded with ``derive(seed, t, k)``, and the shuffling of epoch ``e`` from
+    ``derive(seed, e)``. So the seed, the step and the data position are the complete RNG state
+    (that is what checkpoints store), and a run depends on ``(seed, batch_size, shards)`` but not on
+    the number of processes: 2 processes give the parameters of 1 process with ``shards=2`` (up to
+    the rounding of the gradient all-reduce), and a run may resume on a different number of
+    processes. Training N steps equals training N/2, saving, restoring and training N/2 more, bit
+    for bit on the CPU.
+
+    Args:
+        model: the score network ``model(x [B, *event], sigma [B]) -> [B, *event]``; moved to
+            ``device``.
+        loss: a :class:`~ncsn.ScoreLoss`, called as ``loss(model, x, generator=g)``.
+        data: a tensor ``[N, *event]``, a dataset (``len`` and ``data[i]`` giving a tensor, an array
+            or an ``(x, label)`` tuple), or a callable ``sample(n, *, generator) -> [n, *event]``
+            for infinite toy sources such as ``ncsn.toy.paper_mixture().sample`` (it receives a
+            generator on ``device``).
+        batch_size: the *global* batch size, over all processes and shards (paper: 128).
+        optimizer: defaults to ``Adam(model.parameters(), lr=1e-3)`` (the paper's setting).
+        ema_rate: keep an exponential moving average of the weights with this decay (NCSNv2:
+            0.999); evaluation, :meth:`ema_model` and checkpoints' ``"ema"`` then use it.
+        max_grad_norm: clip the total gradient norm to this value.
+        transform: ``transform(x, *, generator) -> x`` applied to every training batch part
+            (e.g. uniform dequantisation) with the part's generator; also to the held-out batch.
+        eval_data: held-out data (same kinds as ``data``) for an evaluation loss every
+            ``eval_every`` steps, on a fixed batch with fixed noise so the values are comparable.
+        eval_every: steps between evaluations.
+        eval_batch_size: size of the held-out batch (default ``batch_size``; at most ``len(eval_data)``).
+        out_dir: folder for checkpoints, ``metrics.jsonl`` and TensorBoard files; ``None`` writes
+            nothing.
+        checkpoint_every: steps between checkpoints (``None``: only at the end of :meth:`fit`).
+        keep: how many of the newest checkpoints to keep.
+        log_every: steps between metric records and progress-bar loss updates; this is also how
+            often the loop synchronises with the device and checks the loss for NaN/inf.
+        progress: show a tqdm progress bar (rank 0 only).
+        tensorboard: write TensorBoard scalars to ``out_dir/tensorboard``; ``None`` does so when
+            ``torch.utils.tensorboard`` imports (the ``tensorboard`` package is installed).
+        config: a plain dict describing how to rebuild the model (e.g.
+            ``{"kind": "ScoreMLP", "kwargs": {"dim": 2}}``), stored in every checkpoint.
+        callback: called as ``callback(TrainStep(...))`` after every optimiser step.
+        seed: the one seed all randomness of the loop derives from.
+        generator: alternatively, a generator from which the seed is drawn once. With neither, a
+            fresh seed is drawn from the OS (and shared from rank 0 when distributed).
+        shards: parts per global batch (default: the number of processes); a multiple of the
+            number of processes that divides ``batch_size``.
+        device: where to train (default: the model's device).
+        timeout: seconds a collective may wait for another process before failing.
+
+    Example:
+        >>> schedule = ncsn.GeometricSchedule(20.0, 1.0, 10)
+        >>> net = ncsn.nets.ScoreMLP(2, sigmas=schedule.sigmas)
+        >>> trainer = ncsn.training.Trainer(
+        ...     net, ncsn.losses.DenoisingScoreMatching(schedule), ncsn.toy.paper_mixture().sample,
+        ...     batch_size=128, ema_rate=0.999, out_dir="runs/toy", checkpoint_every=1000, seed=0,
+        ... )
+        >>> summary = trainer.fit(5000)          # later: trainer.restore("runs/toy"); trainer.fit(10000)
+        >>> samples = sampler(trainer.ema_model(), x0, generator=g)
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: ScoreLoss,
+        data: Data,
+        *,
+        batch_size: int = 128,
+        optimizer: torch.optim.Optimizer | None = None,
+        ema_rate: float | None = None,
+        max_grad_norm: float | None = None,
+        transform: BatchTransform | None = None,
+        eval_data: Data | None = None,
+        eval_every: int = 100,
+        eval_batch_size: int | None = None,
+        out_dir: str | os.PathLike[str] | None = None,
+        checkpoint_every: int | None = None,
+        keep: int = 3,
+        log_every: int = 100,
+        progress: bool = True,
+        tensorboard: bool | None = None,
+        config: Mapping[str, Any] | None = None,
+        callback: Callable[[TrainStep], None] | None = None,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        shards: int | None = None,
+        device: torch.device | str | None = None,
+        timeout: float = 1800.0,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+        params = list(model.parameters())
+        if not params:
+            raise ValueError("model has no parameters to train")
+        if not callable(loss):
+            raise TypeError(f"loss must be a callable ScoreLoss; got {loss!r}")
+        for fn, fn_name in ((transform, "transform"), (callback, "callback")):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{fn_name} must be callable or None; got {fn!r}")
+        self.batch_size = positive_int(batch_size, "batch_size")
+        self.eval_every = positive_int(eval_every, "eval_every")
+        self.log_every = positive_int(log_every, "log_every")
+        self.checkpoint_every = _every(checkpoint_every, "checkpoint_every")
+        self.keep = positive_int(keep, "keep")
+        self.max_grad_norm = (
+            None if max_grad_norm is None else positive_float(max_grad_norm, "max_grad_norm")
+        )
+        self.timeout = positive_float(timeout, "timeout")
+        self.progress = bool(progress)
+        if config is not None and not isinstance(config, Mapping):
+            raise TypeError(f"config must be a dict or None; got {type(config).__name__}")
+        self.config = dict(config or {})
+        _check_plain(self.config, "config")
+        self.out_dir = None if out_dir is None else Path(out_dir).expanduser()
+        if tensorboard and self.out_dir is None:
+            raise ValueError("tensorboard=True needs an out_dir to write to")
+        self._writer_cls = _summary_writer(tensorboard) if self.out_dir is not None else None
+
+        self.env: DistEnv = distributed_env()
+        if shards is None:
+            shards = self.env.world_size
+        self.shards = positive_int(shards, "shards")
+        if self.shards % self.env.world_size:
+            raise ValueError(
+                f"shards must be a multiple of the number of processes {self.env.world_size}; "
+                f"got shards={self.shards}"
+            )
+        if self.batch_size % self.shards:
+            raise ValueError(
+                f"batch_size must be divisible by shards={self.shards}; got batch_size={self.batch_size}"
+            )
+
+        self.device = torch.device(device) if device is not None else params[0].device
+        self.model = model.to(self.device)
+        self._owns_group = False
+        self._ddp: DistributedDataParallel | None = None
+        if self.env.distributed:
+            self._owns_group = init_process_group(self.device, self.timeout)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._ddp = DistributedDataParallel(self.model, device_ids=ids)
+        self.optimizer = optimizer or torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        if not isinstance(self.optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer must be a torch.optim.Optimizer; got {optimizer!r}")
+        self.ema = None if ema_rate is None else EMA(self.model, ema_rate)
+        self.loss = loss
+        self.transform = transform
+        self.callback = callback
+        self.seed = self._resolve_seed(seed, generator)
+        self.data = Source(data, "data")
+        self.eval_data = None if eval_data is None else Source(eval_data, "eval_data")
+        self.eval_batch_size = positive_int(eval_batch_size or self.batch_size, "eval_batch_size")
+        self.step = 0
+        self.seconds = 0.0  # training time over all runs of this training, for the metrics
+        self.last_eval_loss: float | None = None
+        self._gen = torch.Generator(device=self.device)
+        self._eval_batch: Tensor | None = None
+        self._saved_step = -1
+
+    def _resolve_seed(self, seed: int | None, generator: torch.Generator | None) -> int:
+        if seed is not None and generator is not None:
+            raise ValueError("pass seed or generator, not both")
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                raise TypeError(f"seed must be an int; got seed={seed!r}")
+            return seed
+        if generator is not None:
+            if not isinstance(generator, torch.Generator):
+                raise TypeError(f"generator must be a torch.Generator or None; got {generator!r}")
+            drawn = torch.randint(2**62, (), generator=generator, device=generator.device)
+            return int(drawn)
+        fresh = torch.tensor(torch.Generator().seed() >> 2, device=self.device)
+        if self.env.distributed:
+            dist.broadcast(fresh, src=0)
+        return int(fresh)
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes checkpoints and logs (rank 0)."""
+        return self.env.rank == 0
+
+    def ema_model(self) -> nn.Module:
+        """The module to sample and evaluate with: the EMA copy when ``ema_rate`` is set, else the model.
+
+        It is the live object: it keeps changing while training continues; ``copy.deepcopy`` it to
+        keep a snapshot.
+        """
+        return self.model if self.ema is None else self.ema.model
+
+    # ---------------------------------------------------------------- one step
+
+    def _local_shards(self) -> range:
+        per_rank = self.shards // self.env.world_size
+        return range(self.env.rank * per_rank, (self.env.rank + 1) * per_rank)
+
+    def _train_step(self) -> tuple[Tensor, Tensor | None]:
+        step = self.step + 1
+        slices = _sources.shard_slices(self.batch_size, self.shards)
+        index = self.data.next_indices(self.batch_size, self.seed) if self.data.indexed else None
+        local = self._local_shards()
+        # DDP averages gradients over processes; scale so the result is the mean over all shards.
+        scale = self.env.world_size / self.shards
+        self.optimizer.zero_grad(set_to_none=True)
+        total: Tensor | None = None
+        for j, k in enumerate(local):
+            gen = self._gen.manual_seed(derive_seed(self.seed, _sources.STEP, step, k))
+            if index is not None:
+                x = self.data.gather(index[slices[k]], self.device)
+            else:
+                x = self.data.draw(self.batch_size // self.shards, gen, self.device)
+            if self.transform is not None:
+                x = self.transform(x, generator=gen)
+            ddp = self._ddp
+            defer = ddp is not None and j < len(local) - 1
+            with ddp.no_sync() if ddp is not None and defer else contextlib.nullcontext():
+                value = self.loss(ddp or self.model, x, generator=gen)
+                torch.autograd.backward(value * scale if scale != 1.0 else value)
+            value = value.detach()
+            total = value if total is None else total + value
+        if total is None:  # shards >= world_size guarantees a part per process
+            raise RuntimeError("this process has no shard of the batch")
+        grad_norm = None
+        if self.max_grad_norm is not None:
+            grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        self.step = step
+        return total / len(local), grad_norm
+
+    # ---------------------------------------------------------------- evaluation
+
+    def _held_out_batch(self) -> Tensor:
+        if self.eval_data is None:
+            raise ValueError("no eval_data was given to this Trainer")
+        if self._eval_batch is None:
+            src = self.eval_data
+            gen = torch.Generator(device=self.device).manual_seed(
+                derive_seed(self.seed, _sources.EVAL_DATA)
+            )
+            if src.indexed:
+                cpu = torch.Generator().manual_seed(derive_seed(self.seed, _sources.EVAL_DATA))
+                index = torch.randperm(len(src), generator=cpu)[: self.eval_batch_size]
+                x = src.gather(index, self.device)
+            else:
+                x = src.draw(self.eval_batch_size, gen, self.device)
+            if self.transform is not None:
+                x = self.transform(x, generator=gen)
+            self._eval_batch = x
+        return self._eval_batch
+
+    def evaluate(self) -> float:
+        """The loss of :meth:`ema_model` on the fixed held-out batch with fixed noise (no gradients
+        for the parameters). Synchronises with the device.
+
+        Raises:
+            ValueError: if the trainer has no ``eval_data``.
+        """
+        x = self._held_out_batch()
+        model = self.ema_model()
+        was_training = model.training
+        model.eval()
+        gen = torch.Generator(device=self.device).manual_seed(
+            derive_seed(self.seed, _sources.EVAL_NOISE)
+        )
+        try:
+            with torch.no_grad():
+                value = float(self.loss(model, x, generator=gen))
+        finally:
+            model.train(was_training)
+        self.last_eval_loss = value
+        return value
+
+    # ---------------------------------------------------------------- the loop
+
+    def _window_losses(self, window: Tensor, first_step: int) -> float:
+        """Average the window over processes, check it for NaN/inf, and return its mean (a sync)."""
+        if self._ddp is not None:
+            window = window.clone()
+            dist.all_reduce(window)
+            window /= self.env.world_size
+        values = window.double().cpu()
+        bad = (~torch.isfinite(values)).nonzero()
+        if bad.numel():
+            step = first_step + int(bad[0, 0])
+            raise NonFiniteLossError(
+                f"the training loss became non-finite ({values[int(bad[0, 0])].item()}) at step "
+                f"{step}; no checkpoint was written after it",
+                step,
+            )
+        return float(values.mean())
+
+    def fit(self, steps: int) -> TrainSummary:
+        """Train until :attr:`step` equals ``steps`` (a total, so a restored trainer continues).
+
+        Args:
+            steps: the optimiser step to stop at.
+
+        Returns:
+            A :class:`TrainSummary`.
+
+        Raises:
+            ValueError: if ``steps`` is below the current step.
+            NonFiniteLossError: when a loss is NaN/inf; it names the first bad step. Losses are
+                checked every ``log_every`` steps and before every checkpoint.
+        """
+        if isinstance(steps, bool) or not isinstance(steps, int):
+            raise TypeError(f"steps must be an int; got steps={steps!r}")
+        if steps < self.step:
+            raise ValueError(f"steps must be >= the current step {self.step}; got steps={steps}")
+        start = time.perf_counter()
+        seconds_before = self.seconds
+        window = torch.empty(self.log_every, device=self.device)
+        filled, loss = 0, math.nan
+        self.model.train()
+        logs = _Logs(self, steps) if self.is_main else None
+        try:
+            while self.step < steps:
+                value, grad_norm = self._train_step()
+                window[filled] = value
+                filled += 1
+                if logs is not None:
+                    logs.bar.update(1)
+                if self.callback is not None:
+                    self.callback(TrainStep(self.step, value, grad_norm))
+                last = self.step == steps
+                due_eval = self.eval_data is not None and self.step % self.eval_every == 0
+                due_save = self.out_dir is not None and (
+                    last
+                    or (
+                        self.checkpoint_every is not None and self.step % self.checkpoint_every == 0
+                    )
+                )
+                if not (last or due_eval or due_save or self.step % self.log_every == 0):
+                    continue
+                loss = self._window_losses(window[:filled], self.step - filled + 1)
+                filled = 0
+                self.seconds = seconds_before + time.perf_counter() - start
+                eval_loss = self.evaluate() if due_eval and self.is_main else None
+                if logs is not None:
+                    logs.record(loss, eval_loss)
+                if due_save:
+                    self.save()
+        finally:
+            if logs is not None:
+                logs.close()
+        if self.out_dir is not None and self._saved_step != self.step:
+            self.save()  # fit(steps) with steps == step: make sure the end state is on disk
+        return TrainSummary(self.step, loss, self.last_eval_loss, time.perf_counter() - start)
+
+    # ---------------------------------------------------------------- checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue training exactly: a plain dict of tensors and values.
+
+        Keys: ``step``, ``model``, ``optimizer``, ``ema`` (or ``None``), ``ema_rate``, ``rng``
+        (``{"seed": …}``: all randomness derives from the seed and the step), ``data`` (the
+        position ``{"epoch", "offset"}`` of an indexed source), ``batch_size``, ``shards``,
+        ``seconds``, ``config``, ``torch_version``.
+        """
+        return {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": None if self.ema is None else self.ema.state_dict(),
+            "ema_rate": None if self.ema is None else self.ema.rate,
+            "rng": {"seed": self.seed, "derivation": "splitmix64(seed, stream, counters)"},
+            "data": self.data.state(),
+            "batch_size": self.batch_size,
+            "shards": self.shards,
+            "seconds": self.seconds,
+            "config": self.config,
+            "torch_version": str(torch.__version__),
+        }
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path | None:
+        """Write a checkpoint (rank 0 only; others return ``None``) and keep the newest ``keep``.
+
+        Args:
+            path: the file; default ``out_dir/checkpoint-{step:08d}.pt``.
+
+        Raises:
+            NonFiniteLossError: if a parameter is NaN/inf (nothing is written).
+            ValueError: with neither ``path`` nor ``out_dir``.
+        """
+        if path is None:
+            if self.out_dir is None:
+                raise ValueError("save() needs a path when the Trainer has no out_dir")
+            path = checkpoint_path(self.out_dir, self.step)
+        self._saved_step = self.step
+        if not self.is_main:
+            return None
+        with torch.no_grad():
+            finite = torch.stack([p.isfinite().all() for p in self.model.parameters()]).all()
+        if not bool(finite):
+            raise NonFiniteLossError(
+                f"parameters are non-finite at step {self.step}; refusing to write a checkpoint",
+                self.step,
+            )
+        return save_checkpoint(path, self.state_dict(), keep=self.keep)
+
+    def restore(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Load a checkpoint (a file, or a folder's newest) into this trainer to continue training.
+
+        Restores the model, optimizer, EMA, step, seed and data position (the seed comes from the
+        checkpoint, replacing the constructor's), and drops records after the restored step from
+        ``out_dir/metrics.jsonl``. Every process reads the same file.
+
+        Returns:
+            The checkpoint dict (e.g. its ``"config"``).
+
+        Raises:
+            FileNotFoundError: for a missing file or a folder without checkpoints.
+            CheckpointError: for a corrupt file or one that does not fit this trainer.
+        """
+        ckpt = load_checkpoint(path, map_location=self.device)
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            if self.ema is not None:
+                if ckpt["ema"] is None:
+                    raise CheckpointError(
+                        f"{path}: the checkpoint has no EMA weights but this Trainer has ema_rate="
+                        f"{self.ema.rate}; pass ema_rate=None"
+                    )
+                self.ema.load_state_dict(ckpt["ema"])
+            self.data.load_state(ckpt["data"], str(path))
+            step, seed, seconds = (
+                int(ckpt["step"]),
+                int(ckpt["rng"]["seed"]),
+                float(ckpt["seconds"]),
+            )
+        except (KeyError, TypeError, RuntimeError, ValueError) as err:
+            if isinstance(err, CheckpointError):
+                raise
+            raise CheckpointError(f"{path}: does not fit this Trainer ({err})") from err
+        self.step, self.seed, self.seconds = step, seed, seconds
+        self._saved_step = step
+        if self.is_main and self.out_dir is not None:
+            _truncate_metrics(self.out_dir / METRICS_FILE, step)
+        return ckpt
+
+    def close(self) -> None:
+        """Destroy the process group if this trainer created it (call once at the end of a job)."""
+        if self._owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+            self._owns_group = False
+
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Logs:
+    """Rank 0's progress bar, JSON-lines metrics and TensorBoard writer for one :meth:`Trainer.fit`."""
+
+    def __init__(self, trainer: Trainer, steps: int) -> None:
+        self.trainer = trainer
+        self.bar = tqdm(
+            total=steps,
+            initial=trainer.step,
+            disable=not trainer.progress,
+            unit="step",
+            dynamic_ncols=True,
+        )
+        self.file = None
+        self.writer: Any = None
+        if trainer.out_dir is not None:
+            trainer.out_dir.mkdir(parents=True, exist_ok=True)
+            self.file = open(trainer.out_dir / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+            if trainer._writer_cls is not None:
+                self.writer = trainer._writer_cls(
+                    log_dir=str(trainer.out_dir / TENSORBOARD_DIR), purge_step=trainer.step + 1
+                )
+
+    def record(self, loss: float, eval_loss: float | None) -> None:
+        t = self.trainer
+        lr = float(t.optimizer.param_groups[0]["lr"])
+        entry: dict[str, Any] = {
+            "step": t.step,
+            "loss": loss,
+            "lr": lr,
+            "time": round(t.seconds, 3),
+        }
+        if eval_loss is not None:
+            entry["eval_loss"] = eval_loss
+        postfix = {"loss": f"{loss:.4g}"} | (
+            {"eval": f"{eval_loss:.4g}"} if eval_loss is not None else {}
+        )
+        self.bar.set_postfix(postfix, refresh=False)
+        if self.file is not None:
+            self.file.write(json.dumps(entry) + "\n")
+            self.file.flush()
+        if self.writer is not None:
+            for key in ("loss", "eval_loss", "lr"):
+                if key in entry:
+                    self.writer.add_scalar(key, entry[key], t.step)
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.file is not None:
+            self.file.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _summary_writer(tensorboard: bool | None) -> Any:
+    if tensorboard is False:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as err:
+        if tensorboard:
+            raise ImportError(
+                "tensorboard=True needs the tensorboard package: pip install tensorboard"
+            ) from err
+        return None
+    return SummaryWriter
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop the records after ``step`` (they belong to a run that was not checkpointed)."""
+    if not path.exists():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+    if len(kept) != len(lines):
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(kept), encoding="utf-8")
+        os.replace(tmp, path)

@@ -1,0 +1,69 @@
+"""Tiny ScoreMLP training shared by tests/test_distributed.py and the torchrun processes it launches.
+
+Usage (under torchrun): python ddp_train.py OUT STEPS [FAIL_RANK FAIL_STEP]. Trains a DSM and an SSM
+model for STEPS steps with checkpoints every STEPS // 2 steps into OUT/dsm and OUT/ssm. With
+FAIL_RANK and FAIL_STEP, that rank raises from the step callback at that step.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+import ncsn
+from ncsn.training import Trainer, TrainStep
+
+BATCH = 16
+SEED = 1234
+
+
+def build(loss_name: str) -> tuple[torch.nn.Module, ncsn.ScoreLoss, torch.Tensor]:
+    """The same model, loss and data in every process (initialised from fixed generators)."""
+    schedule = ncsn.GeometricSchedule(2.0, 0.1, 4)
+    net = ncsn.nets.ScoreMLP(2, hidden=16, sigmas=schedule.sigmas)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(0.5 * torch.randn(p.shape, generator=g))
+    data = ncsn.toy.paper_mixture().sample(40, generator=g) / 5.0
+    loss: ncsn.ScoreLoss
+    if loss_name == "dsm":
+        loss = ncsn.losses.DenoisingScoreMatching(schedule)
+    else:
+        loss = ncsn.losses.SlicedScoreMatching(schedule)
+    return net, loss, data
+
+
+def make_trainer(loss_name: str, out_dir: Path | None, steps: int, **options: object) -> Trainer:
+    net, loss, data = build(loss_name)
+    settings: dict[str, object] = {
+        "batch_size": BATCH,
+        "shards": 2,
+        "ema_rate": 0.9,
+        "max_grad_norm": 5.0,
+        "seed": SEED,
+        "out_dir": out_dir,
+        "checkpoint_every": steps // 2,
+        "log_every": 2,
+        "progress": False,
+    }
+    return Trainer(net, loss, data, **(settings | options))  # type: ignore[arg-type]
+
+
+def main(out: str, steps: int, fail_rank: int = -1, fail_step: int = -1) -> None:
+    def callback(info: TrainStep) -> None:
+        if trainer.env.rank == fail_rank and info.step == fail_step:
+            raise RuntimeError(f"rank {fail_rank} fails on purpose at step {fail_step}")
+
+    for loss_name in ("dsm", "ssm"):
+        trainer = make_trainer(
+            loss_name, Path(out) / loss_name, steps, callback=callback, timeout=60.0
+        )
+        trainer.fit(steps)
+        trainer.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], *map(int, sys.argv[2:]))

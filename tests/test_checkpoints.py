@@ -1,0 +1,242 @@
+"""Checkpoints: atomic saves that survive SIGKILL, keep-K, weights_only loading, typed errors."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import ncsn
+from ncsn.training import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    checkpoint_path,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    model_weights,
+    save_checkpoint,
+)
+
+SAVE_LOOP = Path(__file__).parent / "_scripts" / "save_loop.py"
+
+
+def test_round_trip_keeps_tensors_and_plain_values(tmp_path: Path) -> None:
+    net = ncsn.nets.ScoreMLP(2, hidden=8)
+    state = {
+        "step": 7,
+        "model": net.state_dict(),
+        "config": {"kind": "ScoreMLP", "kwargs": {"dim": 2, "hidden": 8}, "sigmas": [1.0, 0.1]},
+        "misc": (None, True, 1.5, "x", torch.float64, torch.device("cpu")),
+    }
+    path = save_checkpoint(checkpoint_path(tmp_path / "run", 7), state)
+    assert path == tmp_path / "run" / "checkpoint-00000007.pt"
+    loaded = load_checkpoint(path)
+    assert loaded["format"] == CHECKPOINT_FORMAT
+    assert (
+        loaded["step"] == 7
+        and loaded["config"] == state["config"]
+        and loaded["misc"] == state["misc"]
+    )
+    for key, value in net.state_dict().items():
+        assert torch.equal(loaded["model"][key], value)
+    # the file is an ordinary torch file that weights_only loading accepts
+    assert torch.load(path, weights_only=True)["step"] == 7
+    assert [p.name for p in (tmp_path / "run").iterdir()] == [path.name]  # no temporary left
+
+
+def test_model_weights_prefers_the_ema(tmp_path: Path) -> None:
+    raw, ema = {"w": torch.zeros(2)}, {"w": torch.ones(2)}
+    path = save_checkpoint(tmp_path / "c.pt", {"step": 1, "model": raw, "ema": ema})
+    ckpt = load_checkpoint(path)
+    assert torch.equal(model_weights(ckpt)["w"], ema["w"])
+    assert torch.equal(model_weights(ckpt, ema=False)["w"], raw["w"])
+    assert torch.equal(model_weights({"model": raw, "ema": None})["w"], raw["w"])
+    with pytest.raises(CheckpointError, match="no 'model' state dict"):
+        model_weights({"step": 1})
+
+
+def test_keep_prunes_all_but_the_newest(tmp_path: Path) -> None:
+    for step in (5, 10, 15, 20):
+        save_checkpoint(checkpoint_path(tmp_path, step), {"step": step}, keep=2)
+    assert [p.name for p in list_checkpoints(tmp_path)] == [
+        "checkpoint-00000015.pt",
+        "checkpoint-00000020.pt",
+    ]
+
+
+def test_latest_checkpoint_picks_the_largest_step_and_ignores_other_files(tmp_path: Path) -> None:
+    assert latest_checkpoint(tmp_path) is None
+    for step in (900, 1000, 80):
+        save_checkpoint(checkpoint_path(tmp_path, step), {"step": step})
+    (tmp_path / ".tmp-checkpoint-checkpoint-00002000.pt.1.abcd").write_bytes(b"partial")
+    (tmp_path / "checkpoint-notes.pt").write_bytes(b"x")
+    latest = latest_checkpoint(tmp_path)
+    assert latest == tmp_path / "checkpoint-00001000.pt"
+    assert load_checkpoint(tmp_path)["step"] == 1000  # a folder loads its newest
+    # the next save removes the leftover temporary of an interrupted one
+    save_checkpoint(checkpoint_path(tmp_path, 1100), {"step": 1100})
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_missing_paths_raise_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pt")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        latest_checkpoint(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match="no checkpoint-"):
+        load_checkpoint(tmp_path)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="not a directory"):
+        latest_checkpoint(tmp_path / "file")
+
+
+def test_truncated_and_corrupt_files_raise_checkpoint_error(tmp_path: Path) -> None:
+    good = save_checkpoint(tmp_path / "good.pt", {"step": 1, "w": torch.randn(1000)})
+    data = good.read_bytes()
+    for cut in (0, 10, len(data) // 2, len(data) - 1):
+        bad = tmp_path / f"cut{cut}.pt"
+        bad.write_bytes(data[:cut])
+        with pytest.raises(CheckpointError, match=rf"cut{cut}\.pt: not a readable checkpoint"):
+            load_checkpoint(bad)
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(random.Random(0).randbytes(4096))
+    with pytest.raises(CheckpointError, match=r"noise\.pt: not a readable checkpoint"):
+        load_checkpoint(noise)
+    flipped = bytearray(data)
+    flipped[len(data) // 3 : len(data) // 3 + 64] = b"\xff" * 64
+    (tmp_path / "flipped.pt").write_bytes(bytes(flipped))
+    # torch alone would load these bytes; the CRC-32 check catches them
+    with pytest.raises(
+        CheckpointError, match=r"flipped\.pt: corrupt checkpoint \(checksum mismatch"
+    ):
+        load_checkpoint(tmp_path / "flipped.pt")
+
+
+class _Evil:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, ("echo pwned",))
+
+
+def test_files_that_need_arbitrary_unpickling_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pt"
+    torch.save({"format": CHECKPOINT_FORMAT, "step": 1, "x": _Evil()}, path)
+    with pytest.raises(CheckpointError, match=r"refused to unpickle: .*GLOBAL posix\.system"):
+        load_checkpoint(path)
+    plain_pickle = tmp_path / "pickle.pt"
+    plain_pickle.write_bytes(pickle.dumps({"step": 1}))
+    with pytest.raises(CheckpointError, match=r"pickle\.pt"):
+        load_checkpoint(plain_pickle)
+
+
+def test_foreign_torch_files_raise_checkpoint_error(tmp_path: Path) -> None:
+    net = ncsn.nets.ScoreMLP(2, hidden=4)
+    official = tmp_path / "official.pth"
+    torch.save([net.state_dict(), {"state": {}}], official)
+    with pytest.raises(CheckpointError, match=r"got a list \(an official NCSN"):
+        load_checkpoint(official)
+    bare = tmp_path / "bare.pt"
+    torch.save(net.state_dict(), bare)
+    with pytest.raises(
+        CheckpointError, match=r"expected format='ncsn\.training\.checkpoint/1'; got format=None"
+    ):
+        load_checkpoint(bare)
+
+
+def test_save_rejects_values_weights_only_cannot_load(tmp_path: Path) -> None:
+    with pytest.raises(
+        TypeError, match=r"checkpoint\['config'\]\['fn'\] is a builtin_function_or_method"
+    ):
+        save_checkpoint(tmp_path / "c.pt", {"config": {"fn": print}})
+    with pytest.raises(TypeError, match=r"checkpoint\['v'\] is a TorchVersion"):
+        save_checkpoint(tmp_path / "c.pt", {"v": torch.__version__})
+    with pytest.raises(TypeError, match="has a key"):
+        save_checkpoint(tmp_path / "c.pt", {"m": {(1, 2): 3}})
+    with pytest.raises(TypeError, match="checkpoint must be a dict"):
+        save_checkpoint(tmp_path / "c.pt", [1, 2])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="own 'format' entry"):
+        save_checkpoint(tmp_path / "c.pt", {"format": "mine"})
+    with pytest.raises(ValueError, match="keep must be >= 1; got keep=0"):
+        save_checkpoint(tmp_path / "c.pt", {"step": 0}, keep=0)
+    with pytest.raises(ValueError, match="step must be a non-negative int; got step=-1"):
+        checkpoint_path(tmp_path, -1)
+    with pytest.raises(TypeError, match=r"path must be a str or os\.PathLike"):
+        save_checkpoint(3, {"step": 0})  # type: ignore[arg-type]
+    assert not list(tmp_path.iterdir())  # nothing was written
+
+
+def test_a_failed_save_leaves_no_temporary_and_keeps_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = save_checkpoint(checkpoint_path(tmp_path, 1), {"step": 1})
+
+    def broken_save(obj: object, f: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, {"step": 2})
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def _read_until(proc: subprocess.Popen[str], prefix: str, deadline: float) -> int:
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError(
+                f"save loop ended early: {proc.stderr.read() if proc.stderr else ''}"
+            )
+        if line.startswith(prefix):
+            return int(line.split()[1])
+    raise AssertionError(f"no {prefix!r} line in time")
+
+
+def test_sigkill_during_saves_never_leaves_the_newest_checkpoint_unreadable(tmp_path: Path) -> None:
+    """Kill a process that saves 16 MB checkpoints in a loop at random moments, many times."""
+    rng = random.Random(1234)
+    folder = tmp_path / "run"
+    numel = 4_000_000
+    torn = 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for _ in range(4):
+        proc = subprocess.Popen(
+            [sys.executable, str(SAVE_LOOP), str(folder), str(numel)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            done = _read_until(proc, "saved", deadline)
+            for _ in range(rng.randrange(3)):
+                done = _read_until(proc, "saved", deadline)
+            _read_until(proc, "saving", deadline)
+            time.sleep(rng.uniform(0.0, 0.03))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            assert proc.stdout is not None and proc.stderr is not None
+            proc.stdout.close()
+            proc.stderr.close()
+        torn += bool(list(folder.glob(".tmp-*")))
+        newest = latest_checkpoint(folder)
+        assert newest is not None
+        ckpt = load_checkpoint(newest)
+        assert ckpt["step"] >= done  # every completed save is durable
+        assert newest.name == f"checkpoint-{ckpt['step']:08d}.pt"
+        assert torch.equal(ckpt["payload"], torch.full((numel,), float(ckpt["step"])))
+        for older in list_checkpoints(folder):
+            assert load_checkpoint(older)["step"] <= ckpt["step"]
+    assert torn >= 1, "no kill landed in the middle of a save; the test did not test anything"
