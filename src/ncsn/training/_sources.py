@@ -147,7 +147,9 @@ class Source:
         out = self.sampler(n, generator=generator)
         check_batch(out, f"the batch returned by {self.name}")
         if out.shape[0] != n:
-            raise ValueError(f"{self.name}({n}, generator=...) returned {out.shape[0]} examples")
+            raise ValueError(
+                f"{self.name}({n}, generator=...) returned {out.shape[0]} examples; expected {n}"
+            )
         return out.to(device)
 
     def state(self) -> dict[str, int]:
