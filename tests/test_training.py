@@ -267,8 +267,9 @@ def test_ema_rate_zero_tracks_the_model_exactly() -> None:
     assert t.ema_model() is not t.model
 
 
-def test_evaluation_uses_the_ema_weights_and_fixed_noise() -> None:
-    t = trainer(ema_rate=0.5, eval_data=toy_data(16, seed=3))
+@pytest.mark.parametrize("loss", [DSM, SSM], ids=["dsm", "ssm"])
+def test_evaluation_uses_the_ema_weights_and_fixed_noise(loss: ncsn.ScoreLoss) -> None:
+    t = trainer(ema_rate=0.5, eval_data=toy_data(16, seed=3), loss=loss)
     t.fit(3)
     value = t.evaluate()
     assert t.evaluate() == value  # same batch, same noise
@@ -520,9 +521,30 @@ def test_a_sampler_returning_the_wrong_batch_is_reported() -> None:
         Trainer(tiny_mlp(), DSM, short, batch_size=8, seed=0, progress=False).fit(1)
 
 
-def test_dataset_items_must_be_tensors() -> None:
+def test_dataset_items_must_be_floating_tensors() -> None:
     with pytest.raises(TypeError, match=r"data\[i\] must be a tensor, a numpy array"):
         trainer(data=["a", "b", "c"], batch_size=2).fit(1)
+    with pytest.raises(TypeError, match="the examples of data must be a floating-point tensor"):
+        trainer(data=[torch.arange(2)] * 3, batch_size=2).fit(1)
+
+
+def test_batches_follow_the_models_dtype() -> None:
+    recorder = Recorder()
+    trainer(data=toy_data().double(), loss=recorder).fit(1)
+    assert recorder.batches[0].dtype == torch.float32
+    recorder = Recorder()
+    trainer(tiny_mlp().double(), data=toy_sampler, loss=recorder).fit(1)
+    assert recorder.batches[0].dtype == torch.float64
+
+
+def test_restore_takes_the_seed_and_rebuilds_the_held_out_batch(tmp_path: Path) -> None:
+    trainer(out_dir=tmp_path, seed=3, eval_data=toy_sampler).fit(2)
+    reference = trainer(seed=3, eval_data=toy_sampler)
+    reference.fit(2)
+    other = trainer(seed=4, eval_data=toy_sampler)
+    other.evaluate()  # builds its held-out batch from seed 4
+    other.restore(tmp_path)
+    assert other.evaluate() == reference.evaluate()
 
 
 BAD_ARGUMENTS = [

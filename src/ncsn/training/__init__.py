@@ -11,10 +11,11 @@ Example:
     >>> net = ncsn.nets.ScoreMLP(2, sigmas=schedule.sigmas)
     >>> trainer = ncsn.training.Trainer(
     ...     net, ncsn.losses.DenoisingScoreMatching(schedule), ncsn.toy.paper_mixture().sample,
-    ...     out_dir="runs/toy", checkpoint_every=1000, seed=0,
+    ...     ema_rate=0.999, seed=0, progress=False,
     ... )
-    >>> trainer.fit(5000).step
-    5000
+    >>> trainer.fit(100).step
+    100
+    >>> averaged = trainer.ema_model()          # sample and evaluate with this
 """
 
 from ncsn.training.checkpoints import (

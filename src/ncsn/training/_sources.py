@@ -131,26 +131,30 @@ class Source:
                 self.epoch, self.offset = self.epoch + 1, 0
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
-    def gather(self, index: Tensor, device: torch.device) -> Tensor:
-        """The examples at ``index`` as one batch on ``device``."""
+    def gather(self, index: Tensor, device: torch.device, dtype: torch.dtype) -> Tensor:
+        """The examples at ``index`` as one batch on ``device`` in ``dtype``."""
         if self.tensor is not None:
             out = self.tensor[index.to(self.tensor.device)]
+        elif self.dataset is not None:
+            out = torch.stack([_item(self.dataset[i], self.name) for i in index.tolist()])
+            check_batch(out, f"the examples of {self.name}")
         else:
-            assert self.dataset is not None
-            rows = [_item(self.dataset[i], self.name) for i in index.tolist()]
-            out = torch.stack(rows)
-        return out.to(device, non_blocking=True)
+            raise TypeError(f"{self.name} is a sampler; it has no indices")
+        return out.to(device=device, dtype=dtype, non_blocking=True)
 
-    def draw(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
-        """``n`` examples from a sampler source, checked for shape and moved to ``device``."""
-        assert self.sampler is not None
+    def draw(
+        self, n: int, generator: torch.Generator, device: torch.device, dtype: torch.dtype
+    ) -> Tensor:
+        """``n`` examples from a sampler source, checked and moved to ``device`` in ``dtype``."""
+        if self.sampler is None:
+            raise TypeError(f"{self.name} is not a sampler")
         out = self.sampler(n, generator=generator)
         check_batch(out, f"the batch returned by {self.name}")
         if out.shape[0] != n:
             raise ValueError(
                 f"{self.name}({n}, generator=...) returned {out.shape[0]} examples; expected {n}"
             )
-        return out.to(device)
+        return out.to(device=device, dtype=dtype)
 
     def state(self) -> dict[str, int]:
         return {"epoch": self.epoch, "offset": self.offset} if self.indexed else {}

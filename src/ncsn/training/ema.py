@@ -35,8 +35,10 @@ class EMA:
         >>> net = ncsn.nets.ScoreMLP(2)
         >>> ema = ncsn.training.EMA(net, rate=0.999)
         >>> ema.update(net)                     # after each optimizer.step()
-        >>> x = ncsn.samplers.uniform_init((16, 2))
-        >>> samples = sampler(ema.model, x)     # sample with the averaged weights
+        >>> sampler = ncsn.samplers.Langevin(sigma=0.01, step_size=1e-4, num_steps=10)
+        >>> x0 = ncsn.samplers.uniform_init((16, 2), generator=torch.Generator().manual_seed(0))
+        >>> sampler(ema.model, x0, generator=torch.Generator().manual_seed(1)).shape
+        torch.Size([16, 2])
 
     References:
         Song & Ermon (2020), "Improved Techniques for Training Score-Based Generative Models", §3.5.

@@ -143,15 +143,32 @@ class Trainer:
         device: where to train (default: the model's device).
         timeout: seconds a collective may wait for another process before failing.
 
+    Files in ``out_dir`` (written by rank 0): ``checkpoint-{step:08d}.pt`` (see
+    :meth:`state_dict`), ``metrics.jsonl`` with one JSON object per record — ``step``, ``loss``
+    (the mean over all processes and over the steps since the previous record), ``lr``, ``time``
+    (training seconds so far, summed over resumed runs) and ``eval_loss`` at evaluation steps —
+    written every ``log_every`` steps, at evaluations, checkpoints and the end; and
+    ``tensorboard/`` with the same scalars.
+
     Example:
         >>> schedule = ncsn.GeometricSchedule(20.0, 1.0, 10)
         >>> net = ncsn.nets.ScoreMLP(2, sigmas=schedule.sigmas)
         >>> trainer = ncsn.training.Trainer(
         ...     net, ncsn.losses.DenoisingScoreMatching(schedule), ncsn.toy.paper_mixture().sample,
-        ...     batch_size=128, ema_rate=0.999, out_dir="runs/toy", checkpoint_every=1000, seed=0,
+        ...     batch_size=128, ema_rate=0.999, seed=0, progress=False,
         ... )
-        >>> summary = trainer.fit(5000)          # later: trainer.restore("runs/toy"); trainer.fit(10000)
-        >>> samples = sampler(trainer.ema_model(), x0, generator=g)
+        >>> trainer.fit(200).step
+        200
+        >>> sampler = ncsn.samplers.AnnealedLangevin(schedule.sigmas, step_size=0.1, steps_per_level=10)
+        >>> x0 = ncsn.samplers.uniform_init((64, 2), low=-8.0, high=8.0)
+        >>> sampler(trainer.ema_model(), x0, generator=torch.Generator().manual_seed(0)).shape
+        torch.Size([64, 2])
+
+        With an output folder, checkpoints and resuming (also under ``torchrun``):
+
+        >>> trainer = ncsn.training.Trainer(net, loss, data, out_dir="runs/toy", checkpoint_every=1000)  # doctest: +SKIP
+        >>> trainer.restore("runs/toy")      # the newest checkpoint  # doctest: +SKIP
+        >>> trainer.fit(10_000)              # continues from the restored step  # doctest: +SKIP
     """
 
     def __init__(
@@ -226,7 +243,12 @@ class Trainer:
             )
 
         self.device = torch.device(device) if device is not None else params[0].device
+        index: int | None = self.device.index  # torch's stubs say int; it is None for "cuda"
+        if self.env.distributed and self.device.type == "cuda" and index is None:
+            self.device = torch.device("cuda", self.env.local_rank)  # one GPU per process
         self.model = model.to(self.device)
+        floating = [p.dtype for p in params if p.is_floating_point()]
+        self.dtype = floating[0] if floating else torch.get_default_dtype()
         self._owns_group = False
         self._ddp: DistributedDataParallel | None = None
         if self.env.distributed:
@@ -299,9 +321,9 @@ class Trainer:
         for j, k in enumerate(local):
             gen = self._gen.manual_seed(derive_seed(self.seed, _sources.STEP, step, k))
             if index is not None:
-                x = self.data.gather(index[slices[k]], self.device)
+                x = self.data.gather(index[slices[k]], self.device, self.dtype)
             else:
-                x = self.data.draw(self.batch_size // self.shards, gen, self.device)
+                x = self.data.draw(self.batch_size // self.shards, gen, self.device, self.dtype)
             if self.transform is not None:
                 x = self.transform(x, generator=gen)
             ddp = self._ddp
@@ -335,9 +357,9 @@ class Trainer:
             if src.indexed:
                 cpu = torch.Generator().manual_seed(derive_seed(self.seed, _sources.EVAL_DATA))
                 index = torch.randperm(len(src), generator=cpu)[: self.eval_batch_size]
-                x = src.gather(index, self.device)
+                x = src.gather(index, self.device, self.dtype)
             else:
-                x = src.draw(self.eval_batch_size, gen, self.device)
+                x = src.draw(self.eval_batch_size, gen, self.device, self.dtype)
             if self.transform is not None:
                 x = self.transform(x, generator=gen)
             self._eval_batch = x
@@ -404,13 +426,15 @@ class Trainer:
             raise ValueError(f"steps must be >= the current step {self.step}; got steps={steps}")
         start = time.perf_counter()
         seconds_before = self.seconds
-        window = torch.empty(self.log_every, device=self.device)
+        window: Tensor | None = None  # this window's losses, kept on the device until a record
         filled, loss = 0, math.nan
         self.model.train()
         logs = _Logs(self, steps) if self.is_main else None
         try:
             while self.step < steps:
                 value, grad_norm = self._train_step()
+                if window is None:
+                    window = value.new_empty(self.log_every)
                 window[filled] = value
                 filled += 1
                 if logs is not None:
@@ -530,6 +554,7 @@ class Trainer:
             raise CheckpointError(f"{path}: does not fit this Trainer ({err})") from err
         self.step, self.seed, self.seconds = step, seed, seconds
         self._saved_step = step
+        self._eval_batch = None  # it derives from the seed
         if self.is_main and self.out_dir is not None:
             _truncate_metrics(self.out_dir / METRICS_FILE, step)
         return ckpt
