@@ -30,6 +30,7 @@ from ncsn.training.checkpoints import (
 )
 from ncsn.training.distributed import DistEnv, distributed_env, init_process_group
 from ncsn.training.ema import EMA
+from ncsn.training.ema import _rate as _ema_rate
 
 __all__ = ["BatchTransform", "NonFiniteLossError", "TrainStep", "TrainSummary", "Trainer"]
 
@@ -136,8 +137,9 @@ class Trainer:
             ``{"kind": "ScoreMLP", "kwargs": {"dim": 2}}``), stored in every checkpoint.
         callback: called as ``callback(TrainStep(...))`` after every optimiser step.
         seed: the one seed all randomness of the loop derives from.
-        generator: alternatively, a generator from which the seed is drawn once. With neither, a
-            fresh seed is drawn from the OS (and shared from rank 0 when distributed).
+        generator: alternatively, a generator from which the seed is drawn once (seeded alike on
+            every process). With neither, a fresh seed is drawn from the OS (and shared from rank
+            0 when distributed).
         shards: parts per global batch (default: the number of processes); a multiple of the
             number of processes that divides ``batch_size``.
         device: where to train (default: the model's device).
@@ -219,6 +221,8 @@ class Trainer:
         )
         self.timeout = positive_float(timeout, "timeout")
         self.progress = bool(progress)
+        if ema_rate is not None:
+            _ema_rate(ema_rate)
         if config is not None and not isinstance(config, Mapping):
             raise TypeError(f"config must be a dict or None; got {type(config).__name__}")
         self.config = dict(config or {})
@@ -242,6 +246,22 @@ class Trainer:
                 f"batch_size must be divisible by shards={self.shards}; got batch_size={self.batch_size}"
             )
 
+        if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer must be a torch.optim.Optimizer; got {optimizer!r}")
+        if seed is not None and generator is not None:
+            raise ValueError("pass seed or generator, not both")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"seed must be an int; got seed={seed!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None; got {generator!r}")
+        self.data = Source(data, "data")
+        self.eval_data = None if eval_data is None else Source(eval_data, "eval_data")
+        self.eval_batch_size = positive_int(eval_batch_size or self.batch_size, "eval_batch_size")
+        self.loss = loss
+        self.transform = transform
+        self.callback = callback
+
+        # Every argument is checked: now join the process group and place the model.
         self.device = torch.device(device) if device is not None else params[0].device
         index: int | None = self.device.index  # torch's stubs say int; it is None for "cuda"
         if self.env.distributed and self.device.type == "cuda" and index is None:
@@ -254,18 +274,13 @@ class Trainer:
         if self.env.distributed:
             self._owns_group = init_process_group(self.device, self.timeout)
             ids = [self.device.index] if self.device.type == "cuda" else None
+            # DDP broadcasts rank 0's weights, so the EMA below starts equal on every rank.
             self._ddp = DistributedDataParallel(self.model, device_ids=ids)
-        self.optimizer = optimizer or torch.optim.Adam(self.model.parameters(), lr=1e-3)
-        if not isinstance(self.optimizer, torch.optim.Optimizer):
-            raise TypeError(f"optimizer must be a torch.optim.Optimizer; got {optimizer!r}")
+        if optimizer is None:
+            optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.optimizer = optimizer
         self.ema = None if ema_rate is None else EMA(self.model, ema_rate)
-        self.loss = loss
-        self.transform = transform
-        self.callback = callback
         self.seed = self._resolve_seed(seed, generator)
-        self.data = Source(data, "data")
-        self.eval_data = None if eval_data is None else Source(eval_data, "eval_data")
-        self.eval_batch_size = positive_int(eval_batch_size or self.batch_size, "eval_batch_size")
         self.step = 0
         self.seconds = 0.0  # training time over all runs of this training, for the metrics
         self.last_eval_loss: float | None = None
@@ -274,15 +289,9 @@ class Trainer:
         self._saved_step = -1
 
     def _resolve_seed(self, seed: int | None, generator: torch.Generator | None) -> int:
-        if seed is not None and generator is not None:
-            raise ValueError("pass seed or generator, not both")
         if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, int):
-                raise TypeError(f"seed must be an int; got seed={seed!r}")
             return seed
         if generator is not None:
-            if not isinstance(generator, torch.Generator):
-                raise TypeError(f"generator must be a torch.Generator or None; got {generator!r}")
             drawn = torch.randint(2**62, (), generator=generator, device=generator.device)
             return int(drawn)
         fresh = torch.tensor(torch.Generator().seed() >> 2, device=self.device)
