@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -27,6 +28,8 @@ class ScoreMLP(nn.Module):
         dim: D, the data dimension.
         hidden: H, the hidden width (paper: 128).
         sigmas: optional ``[L]`` schedule to condition on.
+        generator: optional generator for the initial weights (PyTorch's default initialisation);
+            without it the global RNG is used, as in any ``nn.Module``.
 
     Example:
         >>> net = ncsn.nets.ScoreMLP(2, sigmas=ncsn.geometric_sigmas(20.0, 1.0, 10))
@@ -38,7 +41,12 @@ class ScoreMLP(nn.Module):
     """
 
     def __init__(
-        self, dim: int, hidden: int = 128, sigmas: Tensor | Sequence[float] | None = None
+        self,
+        dim: int,
+        hidden: int = 128,
+        sigmas: Tensor | Sequence[float] | None = None,
+        *,
+        generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         self.dim = positive_int(dim, "dim")
@@ -46,6 +54,11 @@ class ScoreMLP(nn.Module):
         self.fc1 = nn.Linear(dim, hidden)
         self.fc2 = nn.Linear(hidden, hidden)
         self.fc3 = nn.Linear(hidden, dim)
+        if generator is not None:  # PyTorch's default Linear initialisation, drawn from generator
+            for layer in (self.fc1, self.fc2, self.fc3):
+                nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+                bound = 1 / math.sqrt(layer.in_features)
+                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
         self.act = nn.Softplus()
         self.lookup: LevelLookup | None = None
         if sigmas is not None:

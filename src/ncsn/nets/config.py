@@ -1,0 +1,105 @@
+"""Plain-data descriptions of the library's networks, to rebuild a model from a checkpoint.
+
+A configuration is a dict of Python scalars and lists only (so checkpoints load with
+``torch.load(weights_only=True)``): ``{"kind": "RefineNet", "channels": 1, "ngf": 64,
+"sigmas": [...], ...}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ncsn.nets.adapters import ScaledByInverseSigma
+from ncsn.nets.mlp import ScoreMLP
+from ncsn.nets.refinenet import RefineNet, RefineNetBaseline
+
+__all__ = ["build_model", "model_config"]
+
+KINDS = ("RefineNet", "RefineNetBaseline", "ScoreMLP", "ScaledByInverseSigma")
+
+
+def model_config(model: nn.Module) -> dict[str, Any]:
+    """The plain-data configuration that :func:`build_model` turns back into ``model``'s architecture.
+
+    Supports :class:`RefineNet`, :class:`RefineNetBaseline`, :class:`ScoreMLP` and
+    :class:`ScaledByInverseSigma` wrapping one of them.
+
+    Example:
+        >>> net = ncsn.nets.RefineNet(1, 8, ncsn.geometric_sigmas(1.0, 0.01, 10))
+        >>> ncsn.nets.build_model(ncsn.nets.model_config(net)).num_levels
+        10
+
+    Raises:
+        TypeError: for any other module.
+    """
+    if isinstance(model, RefineNet):
+        return {
+            "kind": "RefineNet",
+            "channels": model.channels,
+            "ngf": model.ngf,
+            "sigmas": model.sigmas.tolist(),
+            "logit_transform": model.logit_transform,
+            "norm": model.norm,
+        }
+    if isinstance(model, RefineNetBaseline):
+        return {
+            "kind": "RefineNetBaseline",
+            "channels": model.channels,
+            "ngf": model.ngf,
+            "logit_transform": model.logit_transform,
+            "norm": model.norm,
+        }
+    if isinstance(model, ScoreMLP):
+        sigmas = model.sigmas
+        return {
+            "kind": "ScoreMLP",
+            "dim": model.dim,
+            "hidden": model.hidden,
+            "sigmas": None if sigmas is None else sigmas.tolist(),
+        }
+    if isinstance(model, ScaledByInverseSigma) and isinstance(model.module, nn.Module):
+        return {"kind": "ScaledByInverseSigma", "module": model_config(model.module)}
+    raise TypeError(
+        f"model_config supports {', '.join(KINDS)}; got {type(model).__name__}. Store your own "
+        "configuration for custom models."
+    )
+
+
+def build_model(config: dict[str, Any]) -> nn.Module:
+    """Build a freshly initialised network from :func:`model_config`'s output.
+
+    Raises:
+        ValueError: an unknown ``kind`` or a missing field (named).
+    """
+    if not isinstance(config, dict) or "kind" not in config:
+        raise ValueError(f"config must be a dict with a 'kind' among {KINDS}; got {config!r}")
+    kind = config["kind"]
+    try:
+        if kind == "RefineNet":
+            return RefineNet(
+                config["channels"],
+                config["ngf"],
+                torch.tensor(config["sigmas"], dtype=torch.float32),
+                logit_transform=config.get("logit_transform", False),
+                norm=config.get("norm", "official"),
+            )
+        if kind == "RefineNetBaseline":
+            return RefineNetBaseline(
+                config["channels"],
+                config["ngf"],
+                logit_transform=config.get("logit_transform", False),
+                norm=config.get("norm", "official"),
+            )
+        if kind == "ScoreMLP":
+            sigmas = config.get("sigmas")
+            return ScoreMLP(config["dim"], config.get("hidden", 128), sigmas=sigmas)
+        if kind == "ScaledByInverseSigma":
+            return ScaledByInverseSigma(build_model(config["module"]))
+    except KeyError as err:
+        raise ValueError(
+            f"config for {kind} is missing the field {err.args[0]!r}: {config!r}"
+        ) from err
+    raise ValueError(f"config kind must be one of {KINDS}; got kind={kind!r}")
