@@ -44,3 +44,18 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     _install(session, "test")
     session.run("mypy", "src/ncsn", "tests/typing_conformance.py")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site strictly (any warning fails): `nox -s docs`."""
+    _install(session, "docs")
+    session.run("mkdocs", "build", "--strict", *session.posargs)
+
+
+@nox.session
+def notebooks(session: nox.Session) -> None:
+    """Execute every example notebook from top to bottom on the CPU."""
+    _install(session, "examples", "test")
+    session.install("nbclient", "nbformat", "ipykernel")
+    session.run("pytest", "tests/test_notebooks.py", *session.posargs)
