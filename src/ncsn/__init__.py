@@ -6,8 +6,15 @@ of four small protocols (:class:`ScoreModel`, :class:`NoiseSchedule`, :class:`Sc
 :class:`Sampler`), so any estimator works with any sampler.
 """
 
-from ncsn import data, losses, nets, samplers, toy, viz
+from ncsn import data, losses, metrics, ncsnv2, nets, presets, samplers, toy, training, viz
 from ncsn._types import NoiseSchedule, Sampler, ScoreLoss, ScoreModel
+from ncsn.ncsnv2 import (
+    estimate_max_pairwise_distance,
+    max_pairwise_distance,
+    ncsnv2_num_levels,
+    ncsnv2_sigmas,
+    ncsnv2_step_size,
+)
 from ncsn.schedules import GeometricSchedule, Schedule, geometric_sigmas
 
 __version__ = "0.1.0"
@@ -19,11 +26,20 @@ __all__ = [
     "Schedule",
     "ScoreLoss",
     "ScoreModel",
-    "geometric_sigmas",
     "data",
+    "estimate_max_pairwise_distance",
+    "geometric_sigmas",
     "losses",
+    "max_pairwise_distance",
+    "metrics",
+    "ncsnv2",
+    "ncsnv2_num_levels",
+    "ncsnv2_sigmas",
+    "ncsnv2_step_size",
     "nets",
+    "presets",
     "samplers",
     "toy",
+    "training",
     "viz",
 ]
