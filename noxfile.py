@@ -59,3 +59,10 @@ def notebooks(session: nox.Session) -> None:
     _install(session, "examples", "test")
     session.install("nbclient", "nbformat", "ipykernel")
     session.run("pytest", "tests/test_notebooks.py", *session.posargs)
+
+
+@nox.session
+def ablation(session: nox.Session) -> None:
+    """The paper's NCSN-vs-baseline ablation on the embedded digits (about 20 minutes on 2 cores)."""
+    _install(session)
+    session.run("python", "benchmarks/digits_ablation.py", *session.posargs)
