@@ -66,3 +66,17 @@ def ablation(session: nox.Session) -> None:
     """The paper's NCSN-vs-baseline ablation on the embedded digits (about 20 minutes on 2 cores)."""
     _install(session)
     session.run("python", "benchmarks/digits_ablation.py", *session.posargs)
+
+
+@nox.session
+def benchmarks(session: nox.Session) -> None:
+    """The CPU benchmark suite (under ~10 min on 2 cores; `nox -s benchmarks -- --quick`: ~2 min).
+
+    Then benchmarks/gpu.sh, which runs the GPU variants where CUDA is visible and otherwise says
+    so and exits 0. Results: benchmarks/results/*.json; the numbers are read, not asserted.
+    """
+    _install(session)
+    quick = ["--quick"] if "--quick" in session.posargs else []
+    session.run("python", "benchmarks/sampling.py", *quick)
+    session.run("python", "benchmarks/training.py", *quick)
+    session.run("bash", "benchmarks/gpu.sh", *quick, external=True, env={"PYTHON": "python"})

@@ -13,9 +13,9 @@ before and after each run, and CPU time is meaningless (the host mostly waits), 
 is reported.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` around one run in-process; on the CPU
-the increase of the peak resident set size (``ru_maxrss``) over the resident size just before the
-run, measured in a fresh child process per variant (see :func:`child_peak_rss_mib`), so that one
-variant's peak cannot hide another's.
+the increase of the resident set's high-water mark over the resident size just before the run,
+in a fresh child process per variant (:func:`run_child`, :func:`peak_rss_increase_mib`), so that
+one variant's peak cannot hide another's.
 """
 
 from __future__ import annotations
@@ -131,22 +131,41 @@ def peak_cuda_mib(run: Callable[[], object], device: torch.device | str) -> floa
     return (torch.cuda.max_memory_allocated(device) - before) / 2**20
 
 
-def _rss_kib() -> int:
+def _rss_mib() -> float:
     with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * resource.getpagesize() // 1024
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def rss_increase_mib(run: Callable[[], object]) -> float:
-    """In a fresh process: the peak RSS increase (MiB) caused by ``run`` (call it once, first)."""
-    before = _rss_kib()
+def _hwm_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM line in /proc/self/status")
+
+
+def peak_rss_increase_mib(run: Callable[[], object]) -> float:
+    """The peak resident-set increase (MiB) during ``run`` (Linux; call in a fresh process).
+
+    The high-water mark is reset to the current RSS through ``/proc/self/clear_refs`` first, so
+    earlier work does not count. Memory that the C allocator keeps after a free is reused without
+    raising the RSS, so run this in a process started by :func:`run_child`, where glibc returns
+    every block of 64 KiB or more to the system on free.
+    """
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = _rss_mib()
     run()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    return _hwm_mib() - before
 
 
-def child_peak_rss_mib(script: str | Path, args: Sequence[str]) -> dict[str, Any]:
-    """Run ``python script *args`` in a fresh process and parse the JSON on its last stdout line."""
-    env = dict(os.environ)
+def run_child(script: str | Path, args: Sequence[str]) -> dict[str, Any]:
+    """Run ``python script *args`` in a fresh process; parse the JSON on its last stdout line.
+
+    The child gets ``MALLOC_MMAP_THRESHOLD_=65536`` (see :func:`peak_rss_increase_mib`) and the
+    parent's thread count.
+    """
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
     env.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
     out = subprocess.run(
         [sys.executable, str(script), *args], check=True, capture_output=True, text=True, env=env

@@ -163,15 +163,14 @@ def overhead(device: torch.device, quick: bool, repeats: int) -> dict[str, Any]:
     refine = refinenet_workload(
         device, channels=1, size=28, ngf=16, batch=16, levels=10, steps=1 if quick else 3
     )
+    cuda = device.type == "cuda"
     results: dict[str, Any] = {}
     rows = []
     for key, work in (("mlp", mlp_workload(device, quick)), ("refinenet", refine)):
-        samples = _timing.measure(
-            {"sampler": sampler_call(work), "bare": bare_calls(work)},
-            repeats=repeats,
-            warmup=1,
-            device=device,
-        )
+        cases = {"sampler": sampler_call(work), "bare": bare_calls(work)}
+        if cuda:  # the same loop replayed from CUDA graphs, against the same bare eager calls
+            cases["sampler_cuda_graph"] = sampler_call(work, cuda_graph=True)
+        samples = _timing.measure(cases, repeats=repeats, warmup=1, device=device)
         ratios = {
             c: _timing.ratio(samples["sampler"], samples["bare"], c) for c in _timing.clocks(device)
         }
@@ -180,17 +179,20 @@ def overhead(device: torch.device, quick: bool, repeats: int) -> dict[str, Any]:
             "ratio": ratios,
             "target": TARGETS[key],
             "meets_target": ratios["wall"] <= TARGETS[key],
-            "sampler": samples["sampler"].as_dict(),
-            "bare": samples["bare"].as_dict(),
+            **{name: s.as_dict() for name, s in samples.items()},
         }
         per_call = samples["bare"].median_wall / work.steps
-        rows.append(
-            [key, work.x.shape[0], work.steps, per_call * 1e3]
-            + [ratios[c] for c in _timing.clocks(device)]
-            + [TARGETS[key]]
-        )
+        row = [key, work.x.shape[0], work.steps, per_call * 1e3]
+        row += [ratios[c] for c in _timing.clocks(device)]
+        if cuda:
+            graph_ratio = _timing.ratio(samples["sampler_cuda_graph"], samples["bare"], "wall")
+            results[key]["ratio_cuda_graph"] = {"wall": graph_ratio}
+            row.append(graph_ratio)
+        rows.append([*row, TARGETS[key]])
     header = ["model", "batch", "L·T", "bare ms/call"]
-    header += [f"ratio ({c})" for c in _timing.clocks(device)] + ["target"]
+    header += [f"ratio ({c})" for c in _timing.clocks(device)]
+    header += ["cuda_graph ratio"] if cuda else []
+    header += ["target (CPU)"]
     print(_timing.format_table(header, rows))
     return results
 
@@ -315,6 +317,45 @@ def optimisations(
     return results, ok
 
 
+def batch_sweep(device: torch.device, quick: bool, repeats: int) -> dict[str, Any]:
+    """CUDA only: samples/s of the CIFAR-10 network for growing batches of chains."""
+    batches = (128, 512) if quick else (128, 256, 512, 1024)
+    print("\n== 3. large batches of chains: CIFAR-10 RefineNet, 1 level × 10 steps ==")
+    results: dict[str, Any] = {}
+    rows = []
+    for batch in batches:
+        work = refinenet_workload(
+            device, channels=3, size=32, ngf=128, batch=batch, levels=1, steps=10
+        )
+        net_cl = copy.deepcopy(work.model).to(memory_format=torch.channels_last)
+        x_cl = work.x.contiguous(memory_format=torch.channels_last)
+        runs = {
+            "eager": sampler_call(work, precision="ieee"),
+            "cuda_graph+bf16+channels_last": sampler_call(
+                work,
+                model=net_cl,
+                x=x_cl,
+                cuda_graph=True,
+                autocast_dtype=torch.bfloat16,
+                precision="ieee",
+            ),
+        }
+        samples = _timing.measure(runs, repeats=repeats, warmup=1, device=device)
+        memory = {name: _timing.peak_cuda_mib(run, device) for name, run in runs.items()}
+        for name, s in samples.items():
+            per_s = batch / (s.median_wall / work.steps * 1000)
+            results[f"{name}@{batch}"] = {
+                "samples_per_s_at_1000_steps": per_s,
+                "peak_mib": memory[name],
+                "timings": s.as_dict(),
+            }
+            rows.append([name, batch, per_s, memory[name]])
+        del work, net_cl, x_cl, runs
+        torch.cuda.empty_cache()
+    print(_timing.format_table(["variant", "batch", "samples/s@1000", "peak MiB"], rows))
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -334,11 +375,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch {env['torch']} on {env.get('gpu', device)}, {env['torch_threads']} threads")
     over = overhead(device, args.quick, repeats)
     opts, ok = optimisations(device, args.quick, repeats, compile_)
+    payload = {"environment": env, "repeats": repeats, "overhead": over, "optimisations": opts}
+    if device.type == "cuda":
+        payload["batch_sweep"] = batch_sweep(device, args.quick, repeats)
     suffix = "_quick" if args.quick else ""
-    path = _timing.write_results(
-        f"sampling_{device.type}{suffix}",
-        {"environment": env, "repeats": repeats, "overhead": over, "optimisations": opts},
-    )
+    path = _timing.write_results(f"sampling_{device.type}{suffix}", payload)
     print(f"\nwrote {path}")
     if not ok:
         print("FAILED: a variant's samples differ from the plain sampler's beyond its tolerance")

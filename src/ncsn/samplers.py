@@ -285,10 +285,15 @@ def _require_compiler(device: torch.device) -> None:
     try:
         torch.compile(_probe, fullgraph=True)(torch.ones(4, device=device))
     except Exception as err:  # re-raised below with what to do about it
+        reason = " ".join(
+            line.strip()
+            for line in str(err).splitlines()
+            if line.strip() and not line.startswith(("Set TORCHDYNAMO_VERBOSE", "For even more"))
+        )
         raise RuntimeError(
             f"compile=True needs a working torch.compile for {device.type} tensors (on the CPU a "
             "C++ compiler, on CUDA Triton), but compiling a probe failed with "
-            f"{type(err).__name__}: {err}. Install the compiler or pass compile=False."
+            f"{type(err).__name__}: {reason}. Install the compiler or pass compile=False."
         ) from err
     _COMPILER_WORKS.add(device.type)
 
@@ -393,8 +398,8 @@ class Langevin:
         generator: torch.Generator | None = None,
         callback: StepCallback | None = None,
     ) -> Tensor:
-        _check_start(x, generator)
         call = self._call(model, x)
+        _check_start(x, generator)
         with torch.no_grad():
             x = x.clone()
             sigma = torch.full((x.shape[0],), self.sigma, dtype=x.dtype, device=x.device)
@@ -430,8 +435,8 @@ class Langevin:
         The known entries are perturbed with N(0, σ²) once and re-imposed after every step. See
         :func:`inpaint`.
         """
+        call = self._call(model, x)
         mask_b, start = _inpaint_start(x, mask, init, generator)
-        call = self._call(model, start)
         with torch.no_grad():
             z = _noise_buffer(start)
             torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device, out=z)
@@ -568,8 +573,8 @@ class AnnealedLangevin:
         generator: torch.Generator | None = None,
         callback: StepCallback | None = None,
     ) -> Tensor:
-        _check_start(x, generator)
         call = self._call(model, x)
+        _check_start(x, generator)
         with torch.no_grad():
             x = x.clone()
             self._anneal(call, x, generator, callback, None)
@@ -590,8 +595,8 @@ class AnnealedLangevin:
 
         See :func:`inpaint`.
         """
+        call = self._call(model, x)
         mask_b, start = _inpaint_start(x, mask, init, generator)
-        call = self._call(model, start)
         with torch.no_grad():
             self._anneal(call, start, generator, callback, (mask_b, x))
         _check_end(start, "AnnealedLangevin.inpaint")

@@ -1,0 +1,311 @@
+"""Training-step benchmarks: DSM against sliced score matching, and the training optimisations.
+
+For the RefineNet MNIST (1×28×28, ngf 64) and CIFAR-10 (3×32×32, ngf 128) configurations, one
+training step (zero the gradients, loss, backward, Adam step) is timed for:
+
+* ``dsm``: :class:`ncsn.losses.DenoisingScoreMatching` (the paper's objective);
+* ``ssm_backward`` / ``ssm_forward``: :class:`ncsn.losses.SlicedScoreMatching` (SSM-VR, one
+  projection) with the Jacobian-vector term by double backpropagation or by forward-mode AD; the
+  two are first checked to give the same loss and gradients on the same weights and seed;
+* ``dsm_channels_last``: network and data in ``torch.channels_last``;
+* ``dsm_bf16``: the loss under ``torch.autocast(dtype=torch.bfloat16)`` (weights, optimiser and
+  loss reduction stay float32);
+* on CUDA also ``dsm_tf32`` (TF32 matmuls and convolutions; the other variants run in IEEE
+  float32) and ``dsm_channels_last_bf16``; with ``--compile``, ``dsm_compile`` (the network
+  through ``torch.compile``; slow to compile, so off by default).
+
+Reported: examples/s (batch ÷ median step time), the step-time ratio to ``dsm`` (the issue's
+target: SSM ≤ 2.5× DSM) and peak memory per step: on CUDA ``max_memory_allocated`` above the
+persistent state; on the CPU the peak resident-set increase of a *second* step (after the first has
+allocated the optimiser state) in a fresh process with glibc's mmap threshold fixed at 64 KiB, so
+that freed activations are returned to the system and the high-water mark (reset through
+``/proc/self/clear_refs``) sees one step alone. Both include the gradients (freed and re-allocated
+each step).
+
+Usage::
+
+    python benchmarks/training.py [--device cpu|cuda] [--quick] [--batch N] [--repeats N]
+                                  [--configs mnist cifar10] [--compile] [--no-memory]
+
+CPU batches default to 8 (MNIST) and 4 (CIFAR-10), CUDA batches to 128. Writes
+``benchmarks/results/training_<device>[_quick].json``; exits with status 1 if the two Jacobian
+modes disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _timing
+
+import ncsn
+
+warnings.filterwarnings("ignore", message="`torch.jit.script_method` is deprecated")
+
+CONFIGS = {"mnist": (1, 28, 64), "cifar10": (3, 32, 128)}  # channels, size, ngf
+QUICK_NGF = 16
+CPU_BATCH = {"mnist": 8, "cifar10": 4}
+TARGET_SSM_OVER_DSM = 2.5
+JACOBIAN_RTOL = 1e-3  # float32 agreement of loss and gradients between the two Jacobian modes
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One training configuration: a loss, an optional memory format, autocast and precision."""
+
+    loss: str
+    jacobian: str = "backward"
+    channels_last: bool = False
+    bf16: bool = False
+    precision: str | None = None  # CUDA float32 precision, "ieee" or "tf32"
+    compile: bool = False
+
+
+def variants(device: torch.device, compile_: bool) -> dict[str, Variant]:
+    cuda = device.type == "cuda"
+    ieee = "ieee" if cuda else None
+    out = {
+        "dsm": Variant("dsm", precision=ieee),
+        "ssm_backward": Variant("ssm", jacobian="backward", precision=ieee),
+        "ssm_forward": Variant("ssm", jacobian="forward", precision=ieee),
+        "dsm_channels_last": Variant("dsm", channels_last=True, precision=ieee),
+        "dsm_bf16": Variant("dsm", bf16=True, precision=ieee),
+    }
+    if cuda:
+        out["dsm_tf32"] = Variant("dsm", precision="tf32")
+        out["dsm_channels_last_bf16"] = Variant(
+            "dsm", channels_last=True, bf16=True, precision=ieee
+        )
+    if compile_:
+        out["dsm_compile"] = Variant("dsm", compile=True, precision=ieee)
+    return out
+
+
+@contextlib.contextmanager
+def fp32_precision(mode: str | None) -> Iterator[None]:
+    if mode is None:
+        yield
+        return
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    saved = (matmul.fp32_precision, conv.fp32_precision)
+    matmul.fp32_precision = conv.fp32_precision = mode
+    try:
+        yield
+    finally:
+        matmul.fp32_precision, conv.fp32_precision = saved
+
+
+def build_net(config: str, quick: bool, device: torch.device) -> nn.Module:
+    channels, _, ngf = CONFIGS[config]
+    sigmas = ncsn.geometric_sigmas(1.0, 0.01, 10)
+    g = torch.Generator().manual_seed(0)
+    return ncsn.nets.RefineNet(channels, QUICK_NGF if quick else ngf, sigmas, generator=g).to(
+        device
+    )
+
+
+def make_loss(v: Variant) -> ncsn.ScoreLoss:
+    schedule = ncsn.GeometricSchedule(1.0, 0.01, 10)
+    if v.loss == "dsm":
+        return ncsn.losses.DenoisingScoreMatching(schedule)
+    return ncsn.losses.SlicedScoreMatching(schedule, jacobian=v.jacobian)  # type: ignore[arg-type]
+
+
+def make_step(
+    v: Variant, net: nn.Module, x: Tensor, device: torch.device
+) -> tuple[Callable[[], None], nn.Module]:
+    """A closure doing one training step on its own copy of the network and optimiser."""
+    net = copy.deepcopy(net)
+    if v.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    model: Any = torch.compile(net) if v.compile else net
+    loss_fn = make_loss(v)
+    generator = torch.Generator(device=device).manual_seed(0)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with fp32_precision(v.precision):
+            if v.bf16:
+                with torch.autocast(device.type, dtype=torch.bfloat16):
+                    loss = loss_fn(model, x, generator=generator)
+            else:
+                loss = loss_fn(model, x, generator=generator)
+            loss.backward()
+        optimizer.step()
+
+    return step, net
+
+
+def jacobian_agreement(net: nn.Module, x: Tensor, device: torch.device) -> dict[str, float]:
+    """Loss and gradients of SSM by double backprop and by forward mode, same weights and seed."""
+    results = []
+    for mode in ("backward", "forward"):
+        net.zero_grad(set_to_none=True)
+        loss = make_loss(Variant("ssm", jacobian=mode))(
+            net, x, generator=torch.Generator(device=device).manual_seed(3)
+        )
+        loss.backward()
+        results.append((loss.detach(), [p.grad.detach().clone() for p in net.parameters()]))
+    net.zero_grad(set_to_none=True)
+    (lb, gb), (lf, gf) = results
+    loss_diff = ((lb - lf).abs() / lb.abs().clamp_min(1e-12)).item()
+    grad_diff = max(
+        ((a - b).abs().max() / a.abs().max().clamp_min(1e-12)).item()
+        for a, b in zip(gb, gf, strict=True)
+    )
+    return {"loss_rel_diff": loss_diff, "max_grad_rel_diff": grad_diff}
+
+
+# --- peak memory ---------------------------------------------------------------------------------
+
+
+def child(config: str, variant: str, batch: int, quick: bool) -> None:
+    """In a fresh process: the peak RSS increase of a second training step (see the module doc)."""
+    device = torch.device("cpu")
+    net = build_net(config, quick, device)
+    channels, size, _ = CONFIGS[config]
+    x = torch.rand(batch, channels, size, size, generator=torch.Generator().manual_seed(1))
+    step, _ = make_step(variants(device, False)[variant], net, x, device)
+    del net
+    step()  # allocates the optimiser state
+    print(json.dumps({"step_peak_mib": _timing.peak_rss_increase_mib(step)}))
+
+
+def cpu_peak_mib(config: str, variant: str, batch: int, quick: bool) -> float:
+    args = ["--child", config, variant, "--batch", str(batch)] + (["--quick"] if quick else [])
+    return float(_timing.run_child(__file__, args)["step_peak_mib"])
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def run_config(
+    config: str, device: torch.device, batch: int, args: argparse.Namespace
+) -> tuple[dict[str, Any], bool]:
+    channels, size, ngf = CONFIGS[config]
+    ngf = QUICK_NGF if args.quick else ngf
+    net = build_net(config, args.quick, device)
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(batch, channels, size, size, generator=g).to(device)
+    params_mib = sum(p.numel() * p.element_size() for p in net.parameters()) / 2**20
+    print(
+        f"\n== {config}: RefineNet {channels}×{size}×{size}, ngf {ngf}, batch {batch}, "
+        f"{params_mib:.0f} MiB of parameters =="
+    )
+    vs = variants(device, args.compile)
+    # Copies first: a forward-mode call can leave transform-wrapped tensors in a network's caches.
+    steps = {name: make_step(v, net, x, device)[0] for name, v in vs.items()}
+    agreement = jacobian_agreement(net, x, device)
+    agree = max(agreement.values()) <= JACOBIAN_RTOL
+    print(
+        f"jacobian modes: loss rel diff {agreement['loss_rel_diff']:.1e}, max grad rel diff "
+        f"{agreement['max_grad_rel_diff']:.1e} ({'ok' if agree else 'MISMATCH'} ≤ {JACOBIAN_RTOL:g})"
+    )
+    for step in steps.values():  # first steps: optimiser state, compilation, allocator warm-up
+        step()
+    samples = _timing.measure(steps, repeats=args.repeats, warmup=1, device=device)
+    if args.no_memory:
+        memory: dict[str, float] = {}
+    elif device.type == "cuda":
+        memory = {name: _timing.peak_cuda_mib(step, device) for name, step in steps.items()}
+    else:
+        memory = {
+            name: cpu_peak_mib(config, name, batch, args.quick)
+            for name, v in vs.items()
+            if not v.compile
+        }
+    rows, results = [], {}
+    for name, s in samples.items():
+        row: dict[str, Any] = {
+            "examples_per_s": batch / s.median_wall,
+            "step_s": s.median_wall,
+            "ratio_to_dsm": {
+                c: _timing.ratio(s, samples["dsm"], c) for c in _timing.clocks(device)
+            },
+            "peak_mib": memory.get(name),
+            "timings": s.as_dict(),
+        }
+        results[name] = row
+        rows.append(
+            [name, row["examples_per_s"], s.median_wall]
+            + [row["ratio_to_dsm"][c] for c in _timing.clocks(device)]
+            + [memory.get(name, float("nan"))]
+        )
+    header = ["variant", "examples/s", "step s"]
+    header += [f"÷ dsm ({c})" for c in _timing.clocks(device)] + ["step peak MiB"]
+    print(_timing.format_table(header, rows))
+    best = min(("ssm_backward", "ssm_forward"), key=lambda n: results[n]["ratio_to_dsm"]["wall"])
+    ratio = results[best]["ratio_to_dsm"]["wall"]
+    verdict = "meets" if ratio <= TARGET_SSM_OVER_DSM else "misses"
+    print(f"faster SSM: {best}, {ratio:.2f}× DSM ({verdict} the ≤ {TARGET_SSM_OVER_DSM} target)")
+    return {
+        "batch": batch,
+        "ngf": ngf,
+        "params_mib": params_mib,
+        "jacobian_agreement": agreement,
+        "faster_ssm": best,
+        "ssm_over_dsm_target": TARGET_SSM_OVER_DSM,
+        "variants": results,
+    }, agree
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--quick", action="store_true", help="ngf 16 and small batches (CI smoke)")
+    parser.add_argument("--batch", type=int, default=None)
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed rounds (default 3, quick 1)"
+    )
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--compile", action="store_true", help="add the torch.compile variant")
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--child", nargs=2, metavar=("CONFIG", "VARIANT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.child[0], args.child[1], args.batch, args.quick)
+        return 0
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("training.py: CUDA is not available on this machine; skipping the GPU benchmarks.")
+        return 0
+    device = torch.device(args.device)
+    args.repeats = args.repeats or (1 if args.quick else 3)
+    env = _timing.environment(device)
+    print(f"torch {env['torch']} on {env.get('gpu', device)}, {env['torch_threads']} threads")
+    results: dict[str, Any] = {"environment": env, "repeats": args.repeats, "configs": {}}
+    ok = True
+    for config in args.configs:
+        if args.batch:
+            batch = args.batch
+        elif device.type == "cuda":
+            batch = 128
+        else:
+            batch = 2 if args.quick else CPU_BATCH[config]
+        results["configs"][config], agree = run_config(config, device, batch, args)
+        ok &= agree
+    suffix = "_quick" if args.quick else ""
+    path = _timing.write_results(f"training_{device.type}{suffix}", results)
+    print(f"\nwrote {path}")
+    if not ok:
+        print("FAILED: the two Jacobian modes disagree beyond the tolerance")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""The samplers' performance options against the plain eager float32 path.
+
+Each option either reproduces the plain samples exactly or within the tolerance stated here (and in
+the samplers' docstrings); options that cannot run on this machine raise a clear error. Speed is
+measured in ``benchmarks/``, never asserted here.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+import ncsn
+from ncsn.samplers import AnnealedLangevin, Langevin, StepInfo
+
+ROOT = Path(__file__).resolve().parents[1]
+# torch's inductor import uses a deprecated TorchScript decorator (torch's own code, not ours).
+INDUCTOR_WARNING = "ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"
+SIGMAS = ncsn.geometric_sigmas(1.0, 0.05, 4)
+
+
+class _Small(nn.Module):
+    """A σ-aware two-layer network: cheap to compile, non-linear, every output depends on σ."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.fc1 = nn.Linear(3, 16)
+        self.fc2 = nn.Linear(16, 3)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+
+    def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
+        return self.fc2(torch.tanh(self.fc1(x))) / sigma[:, None]
+
+
+def _run(
+    sampler: Langevin | AnnealedLangevin, model: Callable[[Tensor, Tensor], Tensor], x: Tensor
+) -> tuple[Tensor, list[Tensor]]:
+    scores: list[Tensor] = []
+
+    def keep(info: StepInfo) -> None:
+        scores.append(info.score.clone())
+
+    out = sampler(model, x, generator=torch.Generator().manual_seed(7), callback=keep)
+    return out, scores
+
+
+def _start(shape: tuple[int, ...] = (64, 3)) -> Tensor:
+    return torch.rand(shape, generator=torch.Generator().manual_seed(3))
+
+
+# ------------------------------------------------------------------------- argument checks
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **kw: AnnealedLangevin(SIGMAS, 1e-3, 2, **kw),
+        lambda **kw: Langevin(0.1, 1e-3, 2, **kw),
+    ],
+)
+def test_options_are_checked_at_construction(make: Callable[..., object]) -> None:
+    with pytest.raises(TypeError, match="compile must be a bool; got compile='yes'"):
+        make(compile="yes")
+    with pytest.raises(TypeError, match="cuda_graph must be a bool; got cuda_graph=1"):
+        make(cuda_graph=1)
+    with pytest.raises(
+        ValueError,
+        match=r"autocast_dtype must be None, torch.bfloat16 or torch.float16; got autocast_dtype=torch.float64",
+    ):
+        make(autocast_dtype=torch.float64)
+    with pytest.raises(TypeError):  # keyword-only: a positional option is a typo, not a value
+        AnnealedLangevin(SIGMAS, 1e-3, 2, False, True)  # type: ignore[misc]
+
+
+def test_options_default_to_the_plain_path() -> None:
+    sampler = AnnealedLangevin(SIGMAS, 1e-3, 2)
+    assert (sampler.compile, sampler.cuda_graph, sampler.autocast_dtype) == (False, False, None)
+    plain = Langevin(0.1, 1e-3, 2)
+    assert (plain.compile, plain.cuda_graph, plain.autocast_dtype) == (False, False, None)
+    # Options are part of the configuration: equal settings compare equal, different ones not.
+    assert AnnealedLangevin(SIGMAS, 1e-3, 2, compile=True) != sampler
+    assert Langevin(0.1, 1e-3, 2, autocast_dtype=torch.bfloat16) != plain
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [AnnealedLangevin(SIGMAS, 1e-3, 2, cuda_graph=True), Langevin(0.1, 1e-3, 2, cuda_graph=True)],
+)
+def test_cuda_graph_off_cuda_raises_before_sampling(sampler: Langevin | AnnealedLangevin) -> None:
+    calls = []
+
+    def model(x: Tensor, s: Tensor) -> Tensor:
+        calls.append(1)
+        return -x
+
+    with pytest.raises(ValueError, match=r"cuda_graph=True needs x on a CUDA device; got x on cpu"):
+        sampler(model, _start())
+    with pytest.raises(ValueError, match="cuda_graph=True needs x on a CUDA device"):
+        sampler.inpaint(model, _start(), torch.zeros(3, dtype=torch.bool))
+    assert calls == []
+
+
+def test_autocast_on_a_device_without_autocast_raises() -> None:
+    sampler = AnnealedLangevin(SIGMAS, 1e-3, 2, autocast_dtype=torch.bfloat16)
+    with pytest.raises(
+        ValueError, match=r"autocast_dtype=torch\.bfloat16 needs autocast support on meta"
+    ):
+        sampler(lambda x, s: -x, torch.empty(4, 3, device="meta"))
+
+
+# ------------------------------------------------------------------------- autocast
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_keeps_the_chain_in_float32_and_stays_close(dtype: torch.dtype) -> None:
+    """Reduced precision applies to the network only; the update is float32.
+
+    Tolerance: each score within 2e-2 of max|score| (bfloat16 keeps 8 bits of mantissa, float16
+    11; both go through two rounded layers), the samples within 1e-2 of max|samples|.
+    """
+    net = _Small()
+    seen: list[tuple[bool, torch.dtype]] = []
+
+    def model(x: Tensor, s: Tensor) -> Tensor:
+        seen.append((torch.is_autocast_enabled("cpu"), net.fc1(x).dtype))
+        return net(x, s)
+
+    x0 = _start()
+    plain_out, plain_scores = _run(AnnealedLangevin(SIGMAS, 1e-3, 3), net, x0)
+    sampler = AnnealedLangevin(SIGMAS, 1e-3, 3, autocast_dtype=dtype)
+    out, scores = _run(sampler, model, x0)
+    assert seen and all(enabled and d == dtype for enabled, d in seen)
+    assert out.dtype == torch.float32 and all(s.dtype == torch.float32 for s in scores)
+    assert not torch.equal(out, plain_out)  # it did run in reduced precision
+    for a, b in zip(scores, plain_scores, strict=True):
+        assert (a - b).abs().max() <= 2e-2 * b.abs().max()
+    assert (out - plain_out).abs().max() <= 1e-2 * plain_out.abs().max()
+
+
+def test_autocast_inpainting_keeps_the_known_entries_exact() -> None:
+    net = _Small()
+    x = _start((16, 3))
+    mask = torch.tensor([True, False, False])
+    sampler = Langevin(0.1, 1e-3, 5, autocast_dtype=torch.bfloat16)
+    got = sampler.inpaint(net, x, mask, generator=torch.Generator().manual_seed(0))
+    plain = Langevin(0.1, 1e-3, 5).inpaint(net, x, mask, generator=torch.Generator().manual_seed(0))
+    assert got.dtype == torch.float32
+    assert torch.equal(got[:, 0], plain[:, 0])  # the re-imposed noisy observations: same draws
+    assert (got - plain).abs().max() <= 1e-2 * plain.abs().max()
+
+
+# ------------------------------------------------------------------------- memory format
+def test_channels_last_chain_gives_the_contiguous_samples() -> None:
+    """Noise is drawn in logical order, so the layout of x does not change the samples."""
+
+    def model(x: Tensor, s: Tensor) -> Tensor:
+        return -torch.tanh(x) / s[:, None, None, None]
+
+    x0 = torch.rand(2, 3, 4, 5, generator=torch.Generator().manual_seed(0))
+    x_cl = x0.contiguous(memory_format=torch.channels_last)
+    sampler = AnnealedLangevin(SIGMAS, 1e-3, 3, denoise=True)
+    plain = sampler(model, x0, generator=torch.Generator().manual_seed(1))
+    channels_last = sampler(model, x_cl, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(plain, channels_last)
+    assert channels_last.is_contiguous(memory_format=torch.channels_last)
+    single = Langevin(0.1, 1e-3, 3)
+    assert torch.equal(
+        single(model, x0, generator=torch.Generator().manual_seed(2)),
+        single(model, x_cl, generator=torch.Generator().manual_seed(2)),
+    )
+
+
+def test_channels_last_refinenet_matches_within_round_off() -> None:
+    """Tolerance 1e-5 relative: the convolutions sum in another order in channels_last."""
+    net = ncsn.nets.RefineNet(1, 4, SIGMAS, generator=torch.Generator().manual_seed(0))
+    net_cl = ncsn.nets.RefineNet(1, 4, SIGMAS)
+    net_cl.load_state_dict(net.state_dict())
+    net_cl = net_cl.to(memory_format=torch.channels_last)
+    x0 = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    sampler = AnnealedLangevin(SIGMAS, 2e-5, 2)
+    plain = sampler(net, x0, generator=torch.Generator().manual_seed(2))
+    fast = sampler(
+        net_cl,
+        x0.contiguous(memory_format=torch.channels_last),
+        generator=torch.Generator().manual_seed(2),
+    )
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5 * plain.abs().max().item())
+
+
+# ------------------------------------------------------------------------- torch.compile
+@pytest.mark.filterwarnings(INDUCTOR_WARNING)
+def test_compile_without_a_working_compiler_raises_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch._inductor.config as inductor_config
+
+    monkeypatch.setattr(ncsn.samplers, "_COMPILER_WORKS", set())
+    calls = []
+
+    def model(x: Tensor, s: Tensor) -> Tensor:
+        calls.append(1)
+        return -x
+
+    torch._dynamo.reset()
+    try:
+        with (
+            inductor_config.patch({"cpp.cxx": ("/nonexistent/c++",)}),
+            pytest.raises(
+                RuntimeError,
+                match=r"compile=True needs a working torch.compile for cpu .*No working C\+\+ compiler",
+            ),
+        ):
+            AnnealedLangevin(SIGMAS, 1e-3, 2, compile=True)(model, _start())
+    finally:
+        torch._dynamo.reset()
+    assert calls == []  # raised before the loop, with no eager fallback
+
+
+@pytest.mark.filterwarnings(INDUCTOR_WARNING)
+def test_compile_matches_the_eager_sampler() -> None:
+    """Tolerance 1e-6 relative (the compiled network may fuse and reorder float32 operations)."""
+    net = _Small()
+    x0 = _start()
+    for plain, fast in [
+        (
+            AnnealedLangevin(SIGMAS, 1e-3, 3, denoise=True),
+            AnnealedLangevin(SIGMAS, 1e-3, 3, denoise=True, compile=True),
+        ),
+        (Langevin(0.2, 1e-3, 4), Langevin(0.2, 1e-3, 4, compile=True)),
+    ]:
+        expected, expected_scores = _run(plain, net, x0)
+        got, scores = _run(fast, net, x0)
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+        assert len(scores) == len(expected_scores) == plain.num_model_calls
+        again, _ = _run(fast, net, x0)  # the compiled model is reused: same seed, same samples
+        assert torch.equal(again, got)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings(INDUCTOR_WARNING)
+def test_compile_with_a_level_conditioned_network_matches_the_eager_sampler() -> None:
+    """ScoreMLP looks σ up in its schedule (a host-side check that breaks the compiled graph)."""
+    net = ncsn.nets.ScoreMLP(2, hidden=32, sigmas=SIGMAS)
+    x0 = ncsn.samplers.uniform_init(
+        (256, 2), low=-2, high=2, generator=torch.Generator().manual_seed(0)
+    )
+    plain = AnnealedLangevin(SIGMAS, 1e-3, 3)
+    fast = AnnealedLangevin(SIGMAS, 1e-3, 3, compile=True)
+    expected, _ = _run(plain, net, x0)
+    got, _ = _run(fast, net, x0)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+
+
+# ------------------------------------------------------------------------- benchmarks
+def test_timing_helper_interleaves_and_pairs_rounds() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import _timing
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    order: list[str] = []
+    cases = {name: (lambda name=name: order.append(name)) for name in ("a", "b", "c")}
+    samples = _timing.measure(cases, repeats=2, warmup=1)
+    assert order == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]  # rotating order
+    assert all(len(s.wall) == 2 and len(s.cpu) == 2 for s in samples.values())
+    a = _timing.Samples(wall=(1.0, 4.0, 9.0), cpu=(1.0, 1.0, 1.0))
+    b = _timing.Samples(wall=(2.0, 2.0, 3.0), cpu=(2.0, 2.0, 2.0))
+    assert _timing.ratio(a, b) == 2.0  # median of the per-round ratios 0.5, 2, 3
+    assert _timing.ratio(a, b, "cpu") == 0.5
+    with pytest.raises(ValueError, match="repeats >= 1"):
+        _timing.measure(cases, repeats=0)
+
+
+@pytest.mark.slow  # two interpreter start-ups importing torch
+def test_gpu_script_skips_cleanly_without_cuda() -> None:
+    # No visible device, whatever the machine has: this checks the CPU-only path.
+    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    out = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu.sh"), "--quick"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "no CUDA device" in out.stdout and "skipping" in out.stdout
