@@ -156,6 +156,14 @@ def test_scalar_sigma_and_tolerance() -> None:
     torch.testing.assert_close(net(x, SIGMAS[[4, 4, 4]].double()), ref, rtol=0, atol=0)
 
 
+def test_channels_last_input_gives_the_same_output() -> None:
+    net = tiny(2)
+    x = torch.rand(2, 2, 8, 12, generator=torch.Generator().manual_seed(0))
+    ref = net(x, SIGMAS[[0, 1]])
+    out = net(x.contiguous(memory_format=torch.channels_last), SIGMAS[[0, 1]])
+    torch.testing.assert_close(out, ref)
+
+
 def test_train_and_eval_modes_agree() -> None:
     net = tiny()
     x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))

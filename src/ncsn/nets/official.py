@@ -136,8 +136,11 @@ def load_official_checkpoint(
         ValueError: ``sigmas`` does not have L levels, or is not a valid schedule.
 
     Example:
-        >>> net = ncsn.nets.load_official_checkpoint("run/logs/cifar10/checkpoint.pth")
-        >>> score = net(x, net.sigmas[torch.zeros(len(x), dtype=torch.long)])
+        With the official ``run.zip`` extracted into the working directory::
+
+            net = ncsn.nets.load_official_checkpoint("run/logs/cifar10/checkpoint.pth")
+            x = torch.rand(8, 3, 32, 32)
+            score = net(x, net.sigmas[torch.full((8,), 9)])  # σ_L = 0.01 for every image
     """
     path = Path(path)
     sd = _state_dict(_read(path, map_location), path)

@@ -42,6 +42,12 @@ def _act(x: Tensor) -> Tensor:
     return F.elu(x)
 
 
+def _act_(x: Tensor) -> Tensor:
+    # In place, for a fresh norm output that nothing else holds: batch norm's backward needs its
+    # input, not its output, and ELU's backward can use its result.
+    return F.elu(x, inplace=True)
+
+
 def _conv3x3(in_channels: int, out_channels: int, *, bias: bool, dilation: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 3, padding=dilation, dilation=dilation, bias=bias)
 
@@ -86,10 +92,10 @@ class _ResidualBlock(nn.Module):
         self.normalize1 = make_norm(in_channels)
 
     def forward(self, x: Tensor, labels: Tensor | None) -> Tensor:
-        h = self.conv1(_act(self.normalize1(x, labels)))
-        h = self.conv2(_act(self.normalize2(h, labels)))
+        h = self.conv1(_act_(self.normalize1(x, labels)))
+        h = self.conv2(_act_(self.normalize2(h, labels)))
         skip = x if self.shortcut is None else self.shortcut(x)
-        return skip + h
+        return h.add_(skip)  # h is a fresh conv (or pooling) output
 
 
 class _ResidualStage(nn.ModuleList):
@@ -124,8 +130,8 @@ class _RCUBlock(nn.Module):
         for units in self._stages:
             residual = x
             for norm, conv in units:
-                x = conv(_act(norm(x, labels)))
-            x = x + residual
+                x = conv(_act_(norm(x, labels)))
+            x = x.add_(residual)  # x is a fresh conv output
         return x
 
 
@@ -164,7 +170,7 @@ class _MSFBlock(nn.Module):
             h = conv(norm(x, labels))
             if tuple(h.shape[-2:]) != size:
                 h = F.interpolate(h, size=size, mode="bilinear", align_corners=True)
-            out = h if out is None else out + h
+            out = h if out is None else out.add_(h)  # out is a fresh conv/upsampling output
         assert out is not None  # at least two inputs by construction
         return out
 
@@ -309,7 +315,7 @@ class _RefineNetTopology(nn.Module):
         ref2 = self.refine2([layer3, ref1], labels)
         ref3 = self.refine3([layer2, ref2], labels)
         h = self.refine4([layer1, ref3], labels)
-        return self.end_conv(_act(self.normalizer(h, labels)))
+        return self.end_conv(_act_(self.normalizer(h, labels)))
 
 
 class RefineNet(_RefineNetTopology):
