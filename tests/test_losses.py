@@ -246,7 +246,7 @@ def test_forward_and_backward_jacobian_modes_agree_on_loss_and_gradients(varianc
 
 
 def test_unknown_jacobian_mode_is_rejected() -> None:
-    with pytest.raises(ValueError, match="jacobian must be one of .* got jacobian='reverse'"):
+    with pytest.raises(ValueError, match=r"jacobian must be one of .* got jacobian='reverse'"):
         ncsn.losses.SlicedScoreMatching(ncsn.Schedule([1.0]), jacobian="reverse")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="jacobian must be one of"):
         ssm(lambda x, s: -x, torch.rand(2, 2), 1.0, jacobian="both")  # type: ignore[arg-type]

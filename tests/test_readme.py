@@ -15,7 +15,7 @@ def test_readme_quickstart_runs() -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert blocks, "the README has a Python example"
     namespace: dict[str, object] = {}
-    exec(compile(blocks[0], str(README), "exec"), namespace)  # noqa: S102
+    exec(compile(blocks[0], str(README), "exec"), namespace)
     weights = namespace["ncsn"].metrics.mode_weights(namespace["exact"], namespace["gmm"])  # type: ignore[attr-defined]
     assert abs(float(weights[1]) - 0.8) < 0.05
     x = namespace["x"]

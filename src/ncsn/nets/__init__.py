@@ -1,6 +1,7 @@
 """Score networks: the paper's RefineNet, its unconditional baseline, the toy MLP, adapters."""
 
 from ncsn.nets.adapters import DenoiserScore, NoisePredictorScore, ScaledByInverseSigma
+from ncsn.nets.config import build_model, model_config
 from ncsn.nets.layers import CondInstanceNorm2dPlus, InstanceNorm2dPlus
 from ncsn.nets.mlp import ScoreMLP
 from ncsn.nets.official import CheckpointError, load_official_checkpoint
@@ -16,5 +17,7 @@ __all__ = [
     "RefineNetBaseline",
     "ScaledByInverseSigma",
     "ScoreMLP",
+    "build_model",
     "load_official_checkpoint",
+    "model_config",
 ]
