@@ -78,7 +78,7 @@ def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
 def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ddp")
     result = _torchrun(str(out), str(STEPS), timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, result.stderr[-6000:]
     return out
 
 
@@ -120,6 +120,7 @@ def test_only_rank_zero_writes_logs_and_checkpoints(ddp_run: Path) -> None:
     for loss_name in ("dsm", "ssm"):
         folder = ddp_run / loss_name
         names = sorted(p.name for p in folder.iterdir())
+        assert "was closed" in (ddp_run / "closed.txt").read_text()
         assert names == ["checkpoint-00000003.pt", "checkpoint-00000006.pt", "metrics.jsonl"]
         lines = (folder / "metrics.jsonl").read_text().splitlines()
         steps = [int(line.split('"step": ')[1].split(",")[0]) for line in lines]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import types
 from pathlib import Path
@@ -476,6 +478,55 @@ def test_a_callback_error_propagates_without_a_checkpoint(tmp_path: Path) -> Non
     with pytest.raises(KeyboardInterrupt):
         t.fit(10)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-00000002.pt"]
+
+
+def _sigint() -> None:
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_during_the_update_is_held_until_the_step_is_complete(tmp_path: Path) -> None:
+    t = trainer(ema_rate=0.9, batch_size=12)
+    update = t.optimizer.step
+
+    def interrupted_update(*args: Any, **kwargs: Any) -> Any:
+        if t.step == 2:
+            _sigint()  # arrives in the middle of the third update
+        return update(*args, **kwargs)
+
+    t.optimizer.step = interrupted_update  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        t.fit(10)
+    assert t.step == 3
+    reference = trainer(ema_rate=0.9, batch_size=12)
+    reference.fit(3)
+    _equal_states(reference.model.state_dict(), t.model.state_dict(), "model")
+    _equal_states(reference.ema_model().state_dict(), t.ema_model().state_dict(), "ema")
+    assert reference.data.state() == t.data.state()
+
+
+def test_ctrl_c_mid_step_leaves_an_exactly_resumable_state(tmp_path: Path) -> None:
+    calls = [0]
+
+    def interrupting(
+        model: ncsn.ScoreModel, x: Tensor, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        calls[0] += 1
+        if calls[0] == 4:
+            _sigint()  # during the forward pass of step 4
+        return DSM(model, x, generator=generator)
+
+    t = trainer(loss=interrupting, ema_rate=0.9, batch_size=12, out_dir=tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        t.fit(8)
+    assert t.step == 3 and t.data.state() == {"epoch": 0, "offset": 36}
+    t.save()  # what a command-line tool does on Ctrl-C
+    resumed = trainer(ema_rate=0.9, batch_size=12, out_dir=tmp_path)
+    resumed.restore(tmp_path)
+    resumed.fit(8)
+    straight = trainer(ema_rate=0.9, batch_size=12)
+    straight.fit(8)
+    _equal_states(straight.model.state_dict(), resumed.model.state_dict(), "model")
+    _equal_states(straight.optimizer.state_dict(), resumed.optimizer.state_dict(), "optimizer")
 
 
 def test_restore_rejects_checkpoints_that_do_not_fit(tmp_path: Path) -> None:

@@ -57,12 +57,24 @@ def main(out: str, steps: int, fail_rank: int = -1, fail_step: int = -1) -> None
         if trainer.env.rank == fail_rank and info.step == fail_step:
             raise RuntimeError(f"rank {fail_rank} fails on purpose at step {fail_step}")
 
-    for loss_name in ("dsm", "ssm"):
-        trainer = make_trainer(
-            loss_name, Path(out) / loss_name, steps, callback=callback, timeout=60.0
-        )
-        trainer.fit(steps)
-        trainer.close()
+    # Both trainers share the process group the first one creates; close them at the end, as a
+    # command-line tool would (also when a step fails).
+    trainers: list[Trainer] = []
+    try:
+        for loss_name in ("dsm", "ssm"):
+            trainer = make_trainer(
+                loss_name, Path(out) / loss_name, steps, callback=callback, timeout=60.0
+            )
+            trainers.append(trainer)
+            trainer.fit(steps)
+    finally:
+        for trainer in reversed(trainers):
+            trainer.close()
+    try:
+        trainers[-1].fit(steps + 1)
+    except RuntimeError as err:  # a closed trainer refuses to train without its process group
+        if trainers[-1].is_main:
+            (Path(out) / "closed.txt").write_text(str(err))
 
 
 if __name__ == "__main__":

@@ -119,17 +119,22 @@ class Source:
             self._perm = (epoch, torch.randperm(len(self), generator=gen))
         return self._perm[1]
 
-    def next_indices(self, batch: int, seed: int) -> Tensor:
-        """The next ``batch`` indices ``[batch]`` (CPU) of the epoch stream; advances the position."""
+    def next_indices(self, batch: int, seed: int) -> tuple[Tensor, tuple[int, int]]:
+        """The next ``batch`` indices ``[batch]`` (CPU) of the epoch stream and the position after
+        them, ``(epoch, offset)``; the position is committed by the caller (:meth:`advance`)."""
         n, parts = len(self), []
+        epoch, offset = self.epoch, self.offset
         while batch > 0:
-            take = min(batch, n - self.offset)
-            parts.append(self._permutation(seed, self.epoch)[self.offset : self.offset + take])
+            take = min(batch, n - offset)
+            parts.append(self._permutation(seed, epoch)[offset : offset + take])
             batch -= take
-            self.offset += take
-            if self.offset == n:
-                self.epoch, self.offset = self.epoch + 1, 0
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+            offset += take
+            if offset == n:
+                epoch, offset = epoch + 1, 0
+        return (parts[0] if len(parts) == 1 else torch.cat(parts)), (epoch, offset)
+
+    def advance(self, position: tuple[int, int]) -> None:
+        self.epoch, self.offset = position
 
     def gather(self, index: Tensor, device: torch.device, dtype: torch.dtype) -> Tensor:
         """The examples at ``index`` as one batch on ``device`` in ``dtype``."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import math
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -287,6 +290,8 @@ class Trainer:
         self._gen = torch.Generator(device=self.device)
         self._eval_batch: Tensor | None = None
         self._saved_step = -1
+        self._interrupts = _HeldInterrupts()
+        self._closed = False
 
     def _resolve_seed(self, seed: int | None, generator: torch.Generator | None) -> int:
         if seed is not None:
@@ -321,7 +326,9 @@ class Trainer:
     def _train_step(self) -> tuple[Tensor, Tensor | None]:
         step = self.step + 1
         slices = _sources.shard_slices(self.batch_size, self.shards)
-        index = self.data.next_indices(self.batch_size, self.seed) if self.data.indexed else None
+        index, position = None, (0, 0)
+        if self.data.indexed:
+            index, position = self.data.next_indices(self.batch_size, self.seed)
         local = self._local_shards()
         # DDP averages gradients over processes; scale so the result is the mean over all shards.
         scale = self.env.world_size / self.shards
@@ -347,10 +354,15 @@ class Trainer:
         grad_norm = None
         if self.max_grad_norm is not None:
             grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
-        self.optimizer.step()
-        if self.ema is not None:
-            self.ema.update(self.model)
-        self.step = step
+        # The update: a Ctrl-C arriving in here is held back until the state is whole again, so
+        # after any interruption the trainer is consistent at self.step and save() is exact.
+        with self._interrupts.held():
+            self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update(self.model)
+            if index is not None:
+                self.data.advance(position)
+            self.step = step
         return total / len(local), grad_norm
 
     # ---------------------------------------------------------------- evaluation
@@ -424,6 +436,11 @@ class Trainer:
         Returns:
             A :class:`TrainSummary`.
 
+        An exception or Ctrl-C leaves the trainer consistent at :attr:`step` (a Ctrl-C during the
+        parameter update is held back until the update, the EMA and the data position are all
+        done), so ``trainer.save()`` in an ``except KeyboardInterrupt`` handler writes a checkpoint
+        that resumes exactly.
+
         Raises:
             ValueError: if ``steps`` is below the current step.
             NonFiniteLossError: when a loss is NaN/inf; it names the first bad step. Losses are
@@ -433,21 +450,21 @@ class Trainer:
             raise TypeError(f"steps must be an int; got steps={steps!r}")
         if steps < self.step:
             raise ValueError(f"steps must be >= the current step {self.step}; got steps={steps}")
+        if self._closed:
+            raise RuntimeError("this Trainer was closed; its processes no longer share gradients")
         start = time.perf_counter()
         seconds_before = self.seconds
         window: Tensor | None = None  # this window's losses, kept on the device until a record
         filled, loss = 0, math.nan
         self.model.train()
-        logs = _Logs(self, steps) if self.is_main else None
-        try:
+        with self._interrupts.installed(), _Logs(self, steps, active=self.is_main) as logs:
             while self.step < steps:
                 value, grad_norm = self._train_step()
                 if window is None:
                     window = value.new_empty(self.log_every)
                 window[filled] = value
                 filled += 1
-                if logs is not None:
-                    logs.bar.update(1)
+                logs.bar.update(1)
                 if self.callback is not None:
                     self.callback(TrainStep(self.step, value, grad_norm))
                 last = self.step == steps
@@ -464,13 +481,9 @@ class Trainer:
                 filled = 0
                 self.seconds = seconds_before + time.perf_counter() - start
                 eval_loss = self.evaluate() if due_eval and self.is_main else None
-                if logs is not None:
-                    logs.record(loss, eval_loss)
+                logs.record(loss, eval_loss)
                 if due_save:
                     self.save()
-        finally:
-            if logs is not None:
-                logs.close()
         if self.out_dir is not None and self._saved_step != self.step:
             self.save()  # fit(steps) with steps == step: make sure the end state is on disk
         return TrainSummary(self.step, loss, self.last_eval_loss, time.perf_counter() - start)
@@ -569,7 +582,19 @@ class Trainer:
         return ckpt
 
     def close(self) -> None:
-        """Destroy the process group if this trainer created it (call once at the end of a job)."""
+        """End distributed training: release the DistributedDataParallel wrapper, and destroy the
+        process group if this trainer created it. Does nothing in a single process.
+
+        Call it once at the end of a ``torchrun`` job, after every trainer sharing the group has
+        finished (``with Trainer(...) as trainer:`` does). Without it, PyTorch's gloo backend may
+        abort the process at exit. Create the trainers of one job before closing any: a process
+        group re-created in the same process reuses the old group's rendezvous keys. A closed
+        trainer cannot train under ``torchrun`` any more.
+        """
+        if self._ddp is not None:
+            self._ddp = None
+            self._closed = True
+            gc.collect()  # the reducer holds pending collective work; free it before the group
         if self._owns_group and dist.is_initialized():
             dist.destroy_process_group()
             self._owns_group = False
@@ -581,21 +606,66 @@ class Trainer:
         self.close()
 
 
-class _Logs:
-    """Rank 0's progress bar, JSON-lines metrics and TensorBoard writer for one :meth:`Trainer.fit`."""
+class _HeldInterrupts:
+    """Holds back SIGINT (Ctrl-C) while the trainer's state is being updated.
 
-    def __init__(self, trainer: Trainer, steps: int) -> None:
+    Installed for the duration of :meth:`Trainer.fit` when the process uses Python's default
+    SIGINT handler in the main thread; elsewhere it does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.pending = False
+
+    def _handler(self, signum: int, frame: object) -> None:
+        if self.holding:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if (
+            threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        ):
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, self._handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            self.holding = self.pending = False
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+
+class _Logs:
+    """The progress bar, JSON-lines metrics and TensorBoard writer of one :meth:`Trainer.fit`
+    (all inactive on ranks other than 0)."""
+
+    def __init__(self, trainer: Trainer, steps: int, active: bool) -> None:
         self.trainer = trainer
         self.bar = tqdm(
             total=steps,
             initial=trainer.step,
-            disable=not trainer.progress,
+            disable=not (active and trainer.progress),
             unit="step",
             dynamic_ncols=True,
         )
         self.file = None
         self.writer: Any = None
-        if trainer.out_dir is not None:
+        if active and trainer.out_dir is not None:
             trainer.out_dir.mkdir(parents=True, exist_ok=True)
             self.file = open(trainer.out_dir / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115
             if trainer._writer_cls is not None:
@@ -605,6 +675,8 @@ class _Logs:
 
     def record(self, loss: float, eval_loss: float | None) -> None:
         t = self.trainer
+        if t.env.rank != 0:
+            return
         lr = float(t.optimizer.param_groups[0]["lr"])
         entry: dict[str, Any] = {
             "step": t.step,
@@ -626,7 +698,10 @@ class _Logs:
                 if key in entry:
                     self.writer.add_scalar(key, entry[key], t.step)
 
-    def close(self) -> None:
+    def __enter__(self) -> _Logs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.bar.close()
         if self.file is not None:
             self.file.close()
