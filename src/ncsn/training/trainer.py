@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import math
 import os
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -18,11 +15,17 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from ncsn._checks import positive_float, positive_int
 from ncsn._types import ScoreLoss
 from ncsn.training import _sources
+from ncsn.training._logs import (
+    METRICS_FILE,
+    HeldInterrupts,
+    Logs,
+    summary_writer,
+    truncate_metrics,
+)
 from ncsn.training._sources import Data, Source, derive_seed
 from ncsn.training.checkpoints import (
     CheckpointError,
@@ -36,9 +39,6 @@ from ncsn.training.ema import EMA
 from ncsn.training.ema import _rate as _ema_rate
 
 __all__ = ["BatchTransform", "NonFiniteLossError", "TrainStep", "TrainSummary", "Trainer"]
-
-METRICS_FILE = "metrics.jsonl"
-TENSORBOARD_DIR = "tensorboard"
 
 
 class BatchTransform(Protocol):
@@ -233,7 +233,7 @@ class Trainer:
         self.out_dir = None if out_dir is None else Path(out_dir).expanduser()
         if tensorboard and self.out_dir is None:
             raise ValueError("tensorboard=True needs an out_dir to write to")
-        self._writer_cls = _summary_writer(tensorboard) if self.out_dir is not None else None
+        self._writer_cls = summary_writer(tensorboard) if self.out_dir is not None else None
 
         self.env: DistEnv = distributed_env()
         if shards is None:
@@ -290,7 +290,7 @@ class Trainer:
         self._gen = torch.Generator(device=self.device)
         self._eval_batch: Tensor | None = None
         self._saved_step = -1
-        self._interrupts = _HeldInterrupts()
+        self._interrupts = HeldInterrupts()
         self._closed = False
 
     def _resolve_seed(self, seed: int | None, generator: torch.Generator | None) -> int:
@@ -457,7 +457,7 @@ class Trainer:
         window: Tensor | None = None  # this window's losses, kept on the device until a record
         filled, loss = 0, math.nan
         self.model.train()
-        with self._interrupts.installed(), _Logs(self, steps, active=self.is_main) as logs:
+        with self._interrupts.installed(), Logs(self, steps, active=self.is_main) as logs:
             while self.step < steps:
                 value, grad_norm = self._train_step()
                 if window is None:
@@ -578,7 +578,7 @@ class Trainer:
         self._saved_step = step
         self._eval_batch = None  # it derives from the seed
         if self.is_main and self.out_dir is not None:
-            _truncate_metrics(self.out_dir / METRICS_FILE, step)
+            truncate_metrics(self.out_dir / METRICS_FILE, step)
         return ckpt
 
     def close(self) -> None:
@@ -604,132 +604,3 @@ class Trainer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _HeldInterrupts:
-    """Holds back SIGINT (Ctrl-C) while the trainer's state is being updated.
-
-    Installed for the duration of :meth:`Trainer.fit` when the process uses Python's default
-    SIGINT handler in the main thread; elsewhere it does nothing.
-    """
-
-    def __init__(self) -> None:
-        self.holding = False
-        self.pending = False
-
-    def _handler(self, signum: int, frame: object) -> None:
-        if self.holding:
-            self.pending = True
-        else:
-            raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[None]:
-        if (
-            threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-        ):
-            yield
-            return
-        previous = signal.signal(signal.SIGINT, self._handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-            self.holding = self.pending = False
-
-    @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        self.holding = True
-        try:
-            yield
-        finally:
-            self.holding = False
-        if self.pending:
-            self.pending = False
-            raise KeyboardInterrupt
-
-
-class _Logs:
-    """The progress bar, JSON-lines metrics and TensorBoard writer of one :meth:`Trainer.fit`
-    (all inactive on ranks other than 0)."""
-
-    def __init__(self, trainer: Trainer, steps: int, active: bool) -> None:
-        self.trainer = trainer
-        self.bar = tqdm(
-            total=steps,
-            initial=trainer.step,
-            disable=not (active and trainer.progress),
-            unit="step",
-            dynamic_ncols=True,
-        )
-        self.file = None
-        self.writer: Any = None
-        if active and trainer.out_dir is not None:
-            trainer.out_dir.mkdir(parents=True, exist_ok=True)
-            self.file = open(trainer.out_dir / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115
-            if trainer._writer_cls is not None:
-                self.writer = trainer._writer_cls(
-                    log_dir=str(trainer.out_dir / TENSORBOARD_DIR), purge_step=trainer.step + 1
-                )
-
-    def record(self, loss: float, eval_loss: float | None) -> None:
-        t = self.trainer
-        if t.env.rank != 0:
-            return
-        lr = float(t.optimizer.param_groups[0]["lr"])
-        entry: dict[str, Any] = {
-            "step": t.step,
-            "loss": loss,
-            "lr": lr,
-            "time": round(t.seconds, 3),
-        }
-        if eval_loss is not None:
-            entry["eval_loss"] = eval_loss
-        postfix = {"loss": f"{loss:.4g}"} | (
-            {"eval": f"{eval_loss:.4g}"} if eval_loss is not None else {}
-        )
-        self.bar.set_postfix(postfix, refresh=False)
-        if self.file is not None:
-            self.file.write(json.dumps(entry) + "\n")
-            self.file.flush()
-        if self.writer is not None:
-            for key in ("loss", "eval_loss", "lr"):
-                if key in entry:
-                    self.writer.add_scalar(key, entry[key], t.step)
-
-    def __enter__(self) -> _Logs:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.close()
-        if self.file is not None:
-            self.file.close()
-        if self.writer is not None:
-            self.writer.close()
-
-
-def _summary_writer(tensorboard: bool | None) -> Any:
-    if tensorboard is False:
-        return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError as err:
-        if tensorboard:
-            raise ImportError(
-                "tensorboard=True needs the tensorboard package: pip install tensorboard"
-            ) from err
-        return None
-    return SummaryWriter
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop the records after ``step`` (they belong to a run that was not checkpointed)."""
-    if not path.exists():
-        return
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
-    if len(kept) != len(lines):
-        tmp = path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(kept), encoding="utf-8")
-        os.replace(tmp, path)
