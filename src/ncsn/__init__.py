@@ -7,6 +7,7 @@ of four small protocols (:class:`ScoreModel`, :class:`NoiseSchedule`, :class:`Sc
 """
 
 from ncsn import data, losses, metrics, ncsnv2, nets, presets, samplers, toy, training, viz
+from ncsn._checks import CheckpointError
 from ncsn._types import NoiseSchedule, Sampler, ScoreLoss, ScoreModel
 from ncsn.ncsnv2 import (
     estimate_max_pairwise_distance,
@@ -20,6 +21,7 @@ from ncsn.schedules import GeometricSchedule, Schedule, geometric_sigmas
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckpointError",
     "GeometricSchedule",
     "NoiseSchedule",
     "Sampler",

@@ -13,6 +13,17 @@ from ncsn._types import ScoreModel
 __all__: list[str] = []
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file exists but cannot be used: not a checkpoint, truncated, corrupt, refused by
+    safe loading (a pickle that would execute code), or holding keys or shapes that do not fit.
+
+    The message names the path and what was wrong. A path that does not exist raises
+    :class:`FileNotFoundError` instead. Raised by :func:`ncsn.nets.load_official_checkpoint` and
+    :func:`ncsn.training.load_checkpoint` alike (it is one class, exported as
+    ``ncsn.CheckpointError``).
+    """
+
+
 def as_sigmas(sigmas: Tensor | Sequence[float], name: str = "sigmas") -> Tensor:
     """Validate a noise schedule: 1-D, at least one level, finite, positive, strictly decreasing."""
     if not isinstance(sigmas, Tensor):

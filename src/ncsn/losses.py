@@ -214,7 +214,10 @@ def ssm(
             score = call_model(model, xg, sig)
             (jv,) = torch.autograd.grad((score * v).sum(), xg, create_graph=True)
         else:
-            score, jv = torch.func.jvp(lambda inp: call_model(model, inp, sig), (x.detach(),), (v,))
+            primal_and_tangent = torch.func.jvp(
+                lambda inp: call_model(model, inp, sig), (x.detach(),), (v,)
+            )
+            score, jv = primal_and_tangent[0], primal_and_tangent[1]
     jacobian_term = sum_event(v * jv)
     if variance_reduction:
         norm_term = 0.5 * sum_event(score.square())
@@ -345,7 +348,9 @@ class SlicedScoreMatching:
     def __post_init__(self) -> None:
         positive_int(self.projections, "projections")
         if self.jacobian not in _JACOBIAN_MODES:
-            raise ValueError(f"jacobian must be one of {_JACOBIAN_MODES}; got jacobian={self.jacobian!r}")
+            raise ValueError(
+                f"jacobian must be one of {_JACOBIAN_MODES}; got jacobian={self.jacobian!r}"
+            )
         finite_float(self.power, "power")
         if self.distribution not in _PROJECTIONS:
             raise ValueError(

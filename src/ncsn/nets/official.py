@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ncsn._checks import as_sigmas
+from ncsn._checks import CheckpointError, as_sigmas
 from ncsn.nets.refinenet import RefineNet
 from ncsn.schedules import geometric_sigmas
 
@@ -25,15 +25,6 @@ __all__ = ["CheckpointError", "load_official_checkpoint"]
 
 _PREFIX = "module."
 _MAX_LISTED = 20
-
-
-class CheckpointError(ValueError):
-    """A file that cannot be loaded as an official RefineNet checkpoint.
-
-    Raised for files that are not PyTorch checkpoints (or are truncated), files that safe loading
-    refuses (a pickle that would execute code), and state dicts whose keys or shapes do not match
-    the network.
-    """
 
 
 def _listed(keys: Sequence[str]) -> str:

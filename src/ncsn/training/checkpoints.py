@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ncsn._checks import positive_int
+from ncsn._checks import CheckpointError, positive_int
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -42,21 +42,6 @@ CHECKPOINT_FORMAT = "ncsn.training.checkpoint/1"
 _NAME = re.compile(r"^checkpoint-(\d+)\.pt$")
 _TMP_PREFIX = ".tmp-checkpoint-"
 _PLAIN = (str, int, float, bool, type(None), torch.dtype, torch.device)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file exists but cannot be used: truncated, corrupt, or not an ``ncsn`` checkpoint.
-
-    The message names the path and what was wrong. A path that does not exist raises
-    :class:`FileNotFoundError` instead.
-
-    Example:
-        >>> try:
-        ...     ncsn.training.load_checkpoint("notes.txt")
-        ... except ncsn.training.CheckpointError as err:
-        ...     print(err)  # doctest: +SKIP
-        notes.txt: not a readable checkpoint (File is not a zip file)
-    """
 
 
 def _as_path(path: str | os.PathLike[str], name: str) -> Path:
