@@ -49,6 +49,13 @@ def _check_features(num_features: int) -> int:
     return num_features
 
 
+def _inside_function_transform(x: Tensor) -> bool:
+    """Whether ``x`` is traced by a torch.func transform (jvp, vmap, grad)."""
+    functorch = getattr(torch._C, "_functorch", None)
+    check = getattr(functorch, "is_functorch_wrapped_tensor", None)
+    return True if check is None else bool(check(x))
+
+
 def instance_norm_plus(
     x: Tensor,
     gamma: Tensor,
@@ -87,11 +94,20 @@ def instance_norm_plus(
         tensor(True)
     """
     batch, channels = x.shape[0], x.shape[1]
-    mu = x.mean(dim=tuple(range(2, x.ndim)))  # [B, C]
+    spatial = tuple(range(2, x.ndim))
+    mu = x.mean(dim=spatial)  # [B, C]
     chan_var, chan_mean = torch.var_mean(mu, dim=1, correction=1, keepdim=True)
     mu_hat = (mu - chan_mean) * torch.rsqrt(chan_var + eps)
     gamma = gamma.expand(batch, channels)
     shift = beta + (gamma * alpha if form == "official" else alpha) * mu_hat
+    if _inside_function_transform(x):
+        # PyTorch's batch_norm has a forward-mode derivative whose own gradient is wrong
+        # (reverse-over-forward, as in sliced score matching with jacobian="forward"): use the
+        # explicit formula under torch.func transforms.
+        var = x.var(dim=spatial, correction=0)
+        scale = gamma * torch.rsqrt(var + eps)
+        pad = (batch, channels) + (1,) * len(spatial)
+        return (x - mu.reshape(pad)) * scale.reshape(pad) + shift.reshape(pad)
     # Instance norm with a per-sample affine is batch norm over the B·C "channels" of a batch of
     # one: a single optimised kernel that normalises and applies γ and the shift in one pass.
     out = torch.batch_norm(
