@@ -1,0 +1,98 @@
+"""The example notebooks are stored without outputs and run from top to bottom on the CPU.
+
+Executing them needs ``nbclient``, ``nbformat`` and ``ipykernel`` (and matplotlib from the
+``examples`` extra); ``nox -s notebooks`` installs them. Each notebook runs in a fresh kernel whose
+working directory is ``examples/``, with as many threads as the rest of the suite
+(``NCSN_TEST_THREADS``, default 1, as in ``conftest.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
+EXPECTED = [
+    "01_toy_mixture.ipynb",
+    "02_dsm_vs_ssm.ipynb",
+    "03_digits_end_to_end.ipynb",
+    "04_official_checkpoints.ipynb",
+    "05_composing_parts.ipynb",
+]
+CELL_TIMEOUT = 600  # seconds for one cell; each notebook takes about a minute on two CPU cores
+
+
+def _load(path: Path) -> dict[str, Any]:
+    notebook: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return notebook
+
+
+def test_the_five_notebooks_exist() -> None:
+    assert [p.name for p in NOTEBOOKS] == EXPECTED
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_stored_without_outputs(path: Path) -> None:
+    notebook = _load(path)
+    assert notebook["nbformat"] == 4
+    assert notebook["metadata"]["kernelspec"]["name"] == "python3"
+    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    assert code, "a notebook without code"
+    for cell in code:
+        assert cell["outputs"] == [], f"{path.name}: a cell was saved with its outputs"
+        assert cell["execution_count"] is None, f"{path.name}: a cell was saved executed"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_says_how_to_scale_up(path: Path) -> None:
+    text = "".join(
+        "".join(cell["source"]) for cell in _load(path)["cells"] if cell["cell_type"] == "markdown"
+    )
+    assert "## Scaling up" in text or "## With the real files" in text, path.name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    # The kernel is `python -m ipykernel_launcher`: make `python` this interpreter, and give the
+    # kernel the suite's thread count (extra threads only slow small models on a shared machine).
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("NCSN_TEST_THREADS", "1"))
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend draws the plots
+    before = sorted(p.relative_to(EXAMPLES) for p in EXAMPLES.rglob("*"))
+
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(EXAMPLES)}},
+    )
+    client.execute()  # raises CellExecutionError with the cell and its traceback on any error
+
+    errors = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if output.output_type == "error"
+    ]
+    assert not errors
+    pictures = sum(
+        "image/png" in output.get("data", {})
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
+    assert pictures >= 1, f"{path.name} draws no plot"
+    after = sorted(p.relative_to(EXAMPLES) for p in EXAMPLES.rglob("*"))
+    assert after == before, f"{path.name} left files in examples/: {set(after) - set(before)}"
