@@ -18,10 +18,12 @@ extension rewrites every docstring of the package:
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import griffe
 
+_DIRECTIVE = re.compile(r"^::: *([\w.]+)[ \t]*$")
 _ROLE = re.compile(r":(?:py:)?(?:class|func|meth|mod|attr|data|exc|obj|const):`(~?)([^`<>]+?)`")
 _CALLABLE_ROLES = (":func:", ":meth:", ":py:func:", ":py:meth:")
 _ARGS_HEADERS = ("Args:", "Arguments:", "Parameters:", "Params:")
@@ -41,13 +43,44 @@ def _lookup(pkg: griffe.Module, path: str) -> griffe.Object | griffe.Alias | Non
         return None
 
 
-def _rendered(obj: griffe.Object | griffe.Alias) -> bool:
-    """Whether the reference pages render this object (public path, and a docstring)."""
-    if obj.docstring is None and not obj.is_module:
-        return False
-    parts = obj.path.split(".")[1:]
-    # The protocols live in the private ncsn._types and are rendered through their re-exports.
-    return all(not part.startswith("_") or part == "_types" for part in parts)
+def _documented(pkg: griffe.Module) -> set[str]:
+    """Canonical paths of the objects the reference pages render (``::: path`` and members)."""
+    paths: list[str] = []
+    for page in sorted(Path("docs/reference").glob("*.md")):
+        lines = page.read_text(encoding="utf-8").splitlines()
+        for i, line in enumerate(lines):
+            match = _DIRECTIVE.match(line)
+            if not match:
+                continue
+            paths.append(match.group(1))
+            in_members = False
+            for option in lines[i + 1 :]:
+                if option and not option.startswith(" "):
+                    break
+                stripped = option.strip()
+                if stripped == "members:":
+                    in_members = True
+                elif in_members and stripped.startswith("- "):
+                    paths.append(f"{match.group(1)}.{stripped[2:].strip()}")
+                elif in_members and stripped:
+                    in_members = False
+    found = (_lookup(pkg, path) for path in paths)
+    return {obj.path for obj in found if obj is not None}
+
+
+def _rendered(obj: griffe.Object | griffe.Alias, documented: set[str]) -> bool:
+    """Whether the reference pages render ``obj``: documented itself, or a documented public
+    member of a documented class."""
+    if obj.path in documented:
+        return True
+    parent = obj.parent
+    return (
+        obj.docstring is not None
+        and not obj.name.startswith("_")
+        and parent is not None
+        and parent.is_class
+        and parent.path in documented
+    )
 
 
 def _scopes(obj: griffe.Object) -> list[str]:
@@ -89,6 +122,7 @@ class SphinxRoles(griffe.Extension):
     """Rewrite every docstring of the package once it is loaded."""
 
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
+        self._documented = _documented(pkg)
         self._walk(pkg, pkg, set())
 
     def _walk(self, pkg: griffe.Module, obj: griffe.Object, seen: set[int]) -> None:
@@ -113,7 +147,9 @@ class SphinxRoles(griffe.Extension):
             for candidate in candidates:
                 found = _lookup(pkg, candidate)
                 if found is not None:
-                    return f"[`{title}`][{found.path}]" if _rendered(found) else f"`{title}`"
+                    if _rendered(found, self._documented):
+                        return f"[`{title}`][{found.path}]"
+                    return f"`{title}`"
             return f"`{title}`"
 
         return _ROLE.sub(replace, text)
