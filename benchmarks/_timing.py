@@ -12,10 +12,9 @@ sensitive to other processes competing for the same cores. On CUDA the device is
 before and after each run, and CPU time is meaningless (the host mostly waits), so only wall time
 is reported.
 
-Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` around one run in-process; on the CPU
-the increase of the resident set's high-water mark over the resident size just before the run,
-in a fresh child process per variant (:func:`run_child`, :func:`peak_rss_increase_mib`), so that
-one variant's peak cannot hide another's.
+Peak memory: the peak of live tensor bytes during one run above what was alive before it, from
+``torch.cuda.max_memory_allocated`` on CUDA and from the profiler's allocation records on the CPU
+(:func:`peak_cpu_tensor_mib`).
 """
 
 from __future__ import annotations
@@ -24,10 +23,7 @@ import datetime
 import json
 import os
 import platform
-import resource
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -131,47 +127,30 @@ def peak_cuda_mib(run: Callable[[], object], device: torch.device | str) -> floa
     return (torch.cuda.max_memory_allocated(device) - before) / 2**20
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+def peak_cpu_tensor_mib(run: Callable[[], object]) -> float:
+    """Peak bytes (MiB) of live CPU tensors during ``run``, above those alive when it starts.
 
-
-def _hwm_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM line in /proc/self/status")
-
-
-def peak_rss_increase_mib(run: Callable[[], object]) -> float:
-    """The peak resident-set increase (MiB) during ``run`` (Linux; call in a fresh process).
-
-    The high-water mark is reset to the current RSS through ``/proc/self/clear_refs`` first, so
-    earlier work does not count. Memory that the C allocator keeps after a free is reused without
-    raising the RSS, so run this in a process started by :func:`run_child`, where glibc returns
-    every block of 64 KiB or more to the system on free.
+    Replays the CPU allocator's allocation and free records that the torch profiler collects with
+    ``profile_memory=True``, so the number is exact and deterministic and counts what
+    ``max_memory_allocated`` counts on CUDA: tensors, not the C library's or oneDNN's own caches.
+    (The process's resident size was tried first and discarded: glibc's reuse of freed blocks
+    made it non-monotonic in the batch size.)
     """
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    before = _rss_mib()
-    run()
-    return _hwm_mib() - before
-
-
-def run_child(script: str | Path, args: Sequence[str]) -> dict[str, Any]:
-    """Run ``python script *args`` in a fresh process; parse the JSON on its last stdout line.
-
-    The child gets ``MALLOC_MMAP_THRESHOLD_=65536`` (see :func:`peak_rss_increase_mib`) and the
-    parent's thread count.
-    """
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    env.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
-    out = subprocess.run(
-        [sys.executable, str(script), *args], check=True, capture_output=True, text=True, env=env
+    with torch.profiler.profile(
+        activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
+    ) as prof:
+        run()
+    assert prof.profiler is not None and prof.profiler.kineto_results is not None
+    records = sorted(
+        (event.start_ns(), event.nbytes())
+        for event in prof.profiler.kineto_results.events()
+        if event.name() == "[memory]" and event.device_type() == torch.autograd.DeviceType.CPU
     )
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    total = peak = 0
+    for _, nbytes in records:
+        total += nbytes
+        peak = max(peak, total)
+    return peak / 2**20
 
 
 def environment(device: torch.device | str) -> dict[str, Any]:

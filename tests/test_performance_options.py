@@ -290,3 +290,50 @@ def test_gpu_script_skips_cleanly_without_cuda() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "no CUDA device" in out.stdout and "skipping" in out.stdout
+
+
+# ------------------------------------------------------------------------- gradient checkpointing
+def _grads(net: nn.Module, loss: ncsn.ScoreLoss, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+    net.zero_grad(set_to_none=True)
+    value = loss(net, x, generator=torch.Generator().manual_seed(5))
+    value.backward()
+    return value.detach(), [p.grad.clone() for p in net.parameters()]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("baseline", [False, True])
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(baseline: bool) -> None:
+    def make(flag: bool) -> nn.Module:
+        g = torch.Generator().manual_seed(0)
+        if baseline:
+            return ncsn.nets.RefineNetBaseline(1, 4, generator=g, gradient_checkpointing=flag)
+        return ncsn.nets.RefineNet(1, 4, SIGMAS, generator=g, gradient_checkpointing=flag)
+
+    plain, saving = make(False), make(True)
+    assert list(plain.state_dict()) == list(saving.state_dict())  # the official keys
+    x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    schedule = ncsn.Schedule(SIGMAS)
+    for loss in (
+        ncsn.losses.DenoisingScoreMatching(schedule),
+        ncsn.losses.SlicedScoreMatching(schedule, jacobian="backward"),
+    ):
+        expected, expected_grads = _grads(plain, loss, x)
+        got, grads = _grads(saving, loss, x)
+        assert torch.equal(got, expected)
+        for a, b in zip(grads, expected_grads, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    with torch.no_grad():  # sampling: nothing to recompute, the same outputs
+        sigma = SIGMAS[[0, 1, 2]]
+        assert torch.equal(saving(x, sigma), plain(x, sigma))
+
+
+def test_gradient_checkpointing_refuses_function_transforms() -> None:
+    net = ncsn.nets.RefineNet(1, 4, SIGMAS, gradient_checkpointing=True)
+    loss = ncsn.losses.SlicedScoreMatching(ncsn.Schedule(SIGMAS), jacobian="forward")
+    with pytest.raises(
+        RuntimeError, match=r"gradient_checkpointing=True does not work under torch\.func"
+    ):
+        loss(net, torch.rand(2, 1, 8, 8))
+    net.gradient_checkpointing = False  # a plain attribute: switched off, it works again
+    assert loss(net, torch.rand(2, 1, 8, 8)).ndim == 0
+    with pytest.raises(TypeError, match="gradient_checkpointing must be a bool; got 'yes'"):
+        ncsn.nets.RefineNet(1, 4, SIGMAS, gradient_checkpointing="yes")  # type: ignore[arg-type]

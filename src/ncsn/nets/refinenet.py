@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from ncsn._checks import positive_int
 from ncsn.nets._conditioning import LevelLookup
@@ -30,6 +31,7 @@ from ncsn.nets.layers import (
     InstanceNorm2dPlus,
     NormForm,
     _check_form,
+    _inside_function_transform,
 )
 
 __all__ = ["RefineNet", "RefineNetBaseline"]
@@ -229,6 +231,7 @@ class _RefineNetTopology(nn.Module):
         *,
         logit_transform: bool,
         generator: torch.Generator | None,
+        gradient_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         self.channels = positive_int(channels, "channels")
@@ -240,6 +243,11 @@ class _RefineNetTopology(nn.Module):
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator or None; got {generator!r}")
         self.logit_transform = logit_transform
+        if not isinstance(gradient_checkpointing, bool):
+            raise TypeError(
+                f"gradient_checkpointing must be a bool; got {gradient_checkpointing!r}"
+            )
+        self.gradient_checkpointing = gradient_checkpointing
         if generator is None:
             self._build(channels, ngf, make_norm)
         else:
@@ -306,16 +314,32 @@ class _RefineNetTopology(nn.Module):
     def _features(self, x: Tensor, labels: Tensor | None) -> Tensor:
         if not self.logit_transform:
             x = 2 * x - 1.0
+        stage = self._stage
         h = self.begin_conv(x)
-        layer1 = self.res1(h, labels)
-        layer2 = self.res2(layer1, labels)
-        layer3 = self.res3(layer2, labels)
-        layer4 = self.res4(layer3, labels)
-        ref1 = self.refine1([layer4], labels)
-        ref2 = self.refine2([layer3, ref1], labels)
-        ref3 = self.refine3([layer2, ref2], labels)
-        h = self.refine4([layer1, ref3], labels)
+        layer1 = stage(self.res1, h, labels)
+        layer2 = stage(self.res2, layer1, labels)
+        layer3 = stage(self.res3, layer2, labels)
+        layer4 = stage(self.res4, layer3, labels)
+        ref1 = stage(self.refine1, [layer4], labels)
+        ref2 = stage(self.refine2, [layer3, ref1], labels)
+        ref3 = stage(self.refine3, [layer2, ref2], labels)
+        h = stage(self.refine4, [layer1, ref3], labels)
         return self.end_conv(_act_(self.normalizer(h, labels)))
+
+    def _stage(self, module: nn.Module, x: Tensor | list[Tensor], labels: Tensor | None) -> Tensor:
+        """Run one of the eight stages, recomputing its activations in backward if asked to."""
+        if not (self.gradient_checkpointing and torch.is_grad_enabled()):
+            out: Tensor = module(x, labels)
+            return out
+        first = x if isinstance(x, Tensor) else x[0]
+        if _inside_function_transform(first):
+            raise RuntimeError(
+                "gradient_checkpointing=True does not work under torch.func transforms (such as "
+                "SlicedScoreMatching(jacobian='forward')); use jacobian='backward' or set "
+                "net.gradient_checkpointing = False"
+            )
+        out = checkpoint(module, x, labels, use_reentrant=False)
+        return out
 
 
 class RefineNet(_RefineNetTopology):
@@ -346,6 +370,13 @@ class RefineNet(_RefineNetTopology):
             (see :func:`ncsn.nets.layers.instance_norm_plus`).
         generator: optional generator for the initial weights (PyTorch's default conv init and
             γ, α ~ N(1, 0.02), β = 0); without it the global RNG is used, as in any ``nn.Module``.
+        gradient_checkpointing: when gradients are recorded, keep only the inputs of the eight
+            residual and refine stages and recompute their activations during backward
+            (:func:`torch.utils.checkpoint.checkpoint`): the same gradients for less memory and
+            more compute (measured with DSM on the CPU, MNIST configuration: 0.38× the step's
+            peak memory for 1.4× the time; with double-backprop SSM it saves little). Not under
+            torch.func transforms (``jacobian="forward"``). An attribute: it can be switched on
+            an existing network; the ``state_dict`` is unchanged.
 
     Example:
         >>> net = ncsn.nets.RefineNet(channels=1, ngf=4, sigmas=ncsn.geometric_sigmas(1.0, 0.01, 10))
@@ -367,6 +398,7 @@ class RefineNet(_RefineNetTopology):
         logit_transform: bool = False,
         norm: NormForm = "official",
         generator: torch.Generator | None = None,
+        gradient_checkpointing: bool = False,
     ) -> None:
         if not isinstance(sigmas, Tensor):
             sigmas = torch.as_tensor(sigmas, dtype=torch.get_default_dtype(), device="cpu")
@@ -378,7 +410,12 @@ class RefineNet(_RefineNetTopology):
             return CondInstanceNorm2dPlus(num_features, levels, form=form)
 
         super().__init__(
-            channels, ngf, make_norm, logit_transform=logit_transform, generator=generator
+            channels,
+            ngf,
+            make_norm,
+            logit_transform=logit_transform,
+            generator=generator,
+            gradient_checkpointing=gradient_checkpointing,
         )
         self.norm: NormForm = form
         self.lookup = lookup
@@ -471,6 +508,8 @@ class RefineNetBaseline(_RefineNetTopology):
         logit_transform: skip the ``2x − 1`` rescaling.
         norm: ``"official"`` (default) or ``"paper"`` InstanceNorm++.
         generator: optional generator for the initial weights.
+        gradient_checkpointing: recompute the stages' activations in backward (see
+            :class:`RefineNet`).
 
     Example:
         >>> net = ncsn.nets.RefineNetBaseline(channels=1, ngf=4)
@@ -489,6 +528,7 @@ class RefineNetBaseline(_RefineNetTopology):
         logit_transform: bool = False,
         norm: NormForm = "official",
         generator: torch.Generator | None = None,
+        gradient_checkpointing: bool = False,
     ) -> None:
         form = _check_form(norm)
 
@@ -496,7 +536,12 @@ class RefineNetBaseline(_RefineNetTopology):
             return InstanceNorm2dPlus(num_features, form=form)
 
         super().__init__(
-            channels, ngf, make_norm, logit_transform=logit_transform, generator=generator
+            channels,
+            ngf,
+            make_norm,
+            logit_transform=logit_transform,
+            generator=generator,
+            gradient_checkpointing=gradient_checkpointing,
         )
         self.norm: NormForm = form
 
