@@ -11,6 +11,8 @@ training step (zero the gradients, loss, backward, Adam step) is timed for:
 * ``dsm_channels_last``: network and data in ``torch.channels_last``;
 * ``dsm_bf16``: the loss under ``torch.autocast(dtype=torch.bfloat16)`` (weights, optimiser and
   loss reduction stay float32);
+* ``dsm_checkpointing`` / ``ssm_backward_checkpointing``: ``RefineNet(gradient_checkpointing=
+  True)``, which recomputes the stages' activations in backward (same gradients, less memory);
 * on CUDA also ``dsm_tf32`` (TF32 matmuls and convolutions; the other variants run in IEEE
   float32) and ``dsm_channels_last_bf16``; with ``--compile``, ``dsm_compile`` (the network
   through ``torch.compile``; slow to compile, so off by default).
@@ -69,6 +71,7 @@ class Variant:
     bf16: bool = False
     precision: str | None = None  # CUDA float32 precision, "ieee" or "tf32"
     compile: bool = False
+    checkpointing: bool = False
 
 
 def variants(device: torch.device, compile_: bool) -> dict[str, Variant]:
@@ -80,6 +83,8 @@ def variants(device: torch.device, compile_: bool) -> dict[str, Variant]:
         "ssm_forward": Variant("ssm", jacobian="forward", precision=ieee),
         "dsm_channels_last": Variant("dsm", channels_last=True, precision=ieee),
         "dsm_bf16": Variant("dsm", bf16=True, precision=ieee),
+        "dsm_checkpointing": Variant("dsm", checkpointing=True, precision=ieee),
+        "ssm_backward_checkpointing": Variant("ssm", checkpointing=True, precision=ieee),
     }
     if cuda:
         out["dsm_tf32"] = Variant("dsm", precision="tf32")
@@ -126,6 +131,7 @@ def make_step(
 ) -> tuple[Callable[[], None], Callable[[], None]]:
     """A closure doing one training step on its own copy of the network and optimiser."""
     net = copy.deepcopy(net)
+    net.gradient_checkpointing = v.checkpointing
     if v.channels_last:
         net = net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)

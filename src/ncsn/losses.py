@@ -170,7 +170,10 @@ def ssm(
         variance_reduction: use ½‖s‖² in place of ½(vᵀs)² (SSM-VR).
         directions: optional explicit projection vectors ``[projections, B, *event]`` (used
             instead of drawing them; ``distribution`` is then ignored).
-        jacobian: ``"backward"`` (double backprop) or ``"forward"`` (forward-mode JVP).
+        jacobian: ``"backward"`` (double backprop; the default because it measured faster:
+            forward mode took 1.1–1.2× the time and 1.4–1.6× the peak memory of a RefineNet
+            training step on the CPU, ``benchmarks/training.py``) or ``"forward"``
+            (forward-mode JVP).
         generator: source of the projections.
 
     Returns:
@@ -329,7 +332,8 @@ class SlicedScoreMatching:
         projections: projection vectors per example.
         distribution: ``"gaussian"``, ``"rademacher"`` or ``"sphere"``.
         power: p in λ(σ) = σ^p.
-        jacobian: how vᵀJv is computed, ``"backward"`` or ``"forward"`` (see :func:`ssm`).
+        jacobian: how vᵀJv is computed, ``"backward"`` (default; the faster, as measured in
+            ``benchmarks/training.py``) or ``"forward"`` (see :func:`ssm`).
 
     Example:
         >>> loss = ncsn.losses.SlicedScoreMatching(ncsn.GeometricSchedule(1.0, 0.01, 10))
