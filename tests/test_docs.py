@@ -324,8 +324,10 @@ def test_every_snippet_include_exists() -> None:
 
 def test_custom_score_model_accepts_any_sigma() -> None:
     module = _example("custom_score_model")
-    torch.manual_seed(0)
-    model = module.FourierScoreMLP(dim=3)
+    model = module.FourierScoreMLP(dim=3, generator=torch.Generator().manual_seed(0))
+    again = module.FourierScoreMLP(dim=3, generator=torch.Generator().manual_seed(0))
+    for p, q in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(p, q)  # the generator alone decides the initial weights
     x = torch.randn(5, 3)
     out = model(x, torch.tensor([0.013, 0.5, 1.0, 7.3, 19.9]))  # no schedule: any σ > 0
     assert out.shape == x.shape
@@ -435,3 +437,31 @@ def test_cli_reference_matches_the_parser() -> None:
         } - {"--help"}
         documented = set(re.findall(r"^\| `(--[\w-]+)", sections[name], flags=re.M))
         assert documented == options, (name, documented ^ options)
+
+
+def _documented_commands() -> list[tuple[str, str]]:
+    found = []
+    pages = [*sorted(DOCS.rglob("*.md")), ROOT / "README.md"]
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for block in re.findall(r"```(?:bash|sh|shell|console)\n(.*?)```", text, re.S):
+            for line in block.splitlines():
+                command = line.split(" #")[0].strip()
+                for part in command.split("&&"):
+                    if part.strip().startswith("ncsn "):
+                        found.append((page.name, part.strip()))
+    return found
+
+
+def test_every_documented_command_line_parses() -> None:
+    import shlex
+
+    from ncsn.cli import build_parser
+
+    commands = _documented_commands()
+    assert len(commands) >= 10
+    for page, command in commands:
+        try:
+            build_parser().parse_args(shlex.split(command)[1:])
+        except SystemExit:
+            pytest.fail(f"{page}: `{command}` does not parse with the current `ncsn` command")

@@ -64,8 +64,7 @@ def main(*, draws: int = 200, steps: int = 300, seed: int = 0) -> dict[str, floa
     anti_mean, anti_std = estimator_spread(antithetic, exact, x, draws=draws, seed=seed + 1)
 
     # It is a ScoreLoss like any other: train the paper's toy network with it.
-    torch.manual_seed(seed)  # the network's initial weights
-    net = ncsn.nets.ScoreMLP(2, sigmas=schedule.sigmas)
+    net = ncsn.nets.ScoreMLP(2, sigmas=schedule.sigmas, generator=g)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     losses = []
     for _ in range(steps):

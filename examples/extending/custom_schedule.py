@@ -69,8 +69,7 @@ def main(*, steps: int = 2000, draws: int = 100_000, seed: int = 0) -> dict[str,
 
     # Any ScoreLoss that takes a schedule takes this one; the network is conditioned on its levels.
     gmm = ncsn.toy.paper_mixture()
-    torch.manual_seed(seed)  # the network's initial weights
-    net = ncsn.nets.ScoreMLP(2, sigmas=schedule.sigmas)
+    net = ncsn.nets.ScoreMLP(2, sigmas=schedule.sigmas, generator=g)
     loss_fn = ncsn.losses.DenoisingScoreMatching(schedule)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     losses = []

@@ -23,17 +23,32 @@ import ncsn.metrics
 class FourierScoreMLP(nn.Module):
     """s(x, σ) = MLP([x, sin(ω log σ), cos(ω log σ)]) / σ for vector data ``[B, dim]``."""
 
-    def __init__(self, dim: int, hidden: int = 128, features: int = 16) -> None:
+    def __init__(
+        self,
+        dim: int,
+        hidden: int = 128,
+        features: int = 16,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__()
-        # Fixed random frequencies; a buffer, so they move with .to() and are saved with the model.
-        self.register_buffer("omega", torch.randn(features) * 2.0)
+        # Built on the meta device and then initialised from `generator`, so that constructing the
+        # model neither draws from nor depends on the global RNG.
         self.net = nn.Sequential(
-            nn.Linear(dim + 2 * features, hidden),
+            nn.Linear(dim + 2 * features, hidden, device="meta"),
             nn.SiLU(),
-            nn.Linear(hidden, hidden),
+            nn.Linear(hidden, hidden, device="meta"),
             nn.SiLU(),
-            nn.Linear(hidden, dim),
-        )
+            nn.Linear(hidden, dim, device="meta"),
+        ).to_empty(device="cpu")
+        with torch.no_grad():
+            for layer in self.net:
+                if isinstance(layer, nn.Linear):  # PyTorch's default bounds, 1/√fan_in
+                    bound = 1 / math.sqrt(layer.in_features)
+                    layer.weight.uniform_(-bound, bound, generator=generator)
+                    layer.bias.uniform_(-bound, bound, generator=generator)
+        # Fixed random frequencies: a buffer, so they move with .to() and are saved with the model.
+        self.register_buffer("omega", 2.0 * torch.randn(features, generator=generator))
 
     def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
         if x.ndim != 2:
@@ -45,12 +60,11 @@ class FourierScoreMLP(nn.Module):
 
 def main(*, steps: int = 4000, chains: int = 1280, seed: int = 0) -> dict[str, float]:
     """Train on the paper's mixture with DSM, sample with annealed Langevin, measure mode weights."""
-    torch.manual_seed(seed)  # the network's initial weights (nn.Linear draws from the global RNG)
     g = torch.Generator().manual_seed(seed)
     gmm = ncsn.toy.paper_mixture()
     schedule = ncsn.GeometricSchedule(20.0, 1.0, 10)  # App. B.1 of the paper
 
-    model = FourierScoreMLP(dim=2)
+    model = FourierScoreMLP(dim=2, generator=g)
     assert isinstance(model, ncsn.ScoreModel)  # a structural check: it has the right __call__
     loss_fn = ncsn.losses.DenoisingScoreMatching(schedule)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
