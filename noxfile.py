@@ -50,6 +50,7 @@ def typecheck(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the documentation site strictly (any warning fails): `nox -s docs`."""
     _install(session, "docs")
+    session.install("ruff")  # mkdocstrings formats the rendered signatures with it
     session.run("mkdocs", "build", "--strict", *session.posargs)
 
 
