@@ -337,3 +337,17 @@ def test_gradient_checkpointing_refuses_function_transforms() -> None:
     assert loss(net, torch.rand(2, 1, 8, 8)).ndim == 0
     with pytest.raises(TypeError, match="gradient_checkpointing must be a bool; got 'yes'"):
         ncsn.nets.RefineNet(1, 4, SIGMAS, gradient_checkpointing="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.filterwarnings(INDUCTOR_WARNING)
+def test_instance_norm_compiles_into_one_graph() -> None:
+    """A graph break per norm (e.g. an untraceable functorch query) would undo compile=True."""
+    norm = ncsn.nets.layers.CondInstanceNorm2dPlus(4, num_levels=3)
+    x, labels = torch.randn(2, 4, 6, 6), torch.tensor([0, 2])
+    torch._dynamo.reset()
+    try:
+        explanation = torch._dynamo.explain(norm)(x, labels)
+    finally:
+        torch._dynamo.reset()
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
