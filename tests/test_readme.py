@@ -20,3 +20,5 @@ def test_readme_quickstart_runs() -> None:
     assert abs(float(weights[1]) - 0.8) < 0.05
     x = namespace["x"]
     assert x.shape == (1280, 2) and bool(x.isfinite().all())  # type: ignore[attr-defined]
+    learned = namespace["ncsn"].metrics.mode_weights(x, namespace["gmm"])  # type: ignore[attr-defined]
+    assert abs(float(learned[1]) - 0.8) < 0.1

@@ -249,8 +249,17 @@ def annealed_ssm(
     q_σ, weighted like :func:`dsm`. (The official code hard-codes p = 2.)
 
     Args:
-        model, x, sigma, noise, power, generator: as in :func:`dsm`.
-        projections, distribution, variance_reduction, directions, jacobian: as in :func:`ssm`.
+        model: a :class:`~ncsn.ScoreModel`, differentiable in x.
+        x: clean data ``[B, *event]``.
+        sigma: a scalar or ``[B]`` noise levels (positive).
+        power: p in λ(σ) = σ^p.
+        noise: optional ``z`` of x's shape (drawn from ``generator`` otherwise).
+        projections: number of projection vectors per example.
+        distribution: ``"gaussian"``, ``"rademacher"`` or ``"sphere"``.
+        variance_reduction: use ½‖s‖² in place of ½(vᵀs)² (SSM-VR).
+        directions: optional explicit projections ``[projections, B, *event]``.
+        jacobian: ``"backward"`` (double backprop) or ``"forward"`` (forward-mode JVP).
+        generator: source of ``z`` and of the projections.
 
     Returns:
         ``[B]`` per-example losses.

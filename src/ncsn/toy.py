@@ -198,9 +198,12 @@ class Gaussian:
             raise ValueError("cov must be positive definite")
         self.mean = mu
         self.cov = c
+        # Σ = Q diag(λ) Qᵀ, so (Σ + σ²I)⁻¹ = Q diag(1/(λ + σ²)) Qᵀ at every σ without an inversion.
+        self._eigvals, self._eigvecs = torch.linalg.eigh(c)
 
     @property
     def dim(self) -> int:
+        """D, the data dimension."""
         return self.mean.shape[0]
 
     def _cov_sigma(self, sigma: float) -> Tensor:
@@ -219,9 +222,9 @@ class Gaussian:
         check_batch(x)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape [B, {self.dim}]; got {tuple(x.shape)}")
-        eye = torch.eye(self.dim, dtype=x.dtype, device=x.device)
-        prec = torch.linalg.inv(self.cov.to(x)[None] + _sigma_sq(sigma, x) * eye)  # [B, D, D]
-        return -(prec @ (x - self.mean.to(x))[..., None])[..., 0]
+        q, lam = self._eigvecs.to(x), self._eigvals.to(x)
+        coords = (x - self.mean.to(x)) @ q  # [B, D] in the eigenbasis
+        return -(coords / (lam[None] + _sigma_sq(sigma, x)[:, 0])) @ q.T
 
     def log_prob(self, x: Tensor, sigma: Tensor | float = 0.0) -> Tensor:
         """Exact ``log p_σ(x)``: ``[B, D] -> [B]``."""
