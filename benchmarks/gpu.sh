@@ -1,29 +1,34 @@
 #!/usr/bin/env bash
 # The GPU variants of the benchmark suite in one go, on the first visible CUDA device:
-#   1. sampling (benchmarks/sampling.py --device cuda): the loop's overhead over bare model calls,
-#      then the CIFAR-10 RefineNet (3x32x32, ngf 128, batch 128): ms/step, samples/s, peak memory
-#      and agreement with the plain sampler for eager float32, compile, channels_last, bf16
-#      autocast, CUDA graphs, TF32 and their combinations, and samples/s for larger batches;
-#   2. training (benchmarks/training.py --device cuda --configs cifar10): batch 128 steps,
-#      examples/s, peak memory, DSM vs sliced SM (both Jacobian modes), channels_last, bf16, TF32.
-# Each part has its own time limit so that the whole run stays under 8 minutes on a recent GPU.
-# Results: benchmarks/results/{sampling,training}_cuda[_quick].json.
+#   1. sampling (sampling.py --device cuda --no-compile): the loop's overhead over bare model
+#      calls (also with CUDA graphs); the CIFAR-10 RefineNet (3x32x32, ngf 128, batch 128):
+#      ms/step, samples/s, peak memory and agreement with the plain sampler for eager float32,
+#      channels_last, bf16 autocast, CUDA graphs, TF32 and their combinations; samples/s for
+#      128 to 1,024 chains;
+#   2. training (training.py --device cuda --configs cifar10): batch-128 steps, examples/s and
+#      peak memory for DSM, sliced SM (both Jacobian modes), channels_last, bf16, TF32 and
+#      gradient checkpointing;
+#   3. compile (sampling.py --device cuda --only-compile), last, in the time that is left.
+# Each part has a time limit, so that the whole run stays under 8 minutes on a recent GPU.
+# Results: benchmarks/results/{sampling,training}_cuda[_quick].json, sampling_cuda[_quick]_compile.json.
 #
 # Usage: benchmarks/gpu.sh [--quick] [--no-compile]
 #   --quick       fewer steps and repeats (a smoke run)
-#   --no-compile  skip the torch.compile variant (the slowest to set up)
+#   --no-compile  skip part 3
 # Without a CUDA device it says so, skips everything and exits 0 (so CI can smoke-test it).
 # The Python interpreter is $PYTHON (default: python).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 py="${PYTHON:-python}"
-flags=()
+quick=()
+compile=1
 for arg in "$@"; do
     case "$arg" in
-        --quick | --no-compile) flags+=("$arg") ;;
+        --quick) quick=(--quick) ;;
+        --no-compile) compile=0 ;;
         -h | --help)
-            sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -44,14 +49,30 @@ if ! "$py" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1
 fi
 
 "$py" -c 'import torch; print(f"gpu.sh: torch {torch.__version__} on {torch.cuda.get_device_name()}")'
+budget=470 # seconds, for all three parts
 start=$SECONDS
 status=0
-timeout 300 "$py" "$here/sampling.py" --device cuda ${flags[@]+"${flags[@]}"} || status=$?
-training_flags=()
-for flag in ${flags[@]+"${flags[@]}"}; do
-    [[ "$flag" == "--quick" ]] && training_flags+=("--quick")
-done
-timeout 150 "$py" "$here/training.py" --device cuda --configs cifar10 \
-    ${training_flags[@]+"${training_flags[@]}"} || status=$?
+part() { # part NAME LIMIT_SECONDS COMMAND...
+    local name=$1 limit=$2 rc=0
+    shift 2
+    echo "gpu.sh: --- $name (at most $limit s) ---"
+    timeout "$limit" "$@" || rc=$?
+    if ((rc == 124)); then
+        echo "gpu.sh: $name stopped at its time limit ($limit s); its results were not written"
+    elif ((rc != 0)); then
+        echo "gpu.sh: $name failed with status $rc"
+    fi
+    ((rc == 0)) || status=1
+}
+part sampling 240 "$py" "$here/sampling.py" --device cuda --no-compile ${quick[@]+"${quick[@]}"}
+part training 120 "$py" "$here/training.py" --device cuda --configs cifar10 ${quick[@]+"${quick[@]}"}
+left=$((budget - (SECONDS - start)))
+if ((compile == 0)); then
+    echo "gpu.sh: compile variants skipped (--no-compile)"
+elif ((left < 60)); then
+    echo "gpu.sh: compile variants skipped: only $left s of the 8-minute budget left"
+else
+    part compile "$left" "$py" "$here/sampling.py" --device cuda --only-compile ${quick[@]+"${quick[@]}"}
+fi
 echo "gpu.sh: finished in $((SECONDS - start)) s with status $status"
 exit "$status"

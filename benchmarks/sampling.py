@@ -11,13 +11,18 @@
    against a stated tolerance, and a mismatch makes the script exit with status 1. On the CPU the
    network is the small RefineNet (batch 16); on CUDA the CIFAR-10 configuration (3×32×32,
    ngf 128, batch 128), with peak memory per variant.
+3. On CUDA only: samples/s of the CIFAR-10 network for 128 to 1,024 chains, eager float32 against
+   CUDA graphs with bf16 and channels_last.
 
 Usage::
 
-    python benchmarks/sampling.py [--device cpu|cuda] [--quick] [--repeats N] [--no-compile]
+    python benchmarks/sampling.py [--device cpu|cuda] [--quick] [--repeats N]
+                                  [--no-compile | --only-compile]
 
-Writes ``benchmarks/results/sampling_<device>[_quick].json``. Timing assertions: none (the ratios
-are printed for reading); correctness assertions: the tolerances above.
+``--only-compile`` runs only section 2's eager and compiled variants (``gpu.sh`` runs them last,
+in whatever time is left, since compiling the network takes the longest). Writes
+``benchmarks/results/sampling_<device>[_quick][_compile].json``. Timing assertions: none (the
+ratios are printed for reading); correctness assertions: the tolerances above.
 """
 
 from __future__ import annotations
@@ -198,12 +203,14 @@ def overhead(device: torch.device, quick: bool, repeats: int) -> dict[str, Any]:
 
 
 def optimisations(
-    device: torch.device, quick: bool, repeats: int, compile_: bool
+    device: torch.device, quick: bool, repeats: int, compile_mode: str
 ) -> tuple[dict[str, Any], bool]:
+    """``compile_mode``: "with" (every variant), "without" (no compile) or "only" (eager and the
+    compile variants, for a separate run where compilation may be cut short)."""
     cuda = device.type == "cuda"
     if cuda:
         work = refinenet_workload(
-            device, channels=3, size=32, ngf=128, batch=128, levels=2, steps=5 if quick else 25
+            device, channels=3, size=32, ngf=128, batch=128, levels=2, steps=5 if quick else 20
         )
     else:
         work = refinenet_workload(
@@ -215,37 +222,37 @@ def optimisations(
     )
     net_cl = copy.deepcopy(work.model).to(memory_format=torch.channels_last)
     x_cl = work.x.contiguous(memory_format=torch.channels_last)
-    runs: dict[str, Callable[..., None]] = {}
     ieee = "ieee" if cuda else None
-    runs["eager"] = sampler_call(work, precision=ieee)
+    runs: dict[str, Callable[..., None]] = {"eager": sampler_call(work, precision=ieee)}
     skipped: dict[str, str] = {}
-    if compile_:
+    if compile_mode != "without":
         runs["compile"] = sampler_call(work, compile=True, precision=ieee)
-    else:
-        skipped["compile"] = "--no-compile (or --quick on the CPU, where compiling takes minutes)"
-    runs["channels_last"] = sampler_call(work, model=net_cl, x=x_cl, precision=ieee)
-    runs["autocast_bf16"] = sampler_call(work, autocast_dtype=torch.bfloat16, precision=ieee)
-    if cuda:
-        runs["cuda_graph"] = sampler_call(work, cuda_graph=True, precision=ieee)
-        runs["tf32"] = sampler_call(work, precision="tf32")
-        runs["cuda_graph+bf16"] = sampler_call(
-            work, cuda_graph=True, autocast_dtype=torch.bfloat16, precision=ieee
-        )
-        runs["cuda_graph+bf16+channels_last"] = sampler_call(
-            work,
-            model=net_cl,
-            x=x_cl,
-            cuda_graph=True,
-            autocast_dtype=torch.bfloat16,
-            precision=ieee,
-        )
-        if compile_:
+        if cuda:
             runs["compile+cuda_graph"] = sampler_call(
                 work, compile=True, cuda_graph=True, precision=ieee
             )
     else:
-        for name in ("cuda_graph", "tf32", "cuda_graph+bf16", "cuda_graph+bf16+channels_last"):
-            skipped[name] = "needs CUDA"
+        skipped["compile"] = "--no-compile (or --quick on the CPU, where compiling takes minutes)"
+    if compile_mode != "only":
+        runs["channels_last"] = sampler_call(work, model=net_cl, x=x_cl, precision=ieee)
+        runs["autocast_bf16"] = sampler_call(work, autocast_dtype=torch.bfloat16, precision=ieee)
+        if cuda:
+            runs["cuda_graph"] = sampler_call(work, cuda_graph=True, precision=ieee)
+            runs["tf32"] = sampler_call(work, precision="tf32")
+            runs["cuda_graph+bf16"] = sampler_call(
+                work, cuda_graph=True, autocast_dtype=torch.bfloat16, precision=ieee
+            )
+            runs["cuda_graph+bf16+channels_last"] = sampler_call(
+                work,
+                model=net_cl,
+                x=x_cl,
+                cuda_graph=True,
+                autocast_dtype=torch.bfloat16,
+                precision=ieee,
+            )
+        else:
+            for name in ("cuda_graph", "tf32", "cuda_graph+bf16", "cuda_graph+bf16+channels_last"):
+                skipped[name] = "needs CUDA"
 
     # The first call of each variant compiles / captures / warms up, and records its outputs.
     records: dict[str, list[Tensor]] = {}
@@ -361,24 +368,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="tiny sizes for a CI smoke run")
     parser.add_argument(
-        "--repeats", type=int, default=None, help="timed rounds (default 7, quick 2)"
+        "--repeats", type=int, default=None, help="timed rounds (default 7, CUDA 5, quick 2)"
     )
-    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variants")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--no-compile", action="store_true", help="skip the torch.compile variants")
+    group.add_argument(
+        "--only-compile",
+        action="store_true",
+        help="only the eager and torch.compile sampling variants (results: *_compile.json)",
+    )
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("sampling.py: CUDA is not available on this machine; skipping the GPU benchmarks.")
         return 0
     device = torch.device(args.device)
-    repeats = args.repeats or (2 if args.quick else 7)
-    compile_ = not args.no_compile and not (args.quick and device.type == "cpu")
+    cuda = device.type == "cuda"
+    repeats = args.repeats or (2 if args.quick else 5 if cuda else 7)
+    if args.only_compile:
+        compile_mode = "only"
+    elif args.no_compile or (args.quick and not cuda):
+        compile_mode = "without"
+    else:
+        compile_mode = "with"
     env = _timing.environment(device)
     print(f"torch {env['torch']} on {env.get('gpu', device)}, {env['torch_threads']} threads")
-    over = overhead(device, args.quick, repeats)
-    opts, ok = optimisations(device, args.quick, repeats, compile_)
+    over = {} if args.only_compile else overhead(device, args.quick, repeats)
+    opts, ok = optimisations(device, args.quick, repeats, compile_mode)
     payload = {"environment": env, "repeats": repeats, "overhead": over, "optimisations": opts}
-    if device.type == "cuda":
-        payload["batch_sweep"] = batch_sweep(device, args.quick, repeats)
-    suffix = "_quick" if args.quick else ""
+    if cuda and not args.only_compile:
+        payload["batch_sweep"] = batch_sweep(device, args.quick, max(2, repeats - 2))
+    suffix = ("_quick" if args.quick else "") + ("_compile" if args.only_compile else "")
     path = _timing.write_results(f"sampling_{device.type}{suffix}", payload)
     print(f"\nwrote {path}")
     if not ok:
