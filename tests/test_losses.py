@@ -223,7 +223,9 @@ def test_generator_on_another_device_is_rejected() -> None:
 
 
 @pytest.mark.parametrize("variance_reduction", [True, False])
-def test_forward_and_backward_jacobian_modes_agree_on_loss_and_gradients(variance_reduction: bool) -> None:
+def test_forward_and_backward_jacobian_modes_agree_on_loss_and_gradients(
+    variance_reduction: bool,
+) -> None:
     sigmas = torch.tensor([1.0, 0.1], dtype=torch.float64)
     torch.manual_seed(0)
     models = [ncsn.nets.ScoreMLP(3, hidden=8, sigmas=sigmas).double()]
@@ -236,7 +238,10 @@ def test_forward_and_backward_jacobian_modes_agree_on_loss_and_gradients(varianc
         for mode in ("backward", "forward"):
             net.zero_grad()
             loss = ncsn.losses.SlicedScoreMatching(
-                ncsn.Schedule(sigmas), variance_reduction=variance_reduction, projections=2, jacobian=mode
+                ncsn.Schedule(sigmas),
+                variance_reduction=variance_reduction,
+                projections=2,
+                jacobian=mode,
             )(net, x, generator=torch.Generator().manual_seed(2))
             loss.backward()
             results.append((loss.detach(), [p.grad.clone() for p in net.parameters()]))
@@ -250,3 +255,17 @@ def test_unknown_jacobian_mode_is_rejected() -> None:
         ncsn.losses.SlicedScoreMatching(ncsn.Schedule([1.0]), jacobian="reverse")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="jacobian must be one of"):
         ssm(lambda x, s: -x, torch.rand(2, 2), 1.0, jacobian="both")  # type: ignore[arg-type]
+
+
+def test_forward_mode_leaves_the_network_copyable() -> None:
+    """The σ lookup must not cache a tensor of the jvp transform (deepcopy, e.g. for EMA, failed)."""
+    import copy
+
+    sigmas = torch.tensor([1.0, 0.1])
+    net = ncsn.nets.ScoreMLP(2, hidden=4, sigmas=sigmas)
+    ncsn.losses.SlicedScoreMatching(ncsn.Schedule(sigmas), jacobian="forward")(
+        net, torch.rand(3, 2)
+    ).backward()
+    clone = copy.deepcopy(net)
+    x, s = torch.rand(2, 2), sigmas
+    torch.testing.assert_close(clone(x, s), net(x, s))

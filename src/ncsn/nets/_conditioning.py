@@ -10,6 +10,12 @@ from ncsn._checks import as_sigmas
 __all__ = ["LevelLookup"]
 
 
+def _traced(t: Tensor) -> bool:
+    functorch = getattr(torch._C, "_functorch", None)
+    check = getattr(functorch, "is_functorch_wrapped_tensor", None)
+    return True if check is None else bool(check(t))
+
+
 class LevelLookup(nn.Module):
     """Maps each σ of a batch to its index in a fixed schedule.
 
@@ -36,6 +42,7 @@ class LevelLookup(nn.Module):
     def num_levels(self) -> int:
         return self.sigmas.numel()
 
+    @torch.compiler.disable  # type: ignore[untyped-decorator]  # data-dependent: not compiled
     def forward(self, sigma: Tensor) -> Tensor:
         """``sigma: [B]`` (or a scalar) → ``LongTensor [B]`` of level indices."""
         last = self._last
@@ -52,5 +59,6 @@ class LevelLookup(nn.Module):
                 f"sigma={first!r} is not one of this network's noise levels "
                 f"(relative tolerance {self.rtol}); schedule: {self.sigmas.tolist()}"
             )
-        self._last = (sigma, sigma._version, index)
+        if not _traced(index):  # a tensor of a torch.func transform must not outlive it
+            self._last = (sigma, sigma._version, index)
         return index
