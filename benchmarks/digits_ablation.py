@@ -78,8 +78,8 @@ def _score(
 
 def main(
     *,
-    steps: int = 3000,
-    ngf: int = 16,
+    steps: int = 2000,
+    ngf: int = 32,
     batch_size: int = 128,
     num_samples: int = 297,
     steps_per_level: int = 100,
@@ -197,8 +197,8 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="a smoke run with tiny settings")
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--ngf", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--ngf", type=int, default=32)
     parser.add_argument("--output", default=str(HERE / "results"))
     args = parser.parse_args()
     if args.quick:
