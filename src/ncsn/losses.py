@@ -63,6 +63,23 @@ def _check_sigma(sigma: Tensor) -> None:
         raise ValueError(f"sigma must be positive and finite; got sigma={sigma.tolist()}")
 
 
+def _perturb(
+    x: Tensor,
+    sigma: Tensor | float,
+    noise: Tensor | None,
+    power: float,
+    generator: torch.Generator | None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Check the arguments shared by the annealed losses; return ``(σ [B], z, x + σz)``."""
+    check_batch(x)
+    check_generator(generator, x)
+    finite_float(power, "power")
+    sig = per_example(sigma, x)
+    _check_sigma(sig)
+    z = _noise(x, noise, generator)
+    return sig, z, x + pad_event(sig, x) * z
+
+
 def dsm(
     model: ScoreModel,
     x: Tensor,
@@ -100,14 +117,9 @@ def dsm(
         >>> ncsn.losses.dsm(gmm.score_model(), x, 1.0, generator=torch.Generator().manual_seed(1)).shape
         torch.Size([8])
     """
-    check_batch(x)
-    check_generator(generator, x)
-    power = finite_float(power, "power")
-    sig = per_example(sigma, x)
-    _check_sigma(sig)
-    z = _noise(x, noise, generator)
+    sig, z, x_tilde = _perturb(x, sigma, noise, power, generator)
     s = pad_event(sig, x)
-    score = call_model(model, x + s * z, sig)
+    score = call_model(model, x_tilde, sig)
     return 0.5 * sum_event((score + z / s).square()) * sig.pow(power)
 
 
@@ -270,13 +282,7 @@ def annealed_ssm(
         >>> ncsn.losses.annealed_ssm(net, x, torch.tensor([1.0, 0.1, 1.0, 0.1])).shape
         torch.Size([4])
     """
-    check_batch(x)
-    check_generator(generator, x)
-    power = finite_float(power, "power")
-    sig = per_example(sigma, x)
-    _check_sigma(sig)
-    z = _noise(x, noise, generator)
-    x_tilde = x + pad_event(sig, x) * z
+    sig, _, x_tilde = _perturb(x, sigma, noise, power, generator)
     per = ssm(
         model,
         x_tilde,

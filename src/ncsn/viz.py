@@ -92,6 +92,15 @@ def require_matplotlib() -> Any:
     return plt
 
 
+def _save_figure(plt: Any, fig: Any, path: str | Path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_toy_samples(
     panels: Sequence[tuple[str, Tensor]], path: str | Path, *, limit: float = 8.0
 ) -> Path:
@@ -105,12 +114,7 @@ def plot_toy_samples(
         ax.set_ylim(-limit, limit)
         ax.set_aspect("equal")
         ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save_figure(plt, fig, path)
 
 
 def plot_score_fields(
@@ -147,9 +151,4 @@ def plot_score_fields(
         ax.set_ylim(-limit, limit)
         ax.set_aspect("equal")
         ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save_figure(plt, fig, path)
