@@ -269,3 +269,44 @@ def test_forward_mode_leaves_the_network_copyable() -> None:
     clone = copy.deepcopy(net)
     x, s = torch.rand(2, 2), sigmas
     torch.testing.assert_close(clone(x, s), net(x, s))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda s: ncsn.losses.DenoisingScoreMatching(s),
+        lambda s: ncsn.losses.SlicedScoreMatching(s),
+    ],
+)
+def test_configured_losses_make_no_host_synchronisation(make) -> None:
+    """σ drawn from a schedule validated once needs no per-step value check (a device sync)."""
+    from torch.overrides import TorchFunctionMode
+
+    syncs: list[str] = []
+
+    class Watch(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            if getattr(func, "__name__", "") in {"item", "tolist", "__bool__", "__float__", "cpu"}:
+                syncs.append(func.__name__)
+            return func(*args, **(kwargs or {}))
+
+    loss = make(ncsn.GeometricSchedule(1.0, 0.01, 5))
+    x = torch.rand(8, 3)
+    with Watch():
+        loss(
+            lambda xt, s: -xt / (1 + s[:, None] ** 2), x, generator=torch.Generator().manual_seed(0)
+        )
+    assert syncs == []
+
+
+def test_configured_losses_validate_their_schedule_once() -> None:
+    class Bad:
+        sigmas = torch.tensor([1.0, 2.0])
+
+        def sample(self, batch: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+            return self.sigmas[:1].expand(batch)
+
+    with pytest.raises(ValueError, match="schedule.sigmas must be strictly decreasing"):
+        ncsn.losses.DenoisingScoreMatching(Bad())
+    with pytest.raises(ValueError, match="schedule.sigmas must be strictly decreasing"):
+        ncsn.losses.SlicedScoreMatching(Bad())

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ncsn._checks import (
+    as_sigmas,
     call_model,
     check_batch,
     check_generator,
@@ -69,15 +70,24 @@ def _perturb(
     noise: Tensor | None,
     power: float,
     generator: torch.Generator | None,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Check the arguments shared by the annealed losses; return ``(σ [B], z, x + σz)``."""
+) -> tuple[Tensor, Tensor]:
+    """Check the arguments shared by the annealed losses; return ``(σ [B], z)``.
+
+    Checking σ's values synchronises with the device, so the configured losses, whose σ come from
+    a schedule validated once, skip this and call the ``_*_core`` functions directly.
+    """
     check_batch(x)
     check_generator(generator, x)
     finite_float(power, "power")
     sig = per_example(sigma, x)
     _check_sigma(sig)
-    z = _noise(x, noise, generator)
-    return sig, z, x + pad_event(sig, x) * z
+    return sig, _noise(x, noise, generator)
+
+
+def _dsm_core(model: ScoreModel, x: Tensor, sig: Tensor, z: Tensor, power: float) -> Tensor:
+    s = pad_event(sig, x)
+    score = call_model(model, x + s * z, sig)
+    return 0.5 * sum_event((score + z / s).square()) * sig.pow(power)
 
 
 def dsm(
@@ -117,10 +127,8 @@ def dsm(
         >>> ncsn.losses.dsm(gmm.score_model(), x, 1.0, generator=torch.Generator().manual_seed(1)).shape
         torch.Size([8])
     """
-    sig, z, x_tilde = _perturb(x, sigma, noise, power, generator)
-    s = pad_event(sig, x)
-    score = call_model(model, x_tilde, sig)
-    return 0.5 * sum_event((score + z / s).square()) * sig.pow(power)
+    sig, z = _perturb(x, sigma, noise, power, generator)
+    return _dsm_core(model, x, sig, z, power)
 
 
 def projections_like(
@@ -282,10 +290,39 @@ def annealed_ssm(
         >>> ncsn.losses.annealed_ssm(net, x, torch.tensor([1.0, 0.1, 1.0, 0.1])).shape
         torch.Size([4])
     """
-    sig, _, x_tilde = _perturb(x, sigma, noise, power, generator)
+    sig, z = _perturb(x, sigma, noise, power, generator)
+    return _annealed_ssm_core(
+        model,
+        x,
+        sig,
+        z,
+        power,
+        projections=projections,
+        distribution=distribution,
+        variance_reduction=variance_reduction,
+        directions=directions,
+        jacobian=jacobian,
+        generator=generator,
+    )
+
+
+def _annealed_ssm_core(
+    model: ScoreModel,
+    x: Tensor,
+    sig: Tensor,
+    z: Tensor,
+    power: float,
+    *,
+    projections: int,
+    distribution: Projection,
+    variance_reduction: bool,
+    directions: Tensor | None,
+    jacobian: JacobianMode,
+    generator: torch.Generator | None,
+) -> Tensor:
     per = ssm(
         model,
-        x_tilde,
+        x + pad_event(sig, x) * z,
         sig,
         projections=projections,
         distribution=distribution,
@@ -325,13 +362,14 @@ class DenoisingScoreMatching:
     power: float = 2.0
 
     def __post_init__(self) -> None:
+        as_sigmas(self.schedule.sigmas, "schedule.sigmas")
         finite_float(self.power, "power")
 
     def __call__(
         self, model: ScoreModel, x: Tensor, *, generator: torch.Generator | None = None
     ) -> Tensor:
         sigma = _levels(self.schedule, x, generator)
-        return dsm(model, x, sigma, power=self.power, generator=generator).mean()
+        return _dsm_core(model, x, sigma, randn_like(x, generator), self.power).mean()
 
 
 @dataclass(frozen=True)
@@ -365,6 +403,7 @@ class SlicedScoreMatching:
     jacobian: JacobianMode = "backward"
 
     def __post_init__(self) -> None:
+        as_sigmas(self.schedule.sigmas, "schedule.sigmas")
         positive_int(self.projections, "projections")
         if self.jacobian not in _JACOBIAN_MODES:
             raise ValueError(
@@ -380,14 +419,16 @@ class SlicedScoreMatching:
         self, model: ScoreModel, x: Tensor, *, generator: torch.Generator | None = None
     ) -> Tensor:
         sigma = _levels(self.schedule, x, generator)
-        per = annealed_ssm(
+        per = _annealed_ssm_core(
             model,
             x,
             sigma,
-            power=self.power,
+            randn_like(x, generator),
+            self.power,
             projections=self.projections,
             distribution=self.distribution,
             variance_reduction=self.variance_reduction,
+            directions=None,
             jacobian=self.jacobian,
             generator=generator,
         )
