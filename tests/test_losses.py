@@ -306,7 +306,7 @@ def test_configured_losses_validate_their_schedule_once() -> None:
         def sample(self, batch: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
             return self.sigmas[:1].expand(batch)
 
-    with pytest.raises(ValueError, match="schedule.sigmas must be strictly decreasing"):
+    with pytest.raises(ValueError, match=r"schedule\.sigmas must be strictly decreasing"):
         ncsn.losses.DenoisingScoreMatching(Bad())
-    with pytest.raises(ValueError, match="schedule.sigmas must be strictly decreasing"):
+    with pytest.raises(ValueError, match=r"schedule\.sigmas must be strictly decreasing"):
         ncsn.losses.SlicedScoreMatching(Bad())
