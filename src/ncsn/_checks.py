@@ -139,3 +139,23 @@ def randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
 def sum_event(v: Tensor) -> Tensor:
     """Sum over every dimension but the first: ``[B, *event] -> [B]``."""
     return v.reshape(v.shape[0], -1).sum(dim=1)
+
+
+def draw_device_dtype(
+    generator: torch.Generator | None,
+    device: torch.device | str | None,
+    dtype: torch.dtype | None,
+) -> tuple[torch.device, torch.dtype]:
+    """Where and in what dtype a random function draws: ``device``, else the generator's, else the
+    CPU; ``dtype``, else torch's default. A generator on another device than ``device`` is refused."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None; got {generator!r}")
+    dtype = torch.get_default_dtype() if dtype is None else dtype
+    if device is None:
+        return (generator.device if generator is not None else torch.device("cpu")), dtype
+    dev = torch.device(device)
+    if generator is not None and generator.device.type != dev.type:
+        raise ValueError(
+            f"generator is on device {generator.device} but device={str(dev)!r} was asked for"
+        )
+    return dev, dtype

@@ -37,6 +37,7 @@ from ncsn._checks import (
     check_batch,
     check_generator,
     check_output,
+    draw_device_dtype,
     finite_float,
     positive_float,
     positive_int,
@@ -803,19 +804,6 @@ def inpainting_mask(
     return known
 
 
-def _device_dtype(
-    generator: torch.Generator | None,
-    device: torch.device | str | None,
-    dtype: torch.dtype | None,
-) -> tuple[torch.device, torch.dtype]:
-    dev = (
-        torch.device(device)
-        if device is not None
-        else (generator.device if generator is not None else torch.device("cpu"))
-    )
-    return dev, dtype or torch.get_default_dtype()
-
-
 def uniform_init(
     shape: Sequence[int],
     low: float = 0.0,
@@ -833,7 +821,7 @@ def uniform_init(
     low, high = finite_float(low, "low"), finite_float(high, "high")
     if not low < high:
         raise ValueError(f"low must be smaller than high; got low={low}, high={high}")
-    dev, dt = _device_dtype(generator, device, dtype)
+    dev, dt = draw_device_dtype(generator, device, dtype)
     shape = tuple(shape)
     if len(shape) < 1 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
         raise ValueError(
@@ -859,7 +847,7 @@ def gaussian_init(
     """
     sigma = positive_float(sigma, "sigma")
     mean = finite_float(mean, "mean")
-    dev, dt = _device_dtype(generator, device, dtype)
+    dev, dt = draw_device_dtype(generator, device, dtype)
     shape = tuple(shape)
     if len(shape) < 1 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
         raise ValueError(

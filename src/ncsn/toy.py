@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ncsn._checks import check_batch, check_generator, positive_int
+from ncsn._checks import check_batch, draw_device_dtype, positive_int
 
 __all__ = ["ExactScore", "Gaussian", "GaussianMixture", "paper_mixture"]
 
@@ -113,11 +113,7 @@ class GaussianMixture:
     ) -> Tensor:
         """Draw ``n`` samples ``[n, D]`` (on the generator's device unless ``device`` is given)."""
         n = positive_int(n, "n")
-        if device is None:
-            device = generator.device if generator is not None else "cpu"
-        dtype = dtype or torch.get_default_dtype()
-        probe = torch.empty(0, device=device)
-        check_generator(generator, probe, "device")
+        device, dtype = draw_device_dtype(generator, device, dtype)
         k = torch.multinomial(self.weights.to(device), n, replacement=True, generator=generator)
         z = torch.randn((n, self.dim), generator=generator, dtype=torch.float64, device=device)
         x = self.means.to(device)[k] + self.stds.to(device)[k] * z

@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from ncsn._checks import positive_float, positive_int
+from ncsn._checks import draw_device_dtype, positive_float, positive_int
 from ncsn.data._common import choice, float_dtype
 from ncsn.toy import paper_mixture
 
@@ -38,17 +38,8 @@ def _setup(
     device: torch.device | str | None,
 ) -> tuple[torch.dtype, torch.device]:
     positive_int(n, "n")
-    dtype = float_dtype(torch.get_default_dtype() if dtype is None else dtype)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None; got {generator!r}")
-    if device is None:
-        return dtype, generator.device if generator is not None else torch.device("cpu")
-    device = torch.device(device)
-    if generator is not None and generator.device.type != device.type:
-        raise ValueError(
-            f"generator is on device {generator.device} but device={str(device)!r} was asked for"
-        )
-    return dtype, device
+    dev, dt = draw_device_dtype(generator, device, dtype)
+    return float_dtype(dt), dev
 
 
 def _nonnegative(value: float, name: str) -> float:
