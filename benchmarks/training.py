@@ -17,6 +17,11 @@ training step (zero the gradients, loss, backward, Adam step) is timed for:
   float32) and ``dsm_channels_last_bf16``; with ``--compile``, ``dsm_compile`` (the network
   through ``torch.compile``; slow to compile, so off by default).
 
+Before timing, every variant's loss and gradients on the same weights and seed are compared with
+its plain counterpart (``dsm``, or ``ssm_backward`` for the sliced variants), each within a stated
+tolerance: float round-off for ``channels_last``, gradient checkpointing and ``torch.compile``,
+more for bf16 autocast and TF32. A variant outside its tolerance makes the script exit with 1.
+
 Reported: examples/s (batch ÷ median step time), the step-time ratio to ``dsm`` (the issue's
 target: SSM ≤ 2.5× DSM) and the peak memory of one step: the peak of live tensor bytes above the
 persistent state (parameters and optimiser moments; the gradients count as part of the step),
@@ -28,8 +33,8 @@ Usage::
                                   [--configs mnist cifar10] [--compile] [--no-memory]
 
 CPU batches default to 8 (MNIST) and 4 (CIFAR-10), CUDA batches to 128. Writes
-``benchmarks/results/training_<device>[_quick].json``; exits with status 1 if the two Jacobian
-modes disagree.
+``benchmarks/results/training_<device>[_quick].json`` after every configuration; exits with
+status 1 if the two Jacobian modes disagree or a variant's loss or gradients leave its tolerance.
 """
 
 from __future__ import annotations
@@ -59,6 +64,24 @@ QUICK_NGF = 16
 CPU_BATCH = {"mnist": 8, "cifar10": 4}
 TARGET_SSM_OVER_DSM = 2.5
 JACOBIAN_RTOL = 1e-10  # float64 agreement of loss and gradients between the two Jacobian modes
+# Agreement of a variant's loss and gradients with its plain counterpart (relative): float32
+# round-off of another summation order, or the precision of the reduced format.
+ROUND_OFF_RTOL = 1e-4
+BF16_RTOL = 5e-2  # bfloat16 keeps 8 bits of mantissa (≈ 4e-3 per operation)
+TF32_RTOL = 1e-2  # TF32 keeps 10 bits
+
+
+def tolerance(v: Variant) -> float:
+    if v.bf16:
+        return BF16_RTOL
+    if v.precision == "tf32":
+        return TF32_RTOL
+    return ROUND_OFF_RTOL
+
+
+def reference_of(v: Variant) -> str:
+    """The plain variant a variant's outputs are compared with."""
+    return "dsm" if v.loss == "dsm" else f"ssm_{v.jacobian}"
 
 
 @dataclass(frozen=True)
@@ -126,10 +149,17 @@ def make_loss(v: Variant) -> ncsn.ScoreLoss:
     return ncsn.losses.SlicedScoreMatching(schedule, jacobian=v.jacobian)  # type: ignore[arg-type]
 
 
-def make_step(
-    v: Variant, net: nn.Module, x: Tensor, device: torch.device
-) -> tuple[Callable[[], None], Callable[[], None]]:
-    """A closure doing one training step on its own copy of the network and optimiser."""
+@dataclass(frozen=True)
+class Step:
+    """One variant's training step on its own copy of the network and optimiser."""
+
+    run: Callable[[], None]  # zero the gradients, loss, backward, Adam step
+    zero_grad: Callable[[], None]
+    outputs: Callable[[], tuple[Tensor, Tensor]]  # (loss, flat gradients) at a fixed seed, no step
+
+
+def make_step(v: Variant, net: nn.Module, x: Tensor, device: torch.device) -> Step:
+    """Closures over one copy of the network and optimiser configured for ``v``."""
     net = copy.deepcopy(net)
     net.gradient_checkpointing = v.checkpointing
     if v.channels_last:
@@ -140,21 +170,59 @@ def make_step(
     loss_fn = make_loss(v)
     generator = torch.Generator(device=device).manual_seed(0)
 
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
+    def loss_and_backward(gen: torch.Generator) -> Tensor:
         with fp32_precision(v.precision):
             if v.bf16:
                 with torch.autocast(device.type, dtype=torch.bfloat16):
-                    loss = loss_fn(model, x, generator=generator)
+                    loss = loss_fn(model, x, generator=gen)
             else:
-                loss = loss_fn(model, x, generator=generator)
+                loss = loss_fn(model, x, generator=gen)
             loss.backward()
+        return loss.detach()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss_and_backward(generator)
         optimizer.step()
 
     def zero_grad() -> None:
         optimizer.zero_grad(set_to_none=True)
 
-    return step, zero_grad
+    def outputs() -> tuple[Tensor, Tensor]:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_and_backward(torch.Generator(device=device).manual_seed(5))
+        grads = torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None])
+        optimizer.zero_grad(set_to_none=True)
+        return loss.float(), grads.float()
+
+    return Step(step, zero_grad, outputs)
+
+
+def output_agreement(
+    vs: dict[str, Variant], made: dict[str, Step]
+) -> tuple[dict[str, dict[str, float]], bool]:
+    """Each variant's loss and gradients against its plain counterpart's, before any step.
+
+    Relative differences: |Δloss| / |loss| and ‖Δgrad‖ / ‖grad‖ over all parameters (a
+    per-entry comparison would be dominated by near-zero gradients).
+    """
+    outs = {name: made[name].outputs() for name in vs}  # first calls compile where compiled
+    report, ok, rows = {}, True, []
+    for name, v in vs.items():
+        (loss, grad), (ref_loss, ref_grad) = outs[name], outs[reference_of(v)]
+        diffs = {
+            "loss_rel_diff": ((loss - ref_loss).abs() / ref_loss.abs()).item(),
+            "grad_rel_diff": ((grad - ref_grad).norm() / ref_grad.norm()).item(),
+            "tolerance": tolerance(v),
+        }
+        good = max(diffs["loss_rel_diff"], diffs["grad_rel_diff"]) <= diffs["tolerance"]
+        ok &= good
+        report[name] = diffs
+        verdict = "ok" if good else "MISMATCH"
+        rows.append([name, reference_of(v), *diffs.values(), verdict])
+    header = ["variant", "against", "loss rel diff", "grad rel diff", "tolerance", ""]
+    print(_timing.format_table(header, rows))
+    return report, ok
 
 
 def jacobian_agreement(net: nn.Module, x: Tensor, device: torch.device) -> dict[str, float]:
@@ -197,8 +265,7 @@ def run_config(
     vs = variants(device, args.compile)
     # Copies first: a forward-mode call can leave transform-wrapped tensors in a network's caches.
     made = {name: make_step(v, net, x, device) for name, v in vs.items()}
-    steps = {name: step for name, (step, _) in made.items()}
-    zero_grads = {name: zero for name, (_, zero) in made.items()}
+    steps = {name: m.run for name, m in made.items()}
     # Exact agreement is checked in float64 (on a few examples); the float32 difference is shown.
     net64 = copy.deepcopy(net).double()  # before any forward-mode call (see above)
     agreement = {
@@ -214,13 +281,14 @@ def run_config(
             if precision == "float64"
             else "",
         )
+    outputs, outputs_ok = output_agreement(vs, made)
     for step in steps.values():  # first steps: optimiser state, compilation, allocator warm-up
         step()
     samples = _timing.measure(steps, repeats=args.repeats, warmup=1, device=device)
     memory: dict[str, float] = {}
     if not args.no_memory:
         for name, step in steps.items():
-            zero_grads[name]()  # the gradients count as part of the step
+            made[name].zero_grad()  # the gradients count as part of the step
             if device.type == "cuda":
                 memory[name] = _timing.peak_cuda_mib(step, device)
             else:
@@ -254,10 +322,11 @@ def run_config(
         "ngf": ngf,
         "params_mib": params_mib,
         "jacobian_agreement": agreement,
+        "output_agreement": outputs,
         "faster_ssm": best,
         "ssm_over_dsm_target": TARGET_SSM_OVER_DSM,
         "variants": results,
-    }, agree
+    }, agree and outputs_ok
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -280,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     env = _timing.environment(device)
     print(f"torch {env['torch']} on {env.get('gpu', device)}, {env['torch_threads']} threads")
     results: dict[str, Any] = {"environment": env, "repeats": args.repeats, "configs": {}}
+    suffix = "_quick" if args.quick else ""
     ok = True
     for config in args.configs:
         if args.batch:
@@ -290,11 +360,11 @@ def main(argv: list[str] | None = None) -> int:
             batch = 2 if args.quick else CPU_BATCH[config]
         results["configs"][config], agree = run_config(config, device, batch, args)
         ok &= agree
-    suffix = "_quick" if args.quick else ""
-    path = _timing.write_results(f"training_{device.type}{suffix}", results)
+        # after every configuration, so a run stopped at a time limit keeps what it measured
+        path = _timing.write_results(f"training_{device.type}{suffix}", results)
     print(f"\nwrote {path}")
     if not ok:
-        print("FAILED: the two Jacobian modes disagree beyond the tolerance")
+        print("FAILED: the Jacobian modes or a variant's outputs disagree beyond the tolerance")
         return 1
     return 0
 
