@@ -74,6 +74,57 @@ def test_loaded_network_is_trainable(io: dict[str, Tensor]) -> None:
     assert all(p.grad is not None and p.device.type == "cpu" for p in net.parameters())
 
 
+@pytest.fixture
+def cuda_checkpoint(tmp_path: Path) -> Path:
+    """The fixture re-saved as from a GPU: every storage tagged ``cuda:0``, as in the official
+    files. Written through torch.serialization's tagger registry (a tagger ahead of the CPU's),
+    so no GPU is needed; the registry is restored afterwards."""
+    raw = torch.load(CHECKPOINT, weights_only=True)
+    path = tmp_path / "saved_from_cuda.pth"
+    registry = torch.serialization._package_registry
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.serialization, "_package_registry", list(registry))
+        torch.serialization.register_package(-1, lambda storage: "cuda:0", lambda s, loc: None)
+        torch.save(raw, path)
+    assert torch.serialization._package_registry is registry
+    seen: set[str] = set()
+
+    def record(storage: torch.UntypedStorage, location: str) -> torch.UntypedStorage:
+        seen.add(location)
+        return storage
+
+    torch.load(path, map_location=record, weights_only=True)
+    assert seen == {"cuda:0"}  # the file says every tensor lives on cuda:0
+    return path
+
+
+def test_checkpoint_saved_from_cuda_loads_on_the_cpu_by_default(
+    cuda_checkpoint: Path, io: dict[str, Tensor]
+) -> None:
+    if not torch.cuda.is_available():  # what torch.load itself does with such a file here
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(cuda_checkpoint, weights_only=True)
+    net = load_official_checkpoint(cuda_checkpoint)
+    assert {p.device.type for p in net.parameters()} == {"cpu"}
+    assert net.sigmas.device.type == "cpu"
+    max_abs, max_rel = errors(net, io)
+    assert max_abs < 1e-4
+    assert max_rel < 1e-5
+
+
+def test_unavailable_map_location_is_named_not_called_corrupt(cuda_checkpoint: Path) -> None:
+    with pytest.raises(
+        ValueError, match=r"map_location='cuda:99': cannot load tensors onto"
+    ) as info:
+        load_official_checkpoint(cuda_checkpoint, map_location="cuda:99")
+    assert not isinstance(info.value, CheckpointError)
+    assert "corrupt" not in str(info.value)
+    with pytest.raises(ValueError, match=r"map_location='gpu' is not a device"):
+        load_official_checkpoint(CHECKPOINT, map_location="gpu")
+    with pytest.raises(TypeError, match=r"map_location must be a device .* got 0"):
+        load_official_checkpoint(CHECKPOINT, map_location=0)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("prefix", ["", "module."])
 def test_plain_state_dicts_load(
     tmp_path: Path, io: dict[str, Tensor], model_state: OrderedDict[str, Tensor], prefix: str

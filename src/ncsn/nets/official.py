@@ -33,7 +33,31 @@ def _listed(keys: Sequence[str]) -> str:
     return repr(shown) + (f" and {more} more" if more else "")
 
 
-def _read(path: Path, map_location: str | torch.device | None) -> object:
+def _device(map_location: str | torch.device | None) -> torch.device:
+    """Where to load the tensors: the CPU by default, else a device this process can use."""
+    if map_location is None:
+        # The network is built on the CPU; the official files were saved from CUDA and would
+        # otherwise need a GPU just to be read.
+        return torch.device("cpu")
+    if not isinstance(map_location, (str, torch.device)):
+        raise TypeError(
+            f"map_location must be a device (a str or torch.device) or None; got {map_location!r}"
+        )
+    try:
+        device = torch.device(map_location)
+    except RuntimeError as err:
+        raise ValueError(f"map_location={map_location!r} is not a device: {err}") from err
+    try:
+        torch.empty(1, device=device)
+    except Exception as err:  # AssertionError, RuntimeError, NotImplementedError, by backend
+        raise ValueError(
+            f"map_location={map_location!r}: cannot load tensors onto {device} in this process "
+            f"({type(err).__name__}: {err}); use map_location='cpu' or an available device"
+        ) from err
+    return device
+
+
+def _read(path: Path, map_location: torch.device) -> object:
     if not path.exists():
         raise FileNotFoundError(f"checkpoint file not found: {str(path)!r}")
     if not path.is_file():
@@ -112,11 +136,13 @@ def load_official_checkpoint(
         path: the checkpoint file.
         sigmas: the ``[L]`` noise levels the checkpoint was trained with. Default: the paper's
             schedule ``geometric_sigmas(1.0, 0.01, L)`` (what every official image run used).
-        map_location: passed to :func:`torch.load` (e.g. ``"cpu"``); the weights stay where they
-            are loaded.
+        map_location: the device to load the weights onto, where the network then stays
+            (e.g. ``"cuda"``). Default: the CPU, whatever device the file was saved from (the
+            official checkpoints were saved from CUDA; they load on a CPU-only machine).
 
     Returns:
-        The network with the checkpoint's weights, in the checkpoint's dtype.
+        The network with the checkpoint's weights, in the checkpoint's dtype, on the
+        ``map_location`` device (default: the CPU).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -124,7 +150,10 @@ def load_official_checkpoint(
             keys are missing or unexpected (both lists are given), or a tensor's shape differs
             from the network's (the key and both shapes are given). A subclass of
             :class:`ValueError`.
-        ValueError: ``sigmas`` does not have L levels, or is not a valid schedule.
+        ValueError: ``sigmas`` does not have L levels, or is not a valid schedule;
+            ``map_location`` is not a device, or not one this process can use (e.g. ``"cuda"``
+            without a GPU); the message says which, and never calls the file corrupt.
+        TypeError: ``map_location`` is neither a ``str``, a :class:`torch.device` nor ``None``.
 
     Example:
         With the official ``run.zip`` extracted into the working directory::
@@ -134,7 +163,8 @@ def load_official_checkpoint(
             score = net(x, net.sigmas[torch.full((8,), 9)])  # σ_L = 0.01 for every image
     """
     path = Path(path)
-    sd = _state_dict(_read(path, map_location), path)
+    device = _device(map_location)
+    sd = _state_dict(_read(path, device), path)
     ngf, channels, kh, kw = _shape(sd, "begin_conv.weight", 4, path)
     levels, width = _shape(sd, "normalizer.embed.weight", 2, path)
     if (kh, kw) != (3, 3) or ngf < 2 or levels < 1:
