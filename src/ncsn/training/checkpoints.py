@@ -188,12 +188,53 @@ def save_checkpoint(
     return target
 
 
-def _reason(err: Exception) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    for line in lines:  # the useful part of torch's long weights_only message names the global
-        if "GLOBAL" in line:
-            return f"refused to unpickle: {line}"
-    return lines[0] if lines else type(err).__name__
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def _reason(err: BaseException) -> str:
+    """One line saying why ``torch.load(weights_only=True)`` (or the zip reader) failed.
+
+    torch's weights_only message runs over several lines and advises loading with
+    ``weights_only=False`` or allow-listing the global, i.e. running the file's code; keep only
+    the name of the object the file wanted.
+    """
+    text = _ANSI.sub("", str(err))
+    if "weights only" in text.lower() or "WeightsUnpickler" in text:
+        found = _GLOBAL.search(text)
+        wanted = found.group(1) if found else "a Python object"
+        return (
+            f"refused to unpickle {wanted}: weights_only loading admits only tensors and "
+            "plain Python values"
+        )
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
+def _names(keys: list[str]) -> str:
+    shown = ", ".join(keys[:3])
+    return shown + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
+
+
+def _state_dict_mismatch(module: torch.nn.Module, state: Mapping[str, Any]) -> str | None:
+    """One line naming the missing and unexpected keys and the shape mismatches between
+    ``module.state_dict()`` and ``state``, or ``None`` when ``state`` fits (private to ncsn)."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k} {list(state[k].shape)} vs {list(own[k].shape)}"
+        for k in own
+        if k in state and isinstance(state[k], Tensor) and state[k].shape != own[k].shape
+    ]
+    parts = []
+    if missing:
+        parts.append(f"missing keys {_names(missing)}")
+    if unexpected:
+        parts.append(f"unexpected keys {_names(unexpected)}")
+    if shapes:
+        parts.append(f"shape mismatches (checkpoint vs model) {_names(shapes)}")
+    return "; ".join(parts) or None
 
 
 def load_checkpoint(
