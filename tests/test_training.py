@@ -531,15 +531,101 @@ def test_ctrl_c_mid_step_leaves_an_exactly_resumable_state(tmp_path: Path) -> No
 
 def test_restore_rejects_checkpoints_that_do_not_fit(tmp_path: Path) -> None:
     trainer(out_dir=tmp_path / "plain").fit(2)
-    with pytest.raises(CheckpointError, match="has no EMA weights"):
+    trainer(out_dir=tmp_path / "ema", ema_rate=0.9).fit(2)
+    with pytest.raises(
+        CheckpointError, match=r"has no EMA weights but this Trainer has ema_rate=0\.9"
+    ):
         trainer(ema_rate=0.9).restore(tmp_path / "plain")
-    with pytest.raises(CheckpointError, match="does not fit this Trainer"):
-        trainer(tiny_mlp(hidden=8)).restore(tmp_path / "plain")
+    # the reverse too: resuming without the EMA would silently drop it
+    with pytest.raises(
+        CheckpointError,
+        match=r"has EMA weights with ema_rate=0\.9 but this Trainer has ema_rate=None; "
+        r"pass ema_rate=0\.9",
+    ):
+        trainer().restore(tmp_path / "ema")
+    with pytest.raises(CheckpointError, match=r"ema_rate=0\.9 but this Trainer has ema_rate=0\.99"):
+        trainer(ema_rate=0.99).restore(tmp_path / "ema")
+    with pytest.raises(
+        CheckpointError, match=r"batch_size=8 but this Trainer has batch_size=12; pass batch_size=8"
+    ):
+        trainer(batch_size=12).restore(tmp_path / "plain")
+    with pytest.raises(CheckpointError, match=r"shards=1 but this Trainer has shards=2"):
+        trainer(shards=2).restore(tmp_path / "plain")
     trainer(data=toy_data(40), out_dir=tmp_path / "big", batch_size=12).fit(3)  # offset 36
     with pytest.raises(CheckpointError, match=r"data position \(epoch=0, offset=36\) does not fit"):
-        trainer(data=toy_data(20)).restore(tmp_path / "big")
+        trainer(data=toy_data(20), batch_size=12).restore(tmp_path / "big")
     with pytest.raises(FileNotFoundError):
         trainer().restore(tmp_path / "missing")
+
+
+def test_weights_that_do_not_fit_are_summarised_in_one_line(tmp_path: Path) -> None:
+    trainer(out_dir=tmp_path).fit(1)
+    with pytest.raises(CheckpointError) as info:
+        trainer(tiny_mlp(hidden=8)).restore(tmp_path)
+    message = str(info.value)
+    assert len(message.splitlines()) == 1
+    assert "do not fit this Trainer's ScoreMLP: shape mismatches" in message
+    assert "fc1.weight [16, 2] vs [8, 2]" in message
+    ckpt = load_checkpoint(tmp_path)
+    ckpt["model"]["extra.weight"] = ckpt["model"].pop("fc1.weight")
+    ncsn.training.save_checkpoint(tmp_path / "edited.pt", ckpt)
+    with pytest.raises(CheckpointError) as info:
+        trainer().restore(tmp_path / "edited.pt")
+    message = str(info.value)
+    assert len(message.splitlines()) == 1
+    assert "missing keys fc1.weight; unexpected keys extra.weight" in message
+
+
+def test_restore_into_a_trainer_that_has_trained_is_exact(tmp_path: Path) -> None:
+    # 40 examples, batch 8: steps 1-4 lie in epoch 0, so the seed-4 trainer has that epoch's
+    # permutation cached when it restores the seed-0 checkpoint of step 2.
+    trainer(tiny_mlp(0), out_dir=tmp_path, seed=0).fit(2)
+    other = trainer(tiny_mlp(0), seed=4)
+    other.fit(1)
+    other.restore(tmp_path)
+    assert other.seed == 0 and other.step == 2
+    other.fit(4)
+    straight = trainer(tiny_mlp(0), seed=0)
+    straight.fit(4)
+    _equal_states(straight.model.state_dict(), other.model.state_dict(), "model")
+    _equal_states(straight.optimizer.state_dict(), other.optimizer.state_dict(), "optimizer")
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_new_run_refuses_a_folder_with_another_runs_checkpoints(tmp_path: Path) -> None:
+    trainer(out_dir=tmp_path, checkpoint_every=2, log_every=1).fit(4)
+    before = _snapshot(tmp_path)
+    fresh = trainer(out_dir=tmp_path, seed=5, checkpoint_every=2, log_every=1)
+    with pytest.raises(FileExistsError, match=r"already holds checkpoint-00000004\.pt, which this"):
+        fresh.fit(2)
+    with pytest.raises(FileExistsError, match=r"checkpoint-00000004\.pt"):
+        fresh.save()  # neither overwritten nor pruned
+    # restoring an older checkpoint while a newer one exists would mix the two as well
+    older = trainer(out_dir=tmp_path, checkpoint_every=2, log_every=1)
+    older.restore(tmp_path / "checkpoint-00000002.pt")
+    with pytest.raises(FileExistsError, match=r"checkpoint-00000004\.pt"):
+        older.fit(3)
+    del before["metrics.jsonl"]  # the restore dropped the records after step 2, as documented
+    after = _snapshot(tmp_path)
+    del after["metrics.jsonl"]
+    assert after == before
+    # the newest checkpoint itself continues, and another folder is free
+    resumed = trainer(out_dir=tmp_path, checkpoint_every=2, log_every=1)
+    resumed.restore(tmp_path)
+    resumed.fit(6)
+    trainer(out_dir=tmp_path / "other", seed=5).fit(2)
+
+
+def test_a_new_run_drops_the_records_of_a_run_without_checkpoints(tmp_path: Path) -> None:
+    trainer(out_dir=tmp_path, log_every=1).fit(3)
+    for path in list_checkpoints(tmp_path):
+        path.unlink()  # as if the first run died before its first checkpoint
+    trainer(out_dir=tmp_path, log_every=1, seed=5).fit(2)
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2]
 
 
 def test_fit_to_the_current_step_still_writes_the_end_state(tmp_path: Path) -> None:

@@ -100,7 +100,7 @@ class Source:
             )
         self.epoch = 0
         self.offset = 0
-        self._perm: tuple[int, Tensor] | None = None
+        self._perm: tuple[int, int, Tensor] | None = None  # (seed, epoch, permutation)
 
     @property
     def indexed(self) -> bool:
@@ -114,10 +114,12 @@ class Source:
         raise TypeError(f"{self.name} is a sampler and has no length")
 
     def _permutation(self, seed: int, epoch: int) -> Tensor:
-        if self._perm is None or self._perm[0] != epoch:
+        # Keyed on the seed too: Trainer.restore replaces the seed, and a permutation cached under
+        # the old seed would silently shuffle the resumed epoch differently.
+        if self._perm is None or self._perm[:2] != (seed, epoch):
             gen = torch.Generator().manual_seed(derive_seed(seed, PERMUTATION, epoch))
-            self._perm = (epoch, torch.randperm(len(self), generator=gen))
-        return self._perm[1]
+            self._perm = (seed, epoch, torch.randperm(len(self), generator=gen))
+        return self._perm[2]
 
     def next_indices(self, batch: int, seed: int) -> tuple[Tensor, tuple[int, int]]:
         """The next ``batch`` indices ``[batch]`` (CPU) of the epoch stream and the position after

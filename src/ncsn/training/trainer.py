@@ -30,7 +30,9 @@ from ncsn.training._sources import Data, Source, derive_seed
 from ncsn.training.checkpoints import (
     CheckpointError,
     _check_plain,
+    _state_dict_mismatch,
     checkpoint_path,
+    latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
@@ -441,8 +443,14 @@ class Trainer:
         done), so ``trainer.save()`` in an ``except KeyboardInterrupt`` handler writes a checkpoint
         that resumes exactly.
 
+        With an ``out_dir``, the records of ``metrics.jsonl`` after the current step are dropped
+        first (they come from a run that left no checkpoint), and a folder that already holds a
+        checkpoint this trainer did not write or restore, at or after its step, is refused: two
+        runs would mix their checkpoints and logs.
+
         Raises:
             ValueError: if ``steps`` is below the current step.
+            FileExistsError: if ``out_dir`` holds another run's checkpoints (see above).
             NonFiniteLossError: when a loss is NaN/inf; it names the first bad step. Losses are
                 checked every ``log_every`` steps and before every checkpoint.
         """
@@ -452,6 +460,10 @@ class Trainer:
             raise ValueError(f"steps must be >= the current step {self.step}; got steps={steps}")
         if self._closed:
             raise RuntimeError("this Trainer was closed; its processes no longer share gradients")
+        self._check_out_dir(allow_same_step=False)
+        if self.is_main and self.out_dir is not None:
+            # Records after this step come from a run that left no checkpoint (as in restore).
+            truncate_metrics(self.out_dir / METRICS_FILE, self.step)
         start = time.perf_counter()
         seconds_before = self.seconds
         window: Tensor | None = None  # this window's losses, kept on the device until a record
@@ -522,10 +534,13 @@ class Trainer:
         Raises:
             NonFiniteLossError: if a parameter is NaN/inf (nothing is written).
             ValueError: with neither ``path`` nor ``out_dir``.
+            FileExistsError: without ``path``, if ``out_dir`` holds a checkpoint of a later step
+                (it is neither overwritten nor pruned).
         """
         if path is None:
             if self.out_dir is None:
                 raise ValueError("save() needs a path when the Trainer has no out_dir")
+            self._check_out_dir(allow_same_step=True)
             path = checkpoint_path(self.out_dir, self.step)
         self._saved_step = self.step
         if not self.is_main:
@@ -544,25 +559,26 @@ class Trainer:
 
         Restores the model, optimizer, EMA, step, seed and data position (the seed comes from the
         checkpoint, replacing the constructor's), and drops records after the restored step from
-        ``out_dir/metrics.jsonl``. Every process reads the same file.
+        ``out_dir/metrics.jsonl``. Every process reads the same file. The trainer must be built
+        as the one that wrote the checkpoint: the same model architecture, EMA (present or not,
+        and its rate), ``batch_size`` and ``shards``; otherwise the run would not continue.
 
         Returns:
             The checkpoint dict (e.g. its ``"config"``).
 
         Raises:
             FileNotFoundError: for a missing file or a folder without checkpoints.
-            CheckpointError: for a corrupt file or one that does not fit this trainer.
+            CheckpointError: for a corrupt file or one that does not fit this trainer, naming
+                what differs: missing, unexpected or misshapen weights, the EMA (e.g. a
+                checkpoint with EMA weights and a trainer with ``ema_rate=None``), ``batch_size``,
+                ``shards`` or the data position.
         """
         ckpt = load_checkpoint(path, map_location=self.device)
         try:
+            self._check_fits(ckpt, path)
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
             if self.ema is not None:
-                if ckpt["ema"] is None:
-                    raise CheckpointError(
-                        f"{path}: the checkpoint has no EMA weights but this Trainer has ema_rate="
-                        f"{self.ema.rate}; pass ema_rate=None"
-                    )
                 self.ema.load_state_dict(ckpt["ema"])
             self.data.load_state(ckpt["data"], str(path))
             step, seed, seconds = (
@@ -573,13 +589,60 @@ class Trainer:
         except (KeyError, TypeError, RuntimeError, ValueError) as err:
             if isinstance(err, CheckpointError):
                 raise
-            raise CheckpointError(f"{path}: does not fit this Trainer ({err})") from err
+            reason = str(err).splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f"{path}: does not fit this Trainer ({reason})") from err
         self.step, self.seed, self.seconds = step, seed, seconds
         self._saved_step = step
         self._eval_batch = None  # it derives from the seed
         if self.is_main and self.out_dir is not None:
             truncate_metrics(self.out_dir / METRICS_FILE, step)
         return ckpt
+
+    def _check_fits(self, ckpt: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+        """Raise :class:`CheckpointError` naming both values where the checkpoint's recorded
+        settings differ from this trainer's: resuming then would not continue that run."""
+        mismatch = _state_dict_mismatch(self.model, ckpt["model"])
+        if mismatch is not None:
+            raise CheckpointError(
+                f"{path}: the model weights do not fit this Trainer's "
+                f"{type(self.model).__name__}: {mismatch}"
+            )
+        rate = None if self.ema is None else self.ema.rate
+        saved_rate = ckpt["ema_rate"] if ckpt["ema"] is not None else None
+        if saved_rate != rate:
+            if saved_rate is None:
+                fix = "pass ema_rate=None"
+                has = "has no EMA weights"
+            else:
+                fix = f"pass ema_rate={saved_rate}"
+                has = f"has EMA weights with ema_rate={saved_rate}"
+            raise CheckpointError(
+                f"{path}: the checkpoint {has} but this Trainer has ema_rate={rate}; {fix}"
+            )
+        for name, mine in (("batch_size", self.batch_size), ("shards", self.shards)):
+            if ckpt[name] != mine:
+                raise CheckpointError(
+                    f"{path}: the checkpoint was trained with {name}={ckpt[name]} but this "
+                    f"Trainer has {name}={mine}; pass {name}={ckpt[name]}"
+                )
+
+    def _check_out_dir(self, *, allow_same_step: bool) -> None:
+        """Refuse to write into an ``out_dir`` whose checkpoints belong to another run: one of a
+        later step (or, before training, of this step but not written or restored here)."""
+        if self.out_dir is None or not self.is_main or not self.out_dir.is_dir():
+            return
+        newest = latest_checkpoint(self.out_dir)
+        if newest is None:
+            return
+        step = int(newest.name.removeprefix("checkpoint-").removesuffix(".pt"))
+        if step > self.step or (
+            step == self.step and not allow_same_step and self._saved_step != step
+        ):
+            raise FileExistsError(
+                f"out_dir {str(self.out_dir)!r} already holds {newest.name}, which this Trainer "
+                f"(at step {self.step}) did not write; restore it to continue that run, or use "
+                "another out_dir"
+            )
 
     def close(self) -> None:
         """End distributed training: release the DistributedDataParallel wrapper, and destroy the
