@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -164,6 +165,55 @@ def test_channels_last_input_gives_the_same_output() -> None:
     torch.testing.assert_close(out, ref)
 
 
+def test_replaced_rcu_submodule_is_used() -> None:
+    net = tiny(2)
+    x = torch.rand(2, 2, 8, 8, generator=torch.Generator().manual_seed(0))
+    ref = net(x, SIGMAS[[0, 1]])
+    rcu = net.refine1.adapt_convs[0]
+    old = getattr(rcu, "1_1_conv")
+    new = nn.Conv2d(old.in_channels, old.out_channels, 3, padding=1, bias=False)
+    with torch.no_grad():
+        new.weight.copy_(old.weight)
+    setattr(rcu, "1_1_conv", new)
+    torch.testing.assert_close(net(x, SIGMAS[[0, 1]]), ref, rtol=0, atol=0)
+    with torch.no_grad():
+        new.weight.zero_()
+    assert not torch.allclose(net(x, SIGMAS[[0, 1]]), ref)
+    assert "refine1.adapt_convs.0.1_1_conv.weight" in net.state_dict()
+
+
+def replicate_on_cpu(module: nn.Module) -> nn.Module:
+    """What ``torch.nn.parallel.replicate`` (DataParallel) builds for one device, on the CPU: a
+    shallow copy of every module (``_replicate_for_data_parallel``), children re-bound to their
+    replicas and parameters to copies. (``replicate`` itself refuses CPU devices.)"""
+    modules = list(module.modules())
+    replicas = {id(m): m._replicate_for_data_parallel() for m in modules}
+    for m in modules:
+        replica = replicas[id(m)]
+        for key, child in m._modules.items():
+            setattr(replica, key, None if child is None else replicas[id(child)])
+        for key, param in m._parameters.items():
+            if param is None:
+                replica._parameters[key] = None
+            else:
+                setattr(replica, key, param.detach().clone())
+    return replicas[id(module)]
+
+
+def test_replicas_and_copies_run_their_own_modules() -> None:
+    net = tiny(2)
+    x = torch.rand(2, 2, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = net(x, SIGMAS[[0, 1]])
+        for make in (replicate_on_cpu, copy.deepcopy):
+            replica = make(net)
+            torch.testing.assert_close(replica(x, SIGMAS[[0, 1]]), ref, rtol=0, atol=0)
+            for rcu in (replica.refine1.adapt_convs[0], replica.refine4.output_convs):
+                getattr(rcu, "1_2_conv").weight.zero_()  # the replica's own copy
+            assert not torch.allclose(replica(x, SIGMAS[[0, 1]]), ref), make.__name__
+            torch.testing.assert_close(net(x, SIGMAS[[0, 1]]), ref, rtol=0, atol=0)
+
+
 def test_train_and_eval_modes_agree() -> None:
     net = tiny()
     x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
@@ -309,7 +359,7 @@ def test_sigma_shape_raises() -> None:
 
 
 @pytest.mark.parametrize(
-    "shape", [(2, 1, 7, 8), (2, 1, 8, 9), (2, 1, 9, 9), (2, 3, 8, 8), (1, 8, 8)]
+    "shape", [(2, 1, 7, 8), (2, 1, 8, 9), (2, 1, 9, 9), (2, 3, 8, 8), (1, 8, 8), (2, 1, 3, 8)]
 )
 def test_bad_input_shape_raises(shape: tuple[int, ...]) -> None:
     net = tiny()
@@ -320,6 +370,19 @@ def test_bad_input_shape_raises(shape: tuple[int, ...]) -> None:
         net(torch.rand(shape), SIGMAS[:1].expand(shape[0]))
     with pytest.raises(ValueError, match="even H and W"):
         RefineNetBaseline(1, 4)(torch.rand(shape))
+
+
+@pytest.mark.parametrize(("height", "width"), [(2, 2), (2, 8), (8, 2)])
+def test_inputs_below_4x4_raise(height: int, width: int) -> None:
+    # 2x2 would run the downsampled stages on 1x1 maps (the official code raises there).
+    pattern = rf"needs H >= 4 and W >= 4 .*got H={height}, W={width}"
+    with pytest.raises(ValueError, match=pattern):
+        tiny()(torch.rand(2, 1, height, width), SIGMAS[:2])
+    with pytest.raises(ValueError, match=rf"RefineNetBaseline needs H >= 4.*H={height}"):
+        RefineNetBaseline(1, 4)(torch.rand(2, 1, height, width))
+    with pytest.raises(ValueError, match=pattern):
+        tiny().forward_levels(torch.rand(2, 1, height, width), torch.tensor([0, 1]))
+    assert tiny()(torch.rand(2, 1, 4, 4), SIGMAS[:2]).shape == (2, 1, 4, 4)  # the smallest
 
 
 def test_dtype_mismatch_raises() -> None:

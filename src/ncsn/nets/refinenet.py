@@ -117,22 +117,23 @@ class _RCUBlock(nn.Module):
         super().__init__()
         self.n_blocks = n_blocks
         self.n_stages = n_stages
-        self._stages: list[list[tuple[nn.Module, nn.Module]]] = []
-        for i in range(1, n_blocks + 1):
-            units: list[tuple[nn.Module, nn.Module]] = []
-            for j in range(1, n_stages + 1):
-                norm = make_norm(channels)
-                conv = _conv3x3(channels, channels, bias=False)
-                self.add_module(f"{i}_{j}_norm", norm)
-                self.add_module(f"{i}_{j}_conv", conv)
-                units.append((norm, conv))
-            self._stages.append(units)
+        # Only the names are kept: forward looks the modules up where nn.Module registered them,
+        # so a replaced submodule, a deepcopy and a DataParallel replica each run their own.
+        self._names = [
+            [(f"{i}_{j}_norm", f"{i}_{j}_conv") for j in range(1, n_stages + 1)]
+            for i in range(1, n_blocks + 1)
+        ]
+        for units in self._names:
+            for norm, conv in units:
+                self.add_module(norm, make_norm(channels))
+                self.add_module(conv, _conv3x3(channels, channels, bias=False))
 
     def forward(self, x: Tensor, labels: Tensor | None) -> Tensor:
-        for units in self._stages:
+        modules = self._modules
+        for units in self._names:
             residual = x
             for norm, conv in units:
-                x = conv(_act_(norm(x, labels)))
+                x = modules[conv](_act_(modules[norm](x, labels)))  # type: ignore[misc]
             x = x.add_(residual)  # x is a fresh conv output
         return x
 
@@ -292,17 +293,18 @@ class _RefineNetTopology(nn.Module):
         if not isinstance(x, Tensor):
             raise TypeError(f"x must be a torch.Tensor; got {type(x).__name__}")
         name = type(self).__name__
-        if (
-            x.ndim != 4
-            or x.shape[1] != self.channels
-            or x.shape[2] % 2
-            or x.shape[3] % 2
-            or x.shape[2] < 2
-            or x.shape[3] < 2
-        ):
+        if x.ndim != 4 or x.shape[1] != self.channels or x.shape[2] % 2 or x.shape[3] % 2:
             raise ValueError(
                 f"{name} expects x of shape [B, {self.channels}, H, W] with even H and W "
                 f"(one 2x downsampling); got x.shape={tuple(x.shape)}"
+            )
+        if x.shape[2] < 4 or x.shape[3] < 4:
+            # Below 4, the downsampled maps are 1x1: an instance norm of a single element is
+            # degenerate (the official code raises "Expected more than 1 spatial element").
+            raise ValueError(
+                f"{name} needs H >= 4 and W >= 4 (after the 2x downsampling every feature map "
+                f"must have more than one element); got H={x.shape[2]}, W={x.shape[3]} "
+                f"(x.shape={tuple(x.shape)})"
             )
         weight = self.begin_conv.weight
         if x.dtype != weight.dtype:
@@ -359,7 +361,7 @@ class RefineNet(_RefineNetTopology):
     30,117,635 parameters for ``channels=3, ngf=128`` and 10 levels; 7,638,657 for
     ``channels=1, ngf=64``).
 
-    Shapes: ``x: [B, channels, H, W]`` with even H and W, ``sigma: [B]`` → ``[B, channels, H, W]``.
+    Shapes: ``x: [B, channels, H, W]`` with even H, W ≥ 4, ``sigma: [B]`` → ``[B, channels, H, W]``.
 
     Args:
         channels: image channels C (1 for MNIST, 3 for CIFAR-10 / CelebA).
@@ -441,7 +443,7 @@ class RefineNet(_RefineNetTopology):
             ``[B, channels, H, W]``.
 
         Raises:
-            ValueError: a σ not in the schedule, a wrong ``x`` shape, odd H or W.
+            ValueError: a σ not in the schedule, a wrong ``x`` shape, odd H or W, H or W below 4.
         """
         self._check_input(x)
         if not isinstance(sigma, Tensor):
@@ -500,7 +502,7 @@ class RefineNetBaseline(_RefineNetTopology):
     σ; combine it with :class:`ncsn.nets.ScaledByInverseSigma` for NCSNv2's ``f(x)/σ``.
     Parameters: 29,727,107 for ``channels=3, ngf=128``; 7,443,393 for ``channels=1, ngf=64``.
 
-    Shapes: ``x: [B, channels, H, W]`` with even H and W → ``[B, channels, H, W]``.
+    Shapes: ``x: [B, channels, H, W]`` with even H, W ≥ 4 → ``[B, channels, H, W]``.
 
     Args:
         channels: image channels C.
