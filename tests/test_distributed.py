@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
 
@@ -117,10 +116,18 @@ def test_a_two_process_checkpoint_resumes_in_one_process(
 
 
 def test_only_rank_zero_writes_logs_and_checkpoints(ddp_run: Path) -> None:
+    # Rank 1's trainers have their own out_dir (see ddp_train.py): anything it wrote would be there.
+    assert sorted(p.name for p in ddp_run.iterdir()) == [
+        "closed-rank0.txt",
+        "closed-rank1.txt",
+        "dsm",
+        "ssm",
+    ]
+    for rank in (0, 1):  # both ranks ran to the end, and a closed trainer refuses to train
+        assert "was closed" in (ddp_run / f"closed-rank{rank}.txt").read_text()
     for loss_name in ("dsm", "ssm"):
         folder = ddp_run / loss_name
         names = sorted(p.name for p in folder.iterdir())
-        assert "was closed" in (ddp_run / "closed.txt").read_text()
         assert names == ["checkpoint-00000003.pt", "checkpoint-00000006.pt", "metrics.jsonl"]
         lines = (folder / "metrics.jsonl").read_text().splitlines()
         steps = [int(line.split('"step": ')[1].split(",")[0]) for line in lines]
@@ -129,12 +136,10 @@ def test_only_rank_zero_writes_logs_and_checkpoints(ddp_run: Path) -> None:
 
 
 def test_a_failing_rank_ends_the_job_with_an_error_instead_of_hanging(tmp_path: Path) -> None:
-    start = time.monotonic()
+    # A hang would raise subprocess.TimeoutExpired.
     result = _torchrun(str(tmp_path), "20", "1", "3", timeout=120)
-    elapsed = time.monotonic() - start
     assert result.returncode != 0
     assert "rank 1 fails on purpose at step 3" in result.stderr
-    assert elapsed < 120
 
 
 def test_distributed_env_reads_torchrun_variables(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,8 +1,11 @@
 """Tiny ScoreMLP training shared by tests/test_distributed.py and the torchrun processes it launches.
 
 Usage (under torchrun): python ddp_train.py OUT STEPS [FAIL_RANK FAIL_STEP]. Trains a DSM and an SSM
-model for STEPS steps with checkpoints every STEPS // 2 steps into OUT/dsm and OUT/ssm. With
-FAIL_RANK and FAIL_STEP, that rank raises from the step callback at that step.
+model for STEPS steps with checkpoints every STEPS // 2 steps. Rank 0's trainers get the out_dir
+OUT/dsm and OUT/ssm, every other rank's OUT/rank{R}-dsm and OUT/rank{R}-ssm, so a file written by a
+rank that should write nothing shows up under its own name. With FAIL_RANK and FAIL_STEP, that rank
+raises from the step callback at that step. At the end every rank writes OUT/closed-rank{R}.txt
+with the error a closed trainer raises.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 import torch
 
 import ncsn
-from ncsn.training import Trainer, TrainStep
+from ncsn.training import Trainer, TrainStep, distributed_env
 
 BATCH = 16
 SEED = 1234
@@ -59,12 +62,12 @@ def main(out: str, steps: int, fail_rank: int = -1, fail_step: int = -1) -> None
 
     # Both trainers share the process group the first one creates; close them at the end, as a
     # command-line tool would (also when a step fails).
+    rank = distributed_env().rank
     trainers: list[Trainer] = []
     try:
         for loss_name in ("dsm", "ssm"):
-            trainer = make_trainer(
-                loss_name, Path(out) / loss_name, steps, callback=callback, timeout=60.0
-            )
+            folder = Path(out) / (loss_name if rank == 0 else f"rank{rank}-{loss_name}")
+            trainer = make_trainer(loss_name, folder, steps, callback=callback, timeout=60.0)
             trainers.append(trainer)
             trainer.fit(steps)
     finally:
@@ -73,8 +76,7 @@ def main(out: str, steps: int, fail_rank: int = -1, fail_step: int = -1) -> None
     try:
         trainers[-1].fit(steps + 1)
     except RuntimeError as err:  # a closed trainer refuses to train without its process group
-        if trainers[-1].is_main:
-            (Path(out) / "closed.txt").write_text(str(err))
+        (Path(out) / f"closed-rank{rank}.txt").write_text(str(err))
 
 
 if __name__ == "__main__":
