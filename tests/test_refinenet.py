@@ -353,6 +353,29 @@ def test_sigma_not_in_schedule_raises() -> None:
         net(x, torch.tensor([1.001, 1.0], dtype=torch.float64))
 
 
+def test_sigma_changed_behind_the_cache_is_checked_again() -> None:
+    net = tiny()
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    sigma = SIGMAS[[4, 4]].clone()
+    net(x, sigma)
+    assert net.lookup(sigma) is net.lookup(sigma)  # unchanged: the cached levels, no recheck
+    # In-place writes through .data do not bump the version counter.
+    sigma.data.copy_(SIGMAS[[2, 2]])
+    torch.testing.assert_close(net(x, sigma), net.forward_levels(x, torch.tensor([2, 2])))
+    sigma.data.mul_(1.5)
+    with pytest.raises(ValueError, match=r"sigma=0\.5[0-9]* is not one of .*schedule: \[1\.0,"):
+        net(x, sigma)
+    # The samplers' pattern: one expanded σ per level, its base changed through .data.
+    base = SIGMAS[3].clone()
+    expanded = base.expand(2)
+    net(x, expanded)
+    base.data.copy_(SIGMAS[7])
+    torch.testing.assert_close(net(x, expanded), net.forward_levels(x, torch.tensor([7, 7])))
+    sigma.data = torch.tensor([0.3, 0.3])  # a new storage under the same tensor object
+    with pytest.raises(ValueError, match=r"sigma=0\.3"):
+        net(x, sigma)
+
+
 def test_sigma_shape_raises() -> None:
     with pytest.raises(ValueError, match=r"sigma must be a scalar or have shape \[B\]=\[2\]"):
         tiny()(torch.rand(2, 1, 8, 8), SIGMAS[:3])
