@@ -367,3 +367,47 @@ def test_ctrl_c_leaves_a_loadable_checkpoint(tmp_path: Path) -> None:
     assert "interrupted at step" in err
     checkpoint = ncsn.training.load_checkpoint(out)
     assert checkpoint["step"] > 0
+
+
+# ------------------------------------------------------------------------------- plots
+
+_MATPLOTLIB_MODULES = ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg")
+
+
+def test_missing_matplotlib_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in _MATPLOTLIB_MODULES:
+        monkeypatch.setitem(sys.modules, name, None)  # `import` of these now raises ImportError
+    with pytest.raises(ImportError, match=r"pip install 'ncsn\[examples\]'"):
+        ncsn.viz.require_matplotlib()
+    with pytest.raises(ImportError, match=r"plots need matplotlib; install it with"):
+        ncsn.viz.plot_toy_samples([("data", torch.zeros(3, 2))], tmp_path / "toy.png")
+    assert not (tmp_path / "toy.png").exists()
+    from ncsn.cli import _plots_available
+
+    assert _plots_available() is False
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install 'ncsn[examples]'" in err
+
+
+def test_plots_leave_the_matplotlib_backend_alone(tmp_path: Path) -> None:
+    import matplotlib  # in the test extra
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")  # a user's choice, not Agg: plotting must not switch it
+    try:
+        toy = ncsn.viz.plot_toy_samples(
+            [("a", torch.randn(50, 2)), ("b", torch.randn(50, 2))], tmp_path / "toy.png"
+        )
+        fields = ncsn.viz.plot_score_fields(
+            [("score", lambda x: -x)],
+            tmp_path / "fields.png",
+            log_density=lambda x: -0.5 * (x**2).sum(-1),
+            points=5,
+        )
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
+    for path in (toy, fields):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path

@@ -446,15 +446,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         else []
     )
     if plots and records:
-        plt = viz.require_matplotlib()
-        fig, ax = plt.subplots(figsize=(5, 3.5))
+        fig = viz.require_matplotlib()(figsize=(5, 3.5))
+        ax = fig.subplots()
         ax.plot([r["step"] for r in records], [r["loss"] for r in records])
         ax.set_xlabel("step")
         ax.set_ylabel("DSM loss (σ² weighted)")
         ax.set_title("training loss")
         fig.tight_layout()
         fig.savefig(out / "loss_curve.png", dpi=100)
-        plt.close(fig)
     from ncsn import metrics
 
     evaluator = metrics.digits_evaluator(seed=0)

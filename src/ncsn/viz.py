@@ -78,26 +78,44 @@ def save_image_grid(
     return path
 
 
-def require_matplotlib() -> Any:
-    """Import ``matplotlib.pyplot`` with the Agg backend, or raise an ImportError saying how to install it."""
-    try:
-        import matplotlib
+def require_matplotlib() -> Callable[..., Any]:
+    """Import matplotlib, or raise an ImportError saying how to install it.
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as err:  # pragma: no cover - depends on the environment
+    Returns:
+        ``new_figure(**kwargs)``, which makes a :class:`matplotlib.figure.Figure` (``kwargs``
+        such as ``figsize`` go to it) drawn by the Agg canvas. Neither pyplot nor a global
+        backend is involved, so the caller's matplotlib backend and figures stay as they are.
+
+    Raises:
+        ImportError: matplotlib is not installed; the message says ``pip install 'ncsn[examples]'``.
+
+    Example:
+        >>> new_figure = ncsn.viz.require_matplotlib()
+        >>> fig = new_figure(figsize=(4, 3))
+        >>> fig.subplots().plot([0, 1], [1, 0])  # doctest: +SKIP
+        >>> fig.savefig("curve.png")  # doctest: +SKIP
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as err:
         raise ImportError(
             "plots need matplotlib; install it with: pip install 'ncsn[examples]'"
         ) from err
-    return plt
+
+    def new_figure(**kwargs: Any) -> Any:
+        fig = Figure(**kwargs)
+        FigureCanvasAgg(fig)  # attaches itself to the figure
+        return fig
+
+    return new_figure
 
 
-def _save_figure(plt: Any, fig: Any, path: str | Path) -> Path:
+def _save_figure(fig: Any, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
@@ -105,8 +123,8 @@ def plot_toy_samples(
     panels: Sequence[tuple[str, Tensor]], path: str | Path, *, limit: float = 8.0
 ) -> Path:
     """Scatter plots of 2-D sample sets side by side (the paper's Fig. 3); returns the path."""
-    plt = require_matplotlib()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
+    fig = require_matplotlib()(figsize=(4 * len(panels), 4))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (title, x) in zip(axes[0], panels, strict=True):
         pts = x.detach().cpu().numpy()
         ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5)
@@ -114,7 +132,7 @@ def plot_toy_samples(
         ax.set_ylim(-limit, limit)
         ax.set_aspect("equal")
         ax.set_title(title)
-    return _save_figure(plt, fig, path)
+    return _save_figure(fig, path)
 
 
 def plot_score_fields(
@@ -126,11 +144,12 @@ def plot_score_fields(
     points: int = 20,
 ) -> Path:
     """Quiver plots of 2-D vector fields on a grid (the paper's Fig. 2), with an optional density panel."""
-    plt = require_matplotlib()
+    new_figure = require_matplotlib()
     axis = torch.linspace(-limit, limit, points)
     grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)
     n = len(fields) + (log_density is not None)
-    fig, axes = plt.subplots(1, n, figsize=(4 * n, 4), squeeze=False)
+    fig = new_figure(figsize=(4 * n, 4))
+    axes = fig.subplots(1, n, squeeze=False)
     panels = list(axes[0])
     if log_density is not None:
         fine = torch.linspace(-limit, limit, 200)
@@ -151,4 +170,4 @@ def plot_score_fields(
         ax.set_ylim(-limit, limit)
         ax.set_aspect("equal")
         ax.set_title(title)
-    return _save_figure(plt, fig, path)
+    return _save_figure(fig, path)
