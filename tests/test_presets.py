@@ -16,6 +16,8 @@ def test_baseline_preset_is_the_papers_single_level_configuration() -> None:
     assert setup.loss.power == 0.0  # type: ignore[attr-defined]
     assert isinstance(setup.sampler, ncsn.samplers.Langevin)
     assert setup.sampler.num_steps == 1000 and setup.sampler.sigma == 0.01
+    # our ε convention: twice the official code's step_lr = 2e-5
+    assert setup.sampler.step_size == pytest.approx(2 * 2e-5) == ncsn.presets.OFFICIAL_STEP_SIZE
     x = torch.rand(2, 1, 8, 8)
     assert torch.isfinite(setup.loss(setup.model, x, generator=torch.Generator()))
 
