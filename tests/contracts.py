@@ -47,8 +47,18 @@ def _mixture() -> ncsn.ScoreModel:
 
 
 def _refinenet() -> ncsn.ScoreModel:
-    torch.manual_seed(0)
-    return ncsn.nets.RefineNet(channels=1, ngf=4, sigmas=SIGMAS).double()
+    g = torch.Generator().manual_seed(0)
+    return ncsn.nets.RefineNet(channels=1, ngf=4, sigmas=SIGMAS, generator=g).double()
+
+
+def _refinenet_baseline() -> ncsn.ScoreModel:
+    g = torch.Generator().manual_seed(0)
+    return ncsn.nets.RefineNetBaseline(channels=1, ngf=2, generator=g).double()
+
+
+def _scaled_by_inverse_sigma() -> ncsn.ScoreModel:
+    g = torch.Generator().manual_seed(0)
+    return ncsn.nets.ScaledByInverseSigma(ncsn.nets.ScoreMLP(3, hidden=16, generator=g).double())
 
 
 ALL_SCORE_MODELS: list[ModelCase] = [
@@ -56,9 +66,10 @@ ALL_SCORE_MODELS: list[ModelCase] = [
     ModelCase("mixture_exact", _mixture, (3,)),
     ModelCase("score_mlp", _mlp, (3,)),
     ModelCase("score_mlp_unconditional", _mlp_unconditional, (3,)),
+    ModelCase("scaled_by_inverse_sigma_mlp", _scaled_by_inverse_sigma, (3,)),
+    ModelCase("refinenet_tiny", _refinenet, (1, 8, 8)),
+    ModelCase("refinenet_baseline_tiny", _refinenet_baseline, (1, 4, 4)),
 ]
-if hasattr(ncsn.nets, "RefineNet"):
-    ALL_SCORE_MODELS.append(ModelCase("refinenet_tiny", _refinenet, (1, 8, 8)))
 
 ALL_SCHEDULES: list[tuple[str, Callable[[], ncsn.NoiseSchedule]]] = [
     ("geometric_paper", lambda: ncsn.GeometricSchedule(1.0, 0.01, 10)),
