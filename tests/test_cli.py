@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -364,9 +366,349 @@ def test_ctrl_c_leaves_a_loadable_checkpoint(tmp_path: Path) -> None:
         proc.kill()
         proc.communicate()
     assert proc.returncode == 130, err
-    assert "interrupted at step" in err
-    checkpoint = ncsn.training.load_checkpoint(out)
-    assert checkpoint["step"] > 0
+    found = re.search(r"interrupted at step (\d+); checkpoint (\S+) \(resume with", err)
+    assert found is not None, err
+    step, saved = int(found.group(1)), Path(found.group(2))
+    # the checkpoint written on Ctrl-C is the newest, and it holds the interrupted step
+    assert saved == out / f"checkpoint-{step:08d}.pt" == ncsn.training.latest_checkpoint(out)
+    checkpoint = ncsn.training.load_checkpoint(saved)
+    assert checkpoint["step"] == step > 0
+    assert float(checkpoint["optimizer"]["state"][0]["step"]) == step  # Adam's count agrees
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert max(r["step"] for r in records) <= step
+
+
+# ------------------------------------------------------------------------------- resume
+
+
+def _outcome(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """The exit status of ``ncsn args`` (returned or raised by argparse) and its stderr."""
+    capsys.readouterr()
+    try:
+        code = _run(*args)
+    except SystemExit as exit_info:
+        code = int(exit_info.code or 0)
+    return code, capsys.readouterr().err.strip()
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+TOY_RUN = [
+    "--data",
+    "mixture",
+    "--sigma-max",
+    "20",
+    "--sigma-min",
+    "1",
+    "--num-levels",
+    "5",
+    "--hidden",
+    "8",
+    "--batch-size",
+    "16",
+    "--lr",
+    "0.01",
+    "--ema",
+    "0.9",
+    "--grad-clip",
+    "5",
+    "--checkpoint-every",
+    "2",
+    "--quiet",
+]
+
+
+@pytest.fixture
+def toy_run(tmp_path: Path) -> Path:
+    out = tmp_path / "run"
+    assert _run("train", *TOY_RUN, "--output", str(out), "--steps", "4") == 0
+    return out
+
+
+def test_resume_rebuilds_the_run_from_its_recorded_settings(toy_run: Path, tmp_path: Path) -> None:
+    # no --data, --ema, --lr, ...: all of them come from the checkpoint
+    assert _run("train", "--output", str(toy_run), "--steps", "8", "--resume", "--quiet") == 0
+    resumed = ncsn.training.load_checkpoint(toy_run)
+    assert resumed["step"] == 8 and resumed["ema"] is not None and resumed["ema_rate"] == 0.9
+    assert resumed["batch_size"] == 16
+    settings = resumed["config"]["train"]
+    assert (settings["lr"], settings["sigma_max"], settings["loss"]) == (0.01, 20.0, "dsm")
+    assert _run("train", *TOY_RUN, "--output", str(tmp_path / "straight"), "--steps", "8") == 0
+    straight = ncsn.training.load_checkpoint(tmp_path / "straight")
+    for part in ("model", "ema"):
+        for key, value in straight[part].items():
+            assert torch.equal(value, resumed[part][key]), (part, key)
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--sigma-max", "5"], "--sigma-max 5.0 (the run's: 20.0)"),
+        (["--loss", "ssm"], "--loss ssm (the run's: dsm)"),
+        (["--lr", "0.5"], "--lr 0.5 (the run's: 0.01)"),
+        (["--batch-size", "64"], "--batch-size 64 (the run's: 16)"),
+        (["--ema", "0.999"], "--ema 0.999 (the run's: 0.9)"),
+        (["--seed", "5"], "--seed 5 (the run's: 0)"),
+        (["--data", "rings"], "--data rings (the run's: mixture)"),
+        (["--flip"], "--flip (the run was trained without it)"),
+    ],
+)
+def test_resume_refuses_an_option_that_differs_from_the_recorded_one(
+    toy_run: Path, option: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _snapshot(toy_run)
+    code, err = _outcome(
+        capsys, "train", "--output", str(toy_run), "--steps", "8", "--resume", *option
+    )
+    assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert "--resume continues" in err
+    assert _snapshot(toy_run) == before
+
+
+def test_resume_errors(toy_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _outcome(capsys, "train", "--output", str(toy_run), "--steps", "2", "--resume")
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "--steps 2 is below the step 4 of" in err
+    code, err = _outcome(
+        capsys, "train", "--output", str(tmp_path / "none"), "--steps", "2", "--resume"
+    )
+    assert code == 2 and "holds no checkpoint to resume from" in err
+    # a checkpoint written from Python records no command-line settings
+    python_run = tmp_path / "python"
+    net = ncsn.nets.ScoreMLP(2, hidden=4)
+    trainer = ncsn.training.Trainer(
+        net,
+        ncsn.losses.DenoisingScoreMatching(ncsn.GeometricSchedule(1.0, 0.1, 3)),
+        torch.randn(8, 2),
+        batch_size=4,
+        out_dir=python_run,
+        seed=0,
+        progress=False,
+    )
+    trainer.fit(1)
+    code, err = _outcome(capsys, "train", "--output", str(python_run), "--steps", "2", "--resume")
+    assert code == 2 and len(err.splitlines()) == 1 and "records no `ncsn train` settings" in err
+
+
+def test_a_new_run_refuses_an_output_that_holds_checkpoints(
+    toy_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _snapshot(toy_run)
+    code, err = _outcome(
+        capsys, "train", *TOY_RUN, "--output", str(toy_run), "--steps", "2", "--seed", "5"
+    )
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "already holds checkpoint-00000004.pt of an earlier run; add --resume" in err
+    assert _snapshot(toy_run) == before  # nothing overwritten, no duplicate metrics
+
+
+def test_logit_dequantises_the_pixels_before_the_logit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[ncsn.training.Trainer] = []
+
+    class Spy(ncsn.training.Trainer):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            built.append(self)
+
+    monkeypatch.setattr(ncsn.training, "Trainer", Spy)
+    data = _image_file(tmp_path)
+    args = ["--data", str(data), "--ngf", "4", "--batch-size", "8", "--steps", "1", "--quiet"]
+    assert _run("train", *args, "--logit", "--output", str(tmp_path / "run")) == 0
+    (trainer,) = built
+    images, _ = ncsn.data.load(str(data))
+    assert trainer.data.tensor is not None
+    torch.testing.assert_close(trainer.data.tensor, images)  # pixels in [0, 1], not logits
+    assert trainer.transform is not None
+    x = images[:8]
+    batch = trainer.transform(x, generator=torch.Generator().manual_seed(3))
+    dequantised = ncsn.data.dequantize(x, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(batch, ncsn.data.logit_transform(dequantised))
+    wrong_order = ncsn.data.dequantize(
+        ncsn.data.logit_transform(x), generator=torch.Generator().manual_seed(3)
+    )
+    assert not torch.allclose(batch, wrong_order)
+
+
+# ------------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (
+            ["--sigma-max", "0.01", "--sigma-min", "1"],
+            2,
+            "--sigma-max 0.01 must be larger than --sigma-min 1",
+        ),
+        (["--ema", "1.5"], 2, "argument --ema: expected a number in (0, 1), got '1.5'"),
+        (["--ema", "0"], 2, "argument --ema: expected a number in (0, 1), got '0'"),
+        (["--device", "foo"], 2, "--device 'foo' is not a device"),
+        (["--device", "cuda"], 2, "--device cuda: CUDA is not available"),
+        (
+            ["--lr", "1e30", "--log-every", "1", "--checkpoint-every", "1", "--steps", "30"],
+            1,
+            "the training loss became non-finite",
+        ),
+        (["--logit"], 2, "--logit needs data in [0, 1]; mixture holds values in"),
+    ],
+)
+def test_train_errors_are_one_line(
+    args: list[str],
+    code: int,
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a CPU-only build
+    out = tmp_path / "run"
+    base = ["train", "--data", "mixture", "--output", str(out), "--hidden", "8", "--quiet"]
+    if "--steps" not in args:
+        base += ["--steps", "2"]
+    got, err = _outcome(capsys, *base, *args)
+    assert got == code and len(err.splitlines()) == 1 and message in err, err
+    if code == 1:  # the NaN run: the step is named and only good checkpoints were written
+        bad = int(re.search(r"at step (\d+)", err).group(1))  # type: ignore[union-attr]
+        good = ncsn.training.load_checkpoint(out)
+        assert 0 < good["step"] < bad
+        assert all(bool(torch.isfinite(v).all()) for v in good["model"].values())
+
+
+def test_a_cuda_index_beyond_the_devices_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    code, err = _outcome(capsys, "sample", "ckpt.pt", "--device", "cuda:3")
+    assert code == 2 and len(err.splitlines()) == 1 and "has 1 CUDA device(s)" in err
+
+
+def test_unusable_checkpoints_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, ("echo pwned",))
+
+    torch.save({"config": {"model": {}}, "x": Evil()}, tmp_path / "evil.pt")
+    code, err = _outcome(capsys, "sample", str(tmp_path / "evil.pt"), "--quiet")
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "refused to unpickle posix.system" in err or "refused to unpickle os.system" in err
+    assert "\x1b" not in err and "weights_only=False" not in err and "False" not in err
+
+    schedule = ncsn.GeometricSchedule(1.0, 0.1, 3)
+    net = ncsn.nets.ScoreMLP(2, hidden=4, sigmas=schedule.sigmas)
+    good = {"step": 0, "model": net.state_dict(), "ema": None}
+    unknown = {**good, "config": {"model": {"kind": "UNet"}, "data": {"shape": [2]}}}
+    ncsn.training.save_checkpoint(tmp_path / "unknown.pt", unknown)
+    code, err = _outcome(capsys, "sample", str(tmp_path / "unknown.pt"), "--quiet")
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "cannot rebuild its model (config kind must be one of" in err
+
+    weights = dict(net.state_dict())
+    weights["extra.weight"] = weights.pop("fc1.weight")
+    config = {"model": ncsn.nets.model_config(net), "data": {"shape": [2]}}
+    ncsn.training.save_checkpoint(
+        tmp_path / "misfit.pt", {**good, "model": weights, "config": config}
+    )
+    code, err = _outcome(capsys, "sample", str(tmp_path / "misfit.pt"), "--quiet")
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert (
+        "do not fit its recorded ScoreMLP: missing keys fc1.weight; unexpected keys extra.weight"
+        in err
+    )
+
+
+# ------------------------------------------------------------------------------- inpaint masks
+
+
+@pytest.fixture
+def image_run(tmp_path: Path) -> tuple[Path, Path]:
+    data = _image_file(tmp_path)
+    out = tmp_path / "run"
+    args = ["--data", str(data), "--ngf", "4", "--steps", "1", "--batch-size", "4", "--quiet"]
+    assert _run("train", *args, "--output", str(out)) == 0
+    return out, data
+
+
+def _masks_seen(monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
+    seen: list[torch.Tensor] = []
+    real = ncsn.samplers.inpaint
+
+    def spy(
+        sampler: object, model: object, x: torch.Tensor, mask: torch.Tensor, **kw: object
+    ) -> torch.Tensor:
+        seen.append(mask.detach().cpu().expand(x.shape).clone())
+        return real(sampler, model, x, mask, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ncsn.samplers, "inpaint", spy)
+    return seen
+
+
+def test_random_masks_are_shared_by_the_completions_of_an_image(
+    image_run: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, data = image_run
+    seen = _masks_seen(monkeypatch)
+    args = ["--num-images", "3", "--completions", "4", "--steps-per-level", "1", "--quiet"]
+    assert (
+        _run(
+            "inpaint",
+            str(out),
+            "--data",
+            str(data),
+            "--mask",
+            "random",
+            *args,
+            "--output",
+            str(tmp_path / "i"),
+        )
+        == 0
+    )
+    (mask,) = seen
+    assert mask.shape == (12, 1, 8, 8)
+    per_image = mask.reshape(3, 4, 1, 8, 8)
+    for i in range(3):
+        for j in range(4):
+            assert torch.equal(per_image[i, j], per_image[i, 0]), (i, j)
+    assert not torch.equal(per_image[0, 0], per_image[1, 0])  # each image draws its own
+
+
+def test_a_mask_image_gives_the_known_pixels(
+    image_run: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from PIL import Image
+
+    out, data = image_run
+    pattern = np.zeros((8, 8), dtype=np.uint8)
+    pattern[:, :3] = 255  # white = known: the three left columns
+    pattern[0, 5] = 200
+    Image.fromarray(pattern).save(tmp_path / "mask.png")
+    seen = _masks_seen(monkeypatch)
+    args = ["--num-images", "2", "--completions", "2", "--steps-per-level", "1", "--quiet"]
+    common = ["inpaint", str(out), "--data", str(data), *args, "--output", str(tmp_path / "i")]
+    assert _run(*common, "--mask", str(tmp_path / "mask.png")) == 0
+    (mask,) = seen
+    expected = torch.from_numpy(pattern > 127).expand(4, 1, 8, 8)
+    assert torch.equal(mask, expected)
+
+    Image.fromarray(np.full((8, 8), 255, dtype=np.uint8)).save(tmp_path / "white.png")
+    code, err = _outcome(capsys, *common, "--mask", str(tmp_path / "white.png"))
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "marks every pixel as known; nothing to inpaint" in err
+    Image.fromarray(np.zeros((4, 4), dtype=np.uint8)).save(tmp_path / "small.png")
+    code, err = _outcome(capsys, *common, "--mask", str(tmp_path / "small.png"))
+    assert code == 2 and "size 4x4 differs from the images' 8x8" in err
+    (tmp_path / "broken.png").write_text("not a picture")
+    code, err = _outcome(capsys, *common, "--mask", str(tmp_path / "broken.png"))
+    assert code == 2 and len(err.splitlines()) == 1 and "not a readable image" in err
 
 
 # ------------------------------------------------------------------------------- plots

@@ -1,21 +1,24 @@
 """The ``ncsn`` command: ``ncsn train``, ``ncsn sample``, ``ncsn inpaint`` and ``ncsn demo``.
 
 Every subcommand has ``--help``. A bad argument or a missing file prints one line and exits with
-status 2; an interrupted training run (Ctrl-C) saves a checkpoint first, so it can be resumed with
-``--resume``.
+status 2, a training run whose loss becomes non-finite prints one line naming the step and exits
+with status 1; an interrupted training run (Ctrl-C) saves a checkpoint first, so it can be resumed
+with ``--resume``, which rebuilds the run from the settings its checkpoints record.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -26,14 +29,24 @@ from ncsn.nets.mlp import ScoreMLP
 from ncsn.nets.official import load_official_checkpoint
 from ncsn.nets.refinenet import RefineNet, RefineNetBaseline
 from ncsn.schedules import Schedule, geometric_sigmas
+from ncsn.training.checkpoints import _reason, _state_dict_mismatch
 
 __all__ = ["main"]
 
 EXIT_USAGE = 2
+EXIT_FAILURE = 1
 
 
 class CommandError(Exception):
     """A user error: printed as one line, exit status 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class RunError(CommandError):
+    """A run that failed on its own (e.g. a non-finite loss): printed as one line, exit status 1."""
+
+    exit_code = EXIT_FAILURE
 
 
 # ---------------------------------------------------------------------------------------- models
@@ -74,10 +87,8 @@ def _load_model(
         file = found
     try:
         obj = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CommandError(
-            f"{file}: not a readable checkpoint ({type(err).__name__}: {err})"
-        ) from err
+    except Exception as err:  # torch.load raises UnpicklingError, RuntimeError, EOFError, ...
+        raise CommandError(f"{file}: not a readable checkpoint ({_reason(err)})") from err
     if (
         isinstance(obj, dict)
         and "config" in obj
@@ -86,8 +97,17 @@ def _load_model(
     ):
         checkpoint = training.load_checkpoint(file)
         config = checkpoint["config"]
-        model = build_model(config["model"])
-        model.load_state_dict(training.model_weights(checkpoint, ema=use_ema))
+        try:
+            model = build_model(config["model"])
+        except (ValueError, TypeError) as err:
+            raise CommandError(f"{file}: cannot rebuild its model ({_one_line(err)})") from err
+        weights = training.model_weights(checkpoint, ema=use_ema)
+        mismatch = _state_dict_mismatch(model, weights)
+        if mismatch is not None:
+            raise CommandError(
+                f"{file}: the weights do not fit its recorded {type(model).__name__}: {mismatch}"
+            )
+        model.load_state_dict(weights)
         return model, dict(config.get("data", {}))
     net = load_official_checkpoint(file)
     size = image_size or (28 if net.channels == 1 else 32)
@@ -119,45 +139,207 @@ def _to_images(x: Tensor, meta: dict[str, Any]) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------- train
+# The `ncsn train` options that decide what a run computes. They are recorded in every checkpoint
+# (config["train"]); --resume rebuilds the run from them, and refuses an explicit option that
+# differs. The bookkeeping options may change on resume (they default to the recorded values);
+# --steps, --output, --device and --quiet are never recorded.
+_RUN_SETTINGS = (
+    "data",
+    "split",
+    "model",
+    "ngf",
+    "hidden",
+    "loss",
+    "projections",
+    "power",
+    "sigma_max",
+    "sigma_min",
+    "num_levels",
+    "batch_size",
+    "lr",
+    "ema",
+    "grad_clip",
+    "eval_every",
+    "dequantize",
+    "flip",
+    "logit",
+    "seed",
+)
+_BOOKKEEPING = ("checkpoint_every", "keep", "log_every")
+_FLAGS = {"dequantize": "--no-dequantize", "flip": "--flip", "logit": "--logit"}
+
+
+def _option(name: str) -> str:
+    return _FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def _data_source(text: str) -> str:
+    """A built-in name as it is, a path made absolute (so a resumed run finds it from anywhere)."""
+    if text == "digits" or text in ncsn_data.TOY_NAMES:
+        return text
+    return str(Path(text).expanduser().resolve())
+
+
+def _resolve_kind(args: argparse.Namespace, images: bool) -> str:
+    return str(args.model or ("refinenet" if images else "mlp"))
+
+
+def _resolve_power(args: argparse.Namespace, kind: str) -> float:
+    if args.power is not None:
+        return float(args.power)
+    return 0.0 if kind == "baseline" else 2.0
+
+
+def _resume_settings(
+    args: argparse.Namespace, given: set[str], found: Path
+) -> tuple[dict[str, Any], int]:
+    """The recorded settings of the run in ``found``, checked against the explicit options."""
+    checkpoint = training.load_checkpoint(found)
+    recorded = checkpoint.get("config", {}).get("train")
+    if not isinstance(recorded, dict) or not all(k in recorded for k in _RUN_SETTINGS):
+        raise CommandError(
+            f"--resume: {found} records no `ncsn train` settings to rebuild the run from "
+            "(written from Python or by an older ncsn); continue it with Trainer.restore"
+        )
+    changed = []
+    for name in _RUN_SETTINGS:
+        if name not in given:
+            continue
+        mine, theirs = getattr(args, name), recorded[name]
+        if name == "data":
+            mine = _data_source(mine)
+        if name == "power" and mine is not None:
+            mine = float(mine)
+        if mine == theirs:
+            continue
+        if name in _FLAGS:
+            changed.append(f"{_option(name)} (the run was trained without it)")
+        else:
+            changed.append(f"{_option(name)} {mine} (the run's: {theirs})")
+    if changed:
+        raise CommandError(
+            f"--resume continues {found.parent} with its recorded settings, and these options "
+            f"differ: {'; '.join(changed)}. Drop them, or train into another --output"
+        )
+    step = int(checkpoint["step"])
+    if args.steps < step:
+        raise CommandError(
+            f"--steps {args.steps} is below the step {step} of {found}; with --resume, "
+            "--steps is the final step"
+        )
+    return recorded, step
+
+
+def _device(text: str | None) -> torch.device:
+    """``--device``, checked to exist here (cpu, cuda, cuda:N or mps)."""
+    if text is None:
+        return torch.device("cpu")
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise CommandError(
+            f"--device {text!r} is not a device; expected cpu, cuda, cuda:N or mps"
+        ) from None
+    if device.type == "cpu":
+        return device
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CommandError(
+                f"--device {text}: CUDA is not available (a CPU-only PyTorch build, or no GPU)"
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise CommandError(f"--device {text}: this machine has {count} CUDA device(s)")
+        return device
+    if device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise CommandError(f"--device {text}: MPS is not available on this machine")
+        return device
+    raise CommandError(f"--device {text}: unsupported device type; expected cpu, cuda or mps")
+
+
+@contextlib.contextmanager
+def _user_input() -> Iterator[None]:
+    """The library checks the values the user gave: its ValueError/TypeError is a usage error."""
+    try:
+        yield
+    except (ValueError, TypeError) as err:
+        raise CommandError(_one_line(err)) from err
+
+
+def _one_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    given: set[str] = getattr(args, "given", set())
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--output {out} is a file, not a folder")
+    found = training.latest_checkpoint(out) if out.is_dir() else None
+    if args.resume:
+        if found is None:
+            raise CommandError(f"--resume: {out} holds no checkpoint to resume from")
+        recorded, _ = _resume_settings(args, given, found)
+        for name in _RUN_SETTINGS:
+            setattr(args, name, recorded[name])
+        for name in _BOOKKEEPING:
+            if name not in given and name in recorded:
+                setattr(args, name, recorded[name])
+    elif found is not None:
+        raise CommandError(
+            f"--output {out} already holds {found.name} of an earlier run; add --resume to "
+            "continue it, or choose another --output"
+        )
+    elif args.data is None:
+        raise CommandError("--data is required (except with --resume)")
+    else:
+        args.data = _data_source(args.data)
+    device = _device(args.device)
+
     gen = torch.Generator().manual_seed(args.seed)
     try:
         toy_source = args.data in ncsn_data.TOY_NAMES
         x, _ = ncsn_data.load(args.data, split=args.split, generator=gen if toy_source else None)
     except (FileNotFoundError, ValueError) as err:
-        raise CommandError(str(err).splitlines()[0]) from err
+        raise CommandError(_one_line(err)) from err
     shape = tuple(x.shape[1:])
     images = len(shape) == 3
-    kind = args.model or ("refinenet" if images else "mlp")
-    if args.logit:
-        x = ncsn_data.logit_transform(x)
-    if kind == "baseline":
-        sigmas = torch.tensor([args.sigma_min])
-    else:
-        sigmas = geometric_sigmas(args.sigma_max, args.sigma_min, args.num_levels)
-    schedule = Schedule(sigmas)
-    power = (
-        0.0
-        if kind == "baseline" and args.power is None
-        else (2.0 if args.power is None else args.power)
-    )
-    loss: Any
-    if args.loss == "dsm":
-        loss = losses.DenoisingScoreMatching(schedule, power=power)
-    else:
-        loss = losses.SlicedScoreMatching(schedule, power=power, projections=args.projections)
-    model = _build_network(kind, shape, sigmas, args)
+    kind = _resolve_kind(args, images)
+    power = _resolve_power(args, kind)
+    if kind != "baseline" and args.sigma_max <= args.sigma_min:
+        raise CommandError(
+            f"--sigma-max {args.sigma_max:g} must be larger than --sigma-min {args.sigma_min:g}"
+        )
+    if args.logit and not (float(x.min()) >= 0.0 and float(x.max()) <= 1.0):
+        raise CommandError(
+            f"--logit needs data in [0, 1]; {args.data} holds values in "
+            f"[{float(x.min()):g}, {float(x.max()):g}]"
+        )
+    with _user_input():
+        if kind == "baseline":
+            sigmas = torch.tensor([args.sigma_min])
+        else:
+            sigmas = geometric_sigmas(args.sigma_max, args.sigma_min, args.num_levels)
+        schedule = Schedule(sigmas)
+        loss: Any
+        if args.loss == "dsm":
+            loss = losses.DenoisingScoreMatching(schedule, power=power)
+        else:
+            loss = losses.SlicedScoreMatching(schedule, power=power, projections=args.projections)
+        model = _build_network(kind, shape, sigmas, args)
 
     transform = None
-    if images and args.dequantize:
-        transform = _ImageTransform(flip=args.flip)
-    elif images and args.flip:
-        transform = _ImageTransform(flip=True, dequantize=False)
+    if args.logit or (images and (args.dequantize or args.flip)):
+        transform = _ImageTransform(
+            flip=images and args.flip, dequantize=images and args.dequantize, logit=args.logit
+        )
     held_out = None
     if args.eval_every:
         cut = max(1, len(x) // 20)
         x, held_out = x[cut:], x[:cut]
-    out = Path(args.output)
+    settings = {name: getattr(args, name) for name in _RUN_SETTINGS + _BOOKKEEPING}
     config = {
         "model": model_config(model),
         "data": {
@@ -167,42 +349,44 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "sigma": float(sigmas[-1]),
         },
         "loss": {"kind": args.loss, "power": power},
+        "train": settings | {"model": kind, "power": power},
     }
-    trainer = training.Trainer(
-        model,
-        loss,
-        x,
-        batch_size=args.batch_size,
-        optimizer=torch.optim.Adam(model.parameters(), lr=args.lr),
-        ema_rate=args.ema,
-        max_grad_norm=args.grad_clip,
-        transform=transform,
-        eval_data=held_out,
-        eval_every=args.eval_every or 100,
-        out_dir=out,
-        checkpoint_every=args.checkpoint_every,
-        keep=args.keep,
-        log_every=args.log_every,
-        progress=not args.quiet,
-        config=config,
-        seed=args.seed,
-        device=args.device,
-    )
-    if args.resume:
-        found = training.latest_checkpoint(out)
-        if found is None:
-            raise CommandError(f"--resume: {out} holds no checkpoint to resume from")
-        trainer.restore(found)
-        print(f"resumed from {found} at step {trainer.step}")
-    try:
-        summary = trainer.fit(args.steps)
-    except KeyboardInterrupt:
-        saved = trainer.save()
-        print(
-            f"\ninterrupted at step {trainer.step}; checkpoint {saved} (resume with --resume)",
-            file=sys.stderr,
+    with _user_input():
+        trainer = training.Trainer(
+            model,
+            loss,
+            x,
+            batch_size=args.batch_size,
+            optimizer=torch.optim.Adam(model.parameters(), lr=args.lr),
+            ema_rate=args.ema,
+            max_grad_norm=args.grad_clip,
+            transform=transform,
+            eval_data=held_out,
+            eval_every=args.eval_every or 100,
+            out_dir=out,
+            checkpoint_every=args.checkpoint_every,
+            keep=args.keep,
+            log_every=args.log_every,
+            progress=not args.quiet,
+            config=config,
+            seed=args.seed,
+            device=device,
         )
-        return 130
+    try:
+        if found is not None:  # --resume
+            trainer.restore(found)
+            print(f"resumed from {found} at step {trainer.step}")
+        try:
+            summary = trainer.fit(args.steps)
+        except KeyboardInterrupt:
+            saved = trainer.save()
+            print(
+                f"\ninterrupted at step {trainer.step}; checkpoint {saved} (resume with --resume)",
+                file=sys.stderr,
+            )
+            return 130
+    except training.NonFiniteLossError as err:
+        raise RunError(_one_line(err)) from err
     finally:
         trainer.close()
     print(f"trained {summary.step} steps; checkpoints in {out}")
@@ -210,29 +394,34 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 class _ImageTransform:
-    """The official training transform: random horizontal flips, then uniform dequantisation."""
+    """The official training transform: random horizontal flips, uniform dequantisation of the
+    pixels in [0, 1], then the logit transform (λ = 1e-6) when the model trains in logit space."""
 
-    def __init__(self, *, flip: bool, dequantize: bool = True) -> None:
-        self.flip, self.dequantize = flip, dequantize
+    def __init__(self, *, flip: bool, dequantize: bool = True, logit: bool = False) -> None:
+        self.flip, self.dequantize, self.logit = flip, dequantize, logit
 
     def __call__(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         if self.flip:
             x = ncsn_data.random_flip(x, generator=generator)
         if self.dequantize:
             x = ncsn_data.dequantize(x, generator=generator)
+        if self.logit:
+            x = ncsn_data.logit_transform(x)
         return x
 
 
 # ---------------------------------------------------------------------------------------- sample
 def _cmd_sample(args: argparse.Namespace) -> int:
+    device = _device(args.device)
     model, meta = _load_model(args.checkpoint, image_size=args.image_size, use_ema=not args.no_ema)
-    model = model.to(args.device).eval()
+    model = model.to(device).eval()
     shape = meta.get("shape")
     if not shape:
         raise CommandError(f"{args.checkpoint}: the checkpoint does not say its data shape")
-    sampler = _sampler_for(model, meta, args)
-    gen = torch.Generator(device=args.device).manual_seed(args.seed)
-    x0 = samplers.uniform_init((args.num_samples, *shape), generator=gen, device=args.device)
+    with _user_input():
+        sampler = _sampler_for(model, meta, args)
+    gen = torch.Generator(device=device).manual_seed(args.seed)
+    x0 = samplers.uniform_init((args.num_samples, *shape), generator=gen, device=device)
     if meta.get("logit_transform"):
         x0 = ncsn_data.logit_transform(x0)
     start = time.perf_counter()
@@ -276,8 +465,9 @@ class _progress:
 
 # ---------------------------------------------------------------------------------------- inpaint
 def _cmd_inpaint(args: argparse.Namespace) -> int:
+    device = _device(args.device)
     model, meta = _load_model(args.checkpoint, image_size=args.image_size, use_ema=not args.no_ema)
-    model = model.to(args.device).eval()
+    model = model.to(device).eval()
     shape = meta.get("shape")
     if not shape or len(shape) != 3:
         raise CommandError(f"{args.checkpoint}: inpainting needs an image model")
@@ -292,28 +482,34 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
         )
     images = images[: args.num_images]
     n, k = len(images), args.completions
-    if args.mask.endswith((".png", ".jpg", ".jpeg")):
-        known = _mask_from_image(args.mask, tuple(shape))
+    if args.mask.lower().endswith((".png", ".jpg", ".jpeg")):
+        known = _mask_from_image(args.mask, tuple(shape)).expand(n, *shape)
     else:
         try:
             known = samplers.inpainting_mask(
-                args.mask, (n * k, *shape), fraction=args.fraction, generator=gen
+                args.mask, (n, *shape), fraction=args.fraction, generator=gen
             )
         except ValueError as err:
             raise CommandError(f"--mask: {err}") from err
-    observed = images.repeat_interleave(k, dim=0).to(args.device)
+    if bool(known.all()):
+        raise CommandError(
+            f"--mask {args.mask}: the mask marks every pixel as known; nothing to inpaint"
+        )
+    # One mask per image, shared by its k completions (they are the observed column's mask).
+    known_b = known.repeat_interleave(k, dim=0)
+    observed = images.repeat_interleave(k, dim=0).to(device)
     if meta.get("logit_transform"):
         observed = ncsn_data.logit_transform(observed)
-    sampler = _sampler_for(model, meta, args)
-    device_gen = torch.Generator(device=args.device).manual_seed(args.seed)
+    with _user_input():
+        sampler = _sampler_for(model, meta, args)
+    device_gen = torch.Generator(device=device).manual_seed(args.seed)
     with _progress(sampler, args.quiet) as callback:
         completions = samplers.inpaint(
-            sampler, model, observed, known.to(args.device), generator=device_gen, callback=callback
+            sampler, model, observed, known_b.to(device), generator=device_gen, callback=callback
         )
     completions = _to_images(completions, meta).cpu()
-    known_b = known.expand(n * k, *shape).cpu()
     completions = torch.where(known_b, images.repeat_interleave(k, dim=0), completions)
-    shown_observed = torch.where(known_b[::k], images, torch.full_like(images, 0.5))
+    shown_observed = torch.where(known, images, torch.full_like(images, 0.5))
     rows = [
         torch.cat([shown_observed[i : i + 1], completions[i * k : (i + 1) * k], images[i : i + 1]])
         for i in range(n)
@@ -333,9 +529,7 @@ def _mask_from_image(path: str, shape: tuple[int, ...]) -> Tensor:
 
     try:
         with Image.open(path) as img:
-            gray = torch.tensor(list(img.convert("L").getdata()), dtype=torch.float32).reshape(
-                img.height, img.width
-            )
+            gray = torch.from_numpy(np.array(img.convert("L"), dtype=np.float32))
     except (FileNotFoundError, UnidentifiedImageError, OSError) as err:
         raise CommandError(f"--mask {path}: not a readable image ({err})") from err
     if tuple(gray.shape) != tuple(shape[-2:]):
@@ -523,6 +717,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    return value
+
+
 def _add_sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--step-size",
@@ -575,8 +779,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--data",
-        required=True,
-        help="'digits', a 2-D toy (mixture, rings, moons, checkerboard, swiss_roll), a .npy/.npz file, an MNIST IDX file or folder, a CIFAR-10 folder or batch, or a folder of images",
+        default=None,
+        help="'digits', a 2-D toy (mixture, rings, moons, checkerboard, swiss_roll), a .npy/.npz file, an MNIST IDX file or folder, a CIFAR-10 folder or batch, or a folder of images (required, except with --resume)",
     )
     t.add_argument(
         "--split", default=None, help="dataset split where the source has one (train/test/all)"
@@ -614,7 +818,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=_positive_int, default=128)
     t.add_argument("--lr", type=_positive_float, default=1e-3)
     t.add_argument(
-        "--ema", type=_positive_float, default=None, help="EMA rate, e.g. 0.999 (off by default)"
+        "--ema", type=_rate, default=None, help="EMA rate in (0, 1), e.g. 0.999 (off by default)"
     )
     t.add_argument("--grad-clip", type=_positive_float, default=None, help="clip the gradient norm")
     t.add_argument(
@@ -635,7 +839,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--flip", action="store_true", help="random horizontal flips (CIFAR-10, CelebA)")
     t.add_argument("--logit", action="store_true", help="train in logit space (λ = 1e-6)")
     t.add_argument(
-        "--resume", action="store_true", help="continue from the newest checkpoint in --output"
+        "--resume",
+        action="store_true",
+        help="continue the run in --output from its newest checkpoint, with the settings it recorded",
     )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
@@ -698,15 +904,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _given_options(argv: Sequence[str]) -> set[str]:
+    """The destinations of the options written on the command line (not left at their defaults)."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for command in sub.choices.values():
+        for action in command._actions:
+            action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv))) - {"command", "run"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ncsn`` console script (and ``python -m ncsn``)."""
+    """Entry point of the ``ncsn`` console script (and ``python -m ncsn``).
+
+    Returns the exit status: 0 on success, 2 for a bad argument or an unusable file, 1 for a run
+    that failed on its own (a non-finite training loss), 130 after Ctrl-C. Each error is one line
+    on stderr.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.given = _given_options(argv)
     try:
         return int(args.run(args))
     except CommandError as err:
         print(f"ncsn {args.command}: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return err.exit_code
     except (training.CheckpointError, FileNotFoundError) as err:
-        print(f"ncsn {args.command}: error: {str(err).splitlines()[0]}", file=sys.stderr)
+        print(f"ncsn {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
