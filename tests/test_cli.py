@@ -305,27 +305,21 @@ def test_inpaint_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end_on_tiny_settings(tmp_path: Path) -> None:
-    assert (
-        _run(
-            "demo",
-            "--output",
-            str(tmp_path),
-            "--steps",
-            "4",
-            "--batch-size",
-            "16",
-            "--ngf",
-            "4",
-            "--steps-per-level",
-            "2",
-            "--quiet",
-        )
-        == 0
-    )
+    args = ["demo", "--output", str(tmp_path), "--batch-size", "16", "--ngf", "4"]
+    args += ["--steps-per-level", "2", "--quiet"]
+    assert _run(*args, "--steps", "4") == 0
     for name in ("toy_fig3.png", "samples.png", "inpainting.png", "loss_curve.png", "summary.txt"):
         assert (tmp_path / name).exists(), name
     summary = (tmp_path / "summary.txt").read_text()
     assert "annealed Langevin" in summary and "Frechet distance" in summary
+    # a rerun into the same folder starts over instead of mixing with the first run
+    assert _run(*args, "--steps", "2") == 0
+    assert [p.name for p in ncsn.training.list_checkpoints(tmp_path / "run")] == [
+        "checkpoint-00000001.pt",
+        "checkpoint-00000002.pt",
+    ]
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2]
 
 
 @pytest.mark.slow

@@ -582,6 +582,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     # 2. Train a small NCSN on the digits.
     print(f"[2/3] training a RefineNet (ngf {args.ngf}) on the 8x8 digits for {args.steps} steps")
     train_x, _ = ncsn_data.load_digits("train")
+    run = out / "run"
+    if run.is_dir():  # a rerun starts over: the folder holds only the demo's own run
+        for old in training.list_checkpoints(run):
+            old.unlink()
+        (run / "metrics.jsonl").unlink(missing_ok=True)
     sigmas = geometric_sigmas(1.0, 0.01, 10)
     setup = presets.ncsn_paper(
         1, args.ngf, sigmas=sigmas, generator=torch.Generator().manual_seed(args.seed)
@@ -593,7 +598,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         ema_rate=0.999,
         transform=_ImageTransform(flip=False),
-        out_dir=out / "run",
+        out_dir=run,
         checkpoint_every=max(1, args.steps // 4),
         keep=2,
         log_every=max(1, args.steps // 50),
@@ -930,6 +935,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as err:
         print(f"ncsn {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code
-    except (training.CheckpointError, FileNotFoundError) as err:
+    except (training.CheckpointError, FileNotFoundError, FileExistsError) as err:
         print(f"ncsn {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
