@@ -130,7 +130,8 @@ class Trainer:
         eval_every: steps between evaluations.
         eval_batch_size: size of the held-out batch (default ``batch_size``; at most ``len(eval_data)``).
         out_dir: folder for checkpoints, ``metrics.jsonl`` and TensorBoard files; ``None`` writes
-            nothing.
+            nothing. One run per folder: :meth:`fit` refuses a folder that holds another run's
+            checkpoints (restore the newest one to continue that run).
         checkpoint_every: steps between checkpoints (``None``: only at the end of :meth:`fit`).
         keep: how many of the newest checkpoints to keep.
         log_every: steps between metric records and progress-bar loss updates; this is also how
