@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -47,31 +48,54 @@ def as_sigmas(sigmas: Tensor | Sequence[float], name: str = "sigmas") -> Tensor:
     return sigmas
 
 
-def positive_float(value: float, name: str) -> float:
-    """A finite, strictly positive Python float."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number; got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be positive and finite; got {name}={value!r}")
+def _real(value: object, name: str) -> float:
+    """A real number (a Python or numpy float or int, not a bool) as a Python float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {name}={value!r}")
     return float(value)
+
+
+def positive_float(value: float, name: str) -> float:
+    """A finite, strictly positive real number (numpy scalars included) as a Python float."""
+    number = _real(value, name)
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{name} must be positive and finite; got {name}={value!r}")
+    return number
 
 
 def finite_float(value: float, name: str) -> float:
-    """A finite Python float."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number; got {value!r}")
-    if not math.isfinite(value):
+    """A finite real number (numpy scalars included) as a Python float."""
+    number = _real(value, name)
+    if not math.isfinite(number):
         raise ValueError(f"{name} must be finite; got {name}={value!r}")
-    return float(value)
+    return number
 
 
 def positive_int(value: int, name: str) -> int:
-    """An integer ``>= 1``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int; got {value!r}")
-    if value < 1:
+    """An integer ``>= 1`` (a Python or numpy integer, not a bool) as a Python int."""
+    number: object = value  # typed int for callers; checked here for any object
+    if isinstance(number, bool) or not isinstance(number, numbers.Integral):
+        raise TypeError(f"{name} must be an int; got {name}={value!r}")
+    if number < 1:
         raise ValueError(f"{name} must be >= 1; got {name}={value}")
-    return value
+    return int(number)
+
+
+def check_sigma_values(sigma: Tensor, *, allow_zero: bool, name: str = "sigma") -> None:
+    """σ values must be finite and positive (or non-negative with ``allow_zero``).
+
+    Reading the values synchronises with the device: call this in kernels, not in loops whose σ
+    come from a schedule validated once.
+    """
+    values = sigma.detach()
+    bad = ~torch.isfinite(values) | ((values < 0) if allow_zero else (values <= 0))
+    if bool(bad.any()):
+        what = "non-negative" if allow_zero else "positive"
+        if values.numel() <= 16:
+            shown = f"{name}={values.cpu().tolist()}"
+        else:
+            shown = f"{name} holding {values[bad][:8].cpu().tolist()} (first invalid values)"
+        raise ValueError(f"{name} must be {what} and finite; got {shown}")
 
 
 def check_batch(x: Tensor, name: str = "x") -> None:
@@ -84,13 +108,34 @@ def check_batch(x: Tensor, name: str = "x") -> None:
         raise TypeError(f"{name} must be a floating-point tensor; got dtype {x.dtype}")
 
 
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """Whether two devices are the same one, the device index included.
+
+    A CUDA device without an index means the current CUDA device (``torch.Generator("cuda")``
+    reports ``cuda`` without an index and serves the current device). On other device types
+    (``cpu``, ``meta``) a missing index matches any.
+    """
+    if a.type != b.type:
+        return False
+    # torch's stubs type the index as int; it is None for a device given without one.
+    ia: int | None = a.index
+    ib: int | None = b.index
+    if ia is None and ib is None:
+        return True
+    if ia is not None and ib is not None:
+        return ia == ib
+    if a.type == "cuda":
+        return (ia if ia is not None else ib) == torch.cuda.current_device()
+    return True
+
+
 def check_generator(generator: torch.Generator | None, x: Tensor, name: str = "x") -> None:
-    """A generator must live on the device of the tensors it draws for."""
+    """A generator must live on the device (type and index) of the tensors it draws for."""
     if generator is None:
         return
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None; got {generator!r}")
-    if generator.device.type != x.device.type:
+    if not same_device(generator.device, x.device):
         raise ValueError(
             f"generator is on device {generator.device} but {name} is on device {x.device}; "
             f"create the generator with torch.Generator(device={str(x.device)!r})"
@@ -154,7 +199,7 @@ def draw_device_dtype(
     if device is None:
         return (generator.device if generator is not None else torch.device("cpu")), dtype
     dev = torch.device(device)
-    if generator is not None and generator.device.type != dev.type:
+    if generator is not None and not same_device(generator.device, dev):
         raise ValueError(
             f"generator is on device {generator.device} but device={str(dev)!r} was asked for"
         )
