@@ -133,3 +133,37 @@ def test_toy_call_errors() -> None:
         gmm.sample(0)
     with pytest.raises(ValueError, match="positive definite"):
         Gaussian(torch.zeros(2), torch.tensor([[1.0, 2.0], [2.0, 1.0]]))
+
+
+@pytest.mark.parametrize(
+    "sigma, shown",
+    [
+        (float("nan"), r"sigma=nan"),
+        (-1.0, r"sigma=-1\.0"),
+        (float("inf"), r"sigma=inf"),
+        (torch.tensor([0.5, float("nan"), 1.0]), r"sigma=\[0\.5, nan, 1\.0\]"),
+    ],
+)
+def test_negative_or_non_finite_sigma_is_rejected(sigma: float | torch.Tensor, shown: str) -> None:
+    """A NaN σ used to give NaN scores silently; a negative one a wrong perturbed variance."""
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    gmm = ncsn.toy.paper_mixture()
+    gauss = Gaussian(torch.zeros(2), torch.eye(2))
+    match = rf"sigma must be non-negative and finite; got {shown}$"
+    for call in (
+        gmm.score,
+        gmm.log_prob,
+        gmm.component_posterior,
+        gauss.score,
+        gauss.log_prob,
+        gmm.score_model(),
+        gauss.score_model(),
+    ):
+        with pytest.raises(ValueError, match=match):
+            call(x, sigma)
+
+
+def test_sigma_zero_is_the_data_score() -> None:
+    gauss = Gaussian(torch.zeros(2), torch.eye(2))
+    x = torch.ones(3, 2, dtype=torch.float64)
+    torch.testing.assert_close(gauss.score_model()(x, torch.zeros(3, dtype=torch.float64)), -x)

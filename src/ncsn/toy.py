@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ncsn._checks import check_batch, draw_device_dtype, positive_int
+from ncsn._checks import check_batch, check_sigma_values, draw_device_dtype, positive_int
 
 __all__ = ["ExactScore", "Gaussian", "GaussianMixture", "paper_mixture"]
 
@@ -25,6 +25,10 @@ _LOG_2PI = math.log(2 * math.pi)
 def _sigma_sq(sigma: Tensor | float, x: Tensor) -> Tensor:
     """σ² as ``[B, 1, 1]`` (per example) on x's device and dtype; σ must be finite and >= 0."""
     s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+    # Reading σ's values synchronises with the device, which a CUDA-graph capture forbids; the
+    # samplers call the model once on the same σ buffer before capturing, so it was checked.
+    if not (s.is_cuda and torch.cuda.is_current_stream_capturing()):
+        check_sigma_values(s, allow_zero=True)
     if s.ndim == 0:
         s = s.expand(x.shape[0])
     if s.shape != (x.shape[0],):
@@ -262,8 +266,17 @@ class Gaussian:
 class ExactScore:
     """A :class:`~ncsn.ScoreModel` whose output is a toy distribution's exact perturbed score.
 
-    ``ExactScore(dist)(x, sigma)`` equals ``dist.score(x, sigma)`` with ``sigma: [B]`` (σ = 0 allowed:
-    the data score).
+    ``ExactScore(dist)(x, sigma)`` equals ``dist.score(x, sigma)``: ``x: [B, D]``, ``sigma: [B]``
+    (finite, ≥ 0; σ = 0 gives the data score) to a ``[B, D]`` score. A negative or non-finite σ
+    raises :class:`ValueError`.
+
+    Args:
+        distribution: a :class:`GaussianMixture` or :class:`Gaussian`.
+
+    Example:
+        >>> exact = ncsn.toy.ExactScore(ncsn.toy.paper_mixture())   # or paper_mixture().score_model()
+        >>> exact(torch.zeros(3, 2), torch.tensor([0.0, 1.0, 20.0])).shape
+        torch.Size([3, 2])
     """
 
     distribution: GaussianMixture | Gaussian
@@ -274,6 +287,10 @@ class ExactScore:
 
 def paper_mixture() -> GaussianMixture:
     """The mixture of the paper's toy experiments: 0.2·N((−5,−5), I) + 0.8·N((5,5), I).
+
+    Returns:
+        A 2-D :class:`GaussianMixture` (K = 2 components, D = 2): weights ``[2]``, means
+        ``[2, 2]``, unit standard deviations.
 
     Example:
         >>> gmm = ncsn.toy.paper_mixture()
