@@ -64,6 +64,90 @@ def test_configured_dsm_is_the_batch_mean_of_the_kernel() -> None:
     torch.testing.assert_close(value, expected)
 
 
+def _coupled(xt: Tensor, s: Tensor) -> Tensor:
+    """A non-linear score model with a full Jacobian (each output depends on two inputs)."""
+    return -torch.tanh(xt) * (1 + 0.5 * xt.roll(1, dims=1)) / (1 + _pad(s, xt))
+
+
+@pytest.mark.parametrize(
+    "distribution, variance_reduction",
+    [("rademacher", False), ("sphere", False), ("gaussian", True)],
+)
+def test_configured_ssm_is_the_batch_mean_of_the_kernel(
+    distribution: str, variance_reduction: bool
+) -> None:
+    """Same draws in the configured loss's order: σ from the schedule, then z, then v."""
+    schedule = ncsn.GeometricSchedule(1.0, 0.1, 4)
+    settings = dict(
+        projections=3,
+        distribution=distribution,
+        variance_reduction=variance_reduction,
+        power=3.0,
+    )
+    loss = ncsn.losses.SlicedScoreMatching(schedule, **settings)  # type: ignore[arg-type]
+    x = torch.rand(16, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
+    value = loss(_coupled, x, generator=torch.Generator().manual_seed(11))
+
+    def kernel(**changes: object) -> Tensor:
+        g = torch.Generator().manual_seed(11)
+        sigma = schedule.sample(16, generator=g).double()
+        z = torch.randn(x.shape, generator=g, dtype=torch.float64)
+        return annealed_ssm(_coupled, x, sigma, noise=z, generator=g, **{**settings, **changes})  # type: ignore[arg-type]
+
+    torch.testing.assert_close(value, kernel().mean(), rtol=1e-12, atol=0)
+    # the check is sensitive to every setting: each variant misses the configured value
+    other = "gaussian" if distribution != "gaussian" else "rademacher"
+    variants = {
+        "sum": kernel().sum(),
+        "power": kernel(power=2.0).mean(),
+        "projections": kernel(projections=1).mean(),
+        "distribution": kernel(distribution=other).mean(),
+        "variance_reduction": kernel(variance_reduction=not variance_reduction).mean(),
+    }
+    for name, variant in variants.items():
+        assert not torch.isclose(value, variant, rtol=1e-3), name
+
+
+def _linear_ssm_by_hand(a: Tensor, x: Tensor, v: Tensor, variance_reduction: bool) -> Tensor:
+    """SSM of s(x) = A x (Jacobian A), one example and one direction at a time."""
+    out = []
+    for b in range(x.shape[0]):
+        score = a @ x[b]
+        terms = []
+        for p in range(v.shape[0]):
+            vp = v[p, b]
+            second = 0.5 * score.dot(score) if variance_reduction else 0.5 * vp.dot(score) ** 2
+            terms.append(vp.dot(a @ vp) + second)
+        out.append(torch.stack(terms).mean())
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("jacobian", ["backward", "forward"])
+@pytest.mark.parametrize("variance_reduction", [True, False])
+def test_ssm_of_a_linear_model_equals_the_hand_computation(
+    variance_reduction: bool, jacobian: str
+) -> None:
+    g = torch.Generator().manual_seed(12)
+    a = torch.randn(3, 3, generator=g, dtype=torch.float64)
+    x = torch.randn(4, 3, generator=g, dtype=torch.float64)
+    v = torch.randn(2, 4, 3, generator=g, dtype=torch.float64)
+    model = lambda xt, s: xt @ a.T  # noqa: E731
+    got = ssm(
+        model,
+        x,
+        1.0,
+        projections=2,
+        directions=v,
+        variance_reduction=variance_reduction,
+        jacobian=jacobian,  # type: ignore[arg-type]
+    )
+    expected = _linear_ssm_by_hand(a, x, v, variance_reduction)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    # the two branches differ on these values, so each is pinned by its own hand computation
+    other = _linear_ssm_by_hand(a, x, v, not variance_reduction)
+    assert (other - expected).abs().min() > 1e-3
+
+
 def _exact_sm_objective(model: nn.Module, x: Tensor, sigma: Tensor) -> Tensor:
     """tr(∇ₓ s) + ½‖s‖² per example, with the full Jacobian."""
     out = []
@@ -109,6 +193,30 @@ def test_projection_distributions_have_identity_second_moment() -> None:
         second = v.T @ v / v.shape[0]
         # each entry of the empirical E[vvᵀ] has standard error at most √(Var(v_i v_j)/n) ≤ √(3/n)
         assert (second - torch.eye(4, dtype=torch.float64)).abs().max() < 4 * math.sqrt(3 / 20000)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("distribution", ["gaussian", "rademacher", "sphere"])
+def test_projections_lie_on_their_distributions_support(
+    distribution: str, dtype: torch.dtype
+) -> None:
+    x = torch.zeros(500, 2, 3, 4, dtype=dtype)
+    v = projections_like(x, distribution, generator=torch.Generator().manual_seed(13))  # type: ignore[arg-type]
+    assert v.shape == x.shape and v.dtype == dtype and torch.isfinite(v).all()
+    if distribution == "rademacher":
+        assert ((v == 1) | (v == -1)).all()
+        frac = (v == 1).double().mean().item()
+        assert abs(frac - 0.5) < 4 * math.sqrt(0.25 / v.numel())
+    elif distribution == "sphere":
+        norms = v.flatten(1).double().norm(dim=1)
+        tol = 1e-5 if dtype == torch.float32 else 1e-12
+        torch.testing.assert_close(
+            norms, torch.full((500,), math.sqrt(24.0), dtype=torch.float64), rtol=tol, atol=0
+        )
+        assert not torch.equal(v[0], v[1])  # one direction per example
+    else:
+        assert torch.unique(v).numel() == v.numel()  # continuous: no repeated values
+        assert abs(v.double().std().item() - 1) < 4 / math.sqrt(2 * v.numel())
 
 
 class _FlatMLP(nn.Module):
@@ -216,10 +324,93 @@ def test_loss_errors_name_the_argument() -> None:
         dsm(model, torch.ones(4, 2, dtype=torch.int64), 1.0)
 
 
+@pytest.mark.parametrize(
+    "sigma", [-1.0, float("nan"), float("inf"), torch.tensor([1.0, -0.5, 1.0, 1.0])]
+)
+def test_ssm_rejects_negative_or_non_finite_sigma(sigma: float | Tensor) -> None:
+    x = torch.rand(4, 2)
+    with pytest.raises(ValueError, match=r"sigma must be non-negative and finite; got sigma="):
+        ssm(lambda xt, s: -xt, x, sigma)
+    with pytest.raises(ValueError, match=r"sigma must be positive and finite; got sigma="):
+        annealed_ssm(lambda xt, s: -xt, x, sigma)
+
+
+def test_ssm_accepts_sigma_zero_for_an_unconditional_model() -> None:
+    x = torch.rand(4, 2, dtype=torch.float64)
+    v = torch.ones(1, 4, 2, dtype=torch.float64)
+    # s(x) = -x: vᵀJv = -‖v‖² = -2, ½‖s‖² = ½‖x‖²
+    got = ssm(lambda xt, s: -xt, x, 0.0, directions=v)
+    torch.testing.assert_close(got, -2.0 + 0.5 * x.square().sum(1))
+
+
+def test_sigma_error_names_the_value_given() -> None:
+    with pytest.raises(ValueError, match=r"got sigma=-1\.0$"):
+        ssm(lambda xt, s: -xt, torch.rand(4, 2), -1.0)
+    with pytest.raises(ValueError, match=r"got sigma=\[1\.0, -0\.5\]$"):
+        dsm(lambda xt, s: -xt, torch.rand(2, 2), torch.tensor([1.0, -0.5]))
+
+
+def test_numpy_scalars_are_accepted_as_settings() -> None:
+    import numpy as np
+
+    schedule = ncsn.GeometricSchedule(1.0, 0.1, 3)
+    loss = ncsn.losses.SlicedScoreMatching(schedule, projections=np.int64(2), power=np.float32(2.0))
+    assert loss.projections == 2 and type(loss.projections) is int and type(loss.power) is float
+    assert ncsn.losses.DenoisingScoreMatching(schedule, power=np.float64(1.0)).power == 1.0
+    with pytest.raises(TypeError, match=r"projections must be an int; got projections=True"):
+        ncsn.losses.SlicedScoreMatching(schedule, projections=True)
+    with pytest.raises(TypeError, match=r"projections must be an int; got projections=2\.0"):
+        ssm(lambda xt, s: -xt, torch.rand(2, 2), 1.0, projections=2.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"power must be a real number; got power='2'"):
+        dsm(lambda xt, s: -xt, torch.rand(2, 2), 1.0, power="2")  # type: ignore[arg-type]
+
+
 def test_generator_on_another_device_is_rejected() -> None:
     x = torch.empty(4, 2, device="meta")
     with pytest.raises(ValueError, match="generator is on device cpu but x is on device meta"):
         dsm(lambda x, s: -x, x, 1.0, generator=torch.Generator())
+
+
+def _generator_reporting(device: str) -> torch.Generator:
+    """A CPU generator that reports another device (the checks read only ``.device``)."""
+
+    class Reporting(torch.Generator):
+        @property
+        def device(self) -> torch.device:  # type: ignore[override]
+            return torch.device(device)
+
+    return Reporting()
+
+
+def _fake_cuda(index: int) -> Tensor:
+    """A tensor that reports ``cuda:index`` without a GPU (no data: only checks may see it)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        return torch.empty(4, 2, device=f"cuda:{index}")
+
+
+def test_generator_on_another_cuda_device_index_is_rejected(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ncsn._checks import check_generator
+
+    x1 = _fake_cuda(1)
+    with pytest.raises(ValueError, match="generator is on device cuda:0 but x is on device cuda:1"):
+        dsm(lambda x, s: -x, x1, 1.0, generator=_generator_reporting("cuda:0"))
+    with pytest.raises(ValueError, match="generator is on device cuda:0 but x is on device cuda:1"):
+        ssm(lambda x, s: -x, x1, 1.0, generator=_generator_reporting("cuda:0"))
+    with pytest.raises(ValueError, match=r"generator is on device cuda:0 but device='cuda:1'"):
+        ncsn.samplers.uniform_init(
+            (2, 2), generator=_generator_reporting("cuda:0"), device="cuda:1"
+        )
+    check_generator(_generator_reporting("cuda:1"), x1)  # same index: accepted
+    # torch.Generator("cuda") reports no index: it serves the current CUDA device
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    with pytest.raises(ValueError, match="generator is on device cuda but x is on device cuda:1"):
+        check_generator(_generator_reporting("cuda"), x1)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    check_generator(_generator_reporting("cuda"), x1)
 
 
 @pytest.mark.parametrize("variance_reduction", [True, False])

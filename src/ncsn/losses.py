@@ -24,6 +24,7 @@ from ncsn._checks import (
     call_model,
     check_batch,
     check_generator,
+    check_sigma_values,
     finite_float,
     pad_event,
     per_example,
@@ -59,11 +60,6 @@ def _noise(x: Tensor, noise: Tensor | None, generator: torch.Generator | None) -
     return noise.to(x)
 
 
-def _check_sigma(sigma: Tensor) -> None:
-    if not bool(torch.isfinite(sigma).all()) or not bool((sigma > 0).all()):
-        raise ValueError(f"sigma must be positive and finite; got sigma={sigma.tolist()}")
-
-
 def _perturb(
     x: Tensor,
     sigma: Tensor | float,
@@ -79,9 +75,9 @@ def _perturb(
     check_batch(x)
     check_generator(generator, x)
     finite_float(power, "power")
-    sig = per_example(sigma, x)
-    _check_sigma(sig)
-    return sig, _noise(x, noise, generator)
+    sigma = torch.as_tensor(sigma, device=x.device, dtype=x.dtype)
+    check_sigma_values(sigma, allow_zero=False)
+    return per_example(sigma, x), _noise(x, noise, generator)
 
 
 def _dsm_core(model: ScoreModel, x: Tensor, sig: Tensor, z: Tensor, power: float) -> Tensor:
@@ -118,8 +114,8 @@ def dsm(
         ``[B]`` per-example losses.
 
     Raises:
-        ValueError: for non-positive σ, a noise of the wrong shape, or a model output whose shape
-            differs from its input.
+        ValueError: for a non-positive or non-finite σ, a noise of the wrong shape, or a model
+            output whose shape differs from its input.
 
     Example:
         >>> gmm = ncsn.toy.paper_mixture()
@@ -136,18 +132,30 @@ def projections_like(
 ) -> Tensor:
     """Random projection directions ``v`` of x's shape with E[v vᵀ] = I over the event dims.
 
-    ``"gaussian"``: v ~ N(0, I). ``"rademacher"``: entries ±1. ``"sphere"``: uniform on the sphere of
-    radius √D (D the number of event entries), so that E[v vᵀ] = I as well.
+    ``"gaussian"``: v ~ N(0, I). ``"rademacher"``: entries ±1 with probability ½ each.
+    ``"sphere"``: uniform on the sphere of radius √D (D the number of event entries), so that
+    E[v vᵀ] = I as well. Each example ``v[b]`` is drawn independently.
+
+    Args:
+        x: ``[B, *event]``; only its shape, dtype and device are used.
+        distribution: ``"gaussian"``, ``"rademacher"`` or ``"sphere"``.
+        generator: source of the directions (on x's device).
+
+    Returns:
+        ``[B, *event]`` directions in x's dtype and on x's device.
+
+    Raises:
+        ValueError: an unknown ``distribution``, or a generator on another device than x.
+        TypeError: x not a floating-point tensor.
 
     Example:
         >>> v = ncsn.losses.projections_like(torch.zeros(4, 3, 8, 8), "sphere")
         >>> torch.allclose(v.flatten(1).norm(dim=1), torch.full((4,), 192**0.5))
         True
     """
-    if distribution not in _PROJECTIONS:
-        raise ValueError(
-            f"distribution must be one of {_PROJECTIONS}; got distribution={distribution!r}"
-        )
+    check_batch(x)
+    check_generator(generator, x)
+    _check_distribution(distribution)
     v = randn_like(x, generator)
     if distribution == "rademacher":
         return v.sign().masked_fill_(v == 0, 1.0)
@@ -155,6 +163,22 @@ def projections_like(
         dim = v[0].numel()
         return v * pad_event(math.sqrt(dim) / v.reshape(v.shape[0], -1).norm(dim=1), v)
     return v
+
+
+def _check_distribution(distribution: str) -> None:
+    if distribution not in _PROJECTIONS:
+        raise ValueError(
+            f"distribution must be one of {_PROJECTIONS}; got distribution={distribution!r}"
+        )
+
+
+def _check_slicing(projections: int, distribution: str, jacobian: str) -> int:
+    """Checks of the slicing options shared by :func:`ssm` and :func:`annealed_ssm`."""
+    projections = positive_int(projections, "projections")
+    _check_distribution(distribution)
+    if jacobian not in _JACOBIAN_MODES:
+        raise ValueError(f"jacobian must be one of {_JACOBIAN_MODES}; got jacobian={jacobian!r}")
+    return projections
 
 
 def ssm(
@@ -184,7 +208,8 @@ def ssm(
     Args:
         model: a :class:`~ncsn.ScoreModel`, differentiable in x.
         x: ``[B, *event]`` points.
-        sigma: scalar or ``[B]`` σ values given to the model.
+        sigma: scalar or ``[B]`` σ values given to the model (finite, ≥ 0; 0 for a model
+            without noise conditioning).
         projections: number of projection vectors per example.
         distribution: ``"gaussian"``, ``"rademacher"`` or ``"sphere"`` (see :func:`projections_like`).
         variance_reduction: use ½‖s‖² in place of ½(vᵀs)² (SSM-VR).
@@ -199,6 +224,11 @@ def ssm(
     Returns:
         ``[B]`` per-example losses (may be negative: this is score matching up to a constant).
 
+    Raises:
+        ValueError: a negative or non-finite σ, ``projections`` < 1, an unknown ``distribution``
+            or ``jacobian``, ``directions`` of the wrong shape, or a model output whose shape
+            differs from its input.
+
     Example:
         >>> net = ncsn.nets.ScoreMLP(2)
         >>> ncsn.losses.ssm(net, torch.randn(16, 2), 1.0, generator=torch.Generator()).shape
@@ -209,13 +239,36 @@ def ssm(
     """
     check_batch(x)
     check_generator(generator, x)
-    projections = positive_int(projections, "projections")
-    if distribution not in _PROJECTIONS:
-        raise ValueError(
-            f"distribution must be one of {_PROJECTIONS}; got distribution={distribution!r}"
-        )
+    projections = _check_slicing(projections, distribution, jacobian)
+    sigma = torch.as_tensor(sigma, device=x.device, dtype=x.dtype)
+    check_sigma_values(sigma, allow_zero=True)
+    return _ssm_core(
+        model,
+        x,
+        per_example(sigma, x),
+        projections=projections,
+        distribution=distribution,
+        variance_reduction=variance_reduction,
+        directions=directions,
+        jacobian=jacobian,
+        generator=generator,
+    )
+
+
+def _ssm_core(
+    model: ScoreModel,
+    x: Tensor,
+    sig: Tensor,
+    *,
+    projections: int,
+    distribution: Projection,
+    variance_reduction: bool,
+    directions: Tensor | None,
+    jacobian: JacobianMode,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """:func:`ssm` with checked options and σ ``[B]`` (no check of σ's values: no device sync)."""
     batch = x.shape[0]
-    sig = per_example(sigma, x)
     if projections > 1:
         x = x.unsqueeze(0).expand(projections, *x.shape).reshape(projections * batch, *x.shape[1:])
         sig = sig.repeat(projections)
@@ -229,8 +282,6 @@ def ssm(
                 f"got {tuple(directions.shape)}"
             )
         v = directions.reshape(x.shape).to(x)
-    if jacobian not in _JACOBIAN_MODES:
-        raise ValueError(f"jacobian must be one of {_JACOBIAN_MODES}; got jacobian={jacobian!r}")
     with torch.enable_grad():
         if jacobian == "backward":
             xg = x.detach().requires_grad_(True)
@@ -284,12 +335,17 @@ def annealed_ssm(
     Returns:
         ``[B]`` per-example losses.
 
+    Raises:
+        ValueError: a non-positive or non-finite σ, a non-finite ``power``, and the errors of
+            :func:`ssm`.
+
     Example:
         >>> net = ncsn.nets.ScoreMLP(2, sigmas=[1.0, 0.1])
         >>> x = torch.randn(4, 2)
         >>> ncsn.losses.annealed_ssm(net, x, torch.tensor([1.0, 0.1, 1.0, 0.1])).shape
         torch.Size([4])
     """
+    projections = _check_slicing(projections, distribution, jacobian)
     sig, z = _perturb(x, sigma, noise, power, generator)
     return _annealed_ssm_core(
         model,
@@ -320,7 +376,7 @@ def _annealed_ssm_core(
     jacobian: JacobianMode,
     generator: torch.Generator | None,
 ) -> Tensor:
-    per = ssm(
+    per = _ssm_core(
         model,
         x + pad_event(sig, x) * z,
         sig,
@@ -363,7 +419,7 @@ class DenoisingScoreMatching:
 
     def __post_init__(self) -> None:
         as_sigmas(self.schedule.sigmas, "schedule.sigmas")
-        finite_float(self.power, "power")
+        object.__setattr__(self, "power", finite_float(self.power, "power"))
 
     def __call__(
         self, model: ScoreModel, x: Tensor, *, generator: torch.Generator | None = None
@@ -404,16 +460,10 @@ class SlicedScoreMatching:
 
     def __post_init__(self) -> None:
         as_sigmas(self.schedule.sigmas, "schedule.sigmas")
-        positive_int(self.projections, "projections")
-        if self.jacobian not in _JACOBIAN_MODES:
-            raise ValueError(
-                f"jacobian must be one of {_JACOBIAN_MODES}; got jacobian={self.jacobian!r}"
-            )
-        finite_float(self.power, "power")
-        if self.distribution not in _PROJECTIONS:
-            raise ValueError(
-                f"distribution must be one of {_PROJECTIONS}; got distribution={self.distribution!r}"
-            )
+        object.__setattr__(
+            self, "projections", _check_slicing(self.projections, self.distribution, self.jacobian)
+        )
+        object.__setattr__(self, "power", finite_float(self.power, "power"))
 
     def __call__(
         self, model: ScoreModel, x: Tensor, *, generator: torch.Generator | None = None
