@@ -14,16 +14,21 @@ inpainting (:func:`inpaint`, Algorithm 2) and initialisers.
 Speed. A sampler costs L·T model evaluations, so the loop around them is kept at its floor: it runs
 under :func:`torch.no_grad` (not :func:`torch.inference_mode`: measured no faster here, and its
 tensors could not later enter autograd), updates the chains in place, draws the noise into one
-preallocated buffer, computes each level's step size once and never synchronises with the device
-(``benchmarks/sampling.py`` measures the loop at 1.00–1.02 × the bare model calls). Noise is always
-drawn in the logical (row-major) order of ``x``, so a ``torch.channels_last`` chain gives the same
-samples as a contiguous one. Opt-in options of both samplers (``compile``, ``cuda_graph``,
+preallocated buffer and computes each level's step size once (``benchmarks/sampling.py``
+measures the loop at 1.00–1.02 × the bare model calls). The loop itself reads nothing back from
+the device: the sampler synchronises when it checks x for finite values, once before the first
+step and once after the last. A model may synchronise on its own: a level-conditioned network
+of ``ncsn.nets`` looks its σ up once per level (the lookup is cached for the level's σ tensor),
+and the exact scores of ``ncsn.toy`` check σ at every call. Noise is always drawn in the
+logical (row-major) order of ``x``, so a ``torch.channels_last`` chain gives the same samples
+as a contiguous one. Opt-in options of both samplers (``compile``, ``cuda_graph``,
 ``autocast_dtype``; see :class:`AnnealedLangevin`) trade exactness or set-up time for speed.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -37,6 +42,7 @@ from ncsn._checks import (
     check_batch,
     check_generator,
     check_output,
+    check_sigma_values,
     draw_device_dtype,
     finite_float,
     positive_float,
@@ -93,13 +99,20 @@ def langevin_step(
     Args:
         model: a :class:`~ncsn.ScoreModel`.
         x: current iterate ``[B, *event]``.
-        sigma: scalar or ``[B]`` σ given to the model.
+        sigma: scalar or ``[B]`` σ given to the model (finite, ≥ 0; 0 asks an exact model for
+            the data score).
         step_size: α > 0.
         generator: source of z.
-        noise: optional z of x's shape (used instead of drawing it).
+        noise: optional z of x's shape (used instead of drawing it; cast to x's dtype and
+            device).
 
     Returns:
-        The next iterate ``[B, *event]``.
+        The next iterate ``[B, *event]``, in x's dtype and on x's device.
+
+    Raises:
+        ValueError: a negative or non-finite σ, a σ of the wrong shape, a non-positive step size,
+            a ``noise`` of another shape than x (checked before the model is called), or a
+            model output whose shape differs from x's.
 
     Example:
         >>> exact = ncsn.toy.paper_mixture().score_model()
@@ -111,20 +124,25 @@ def langevin_step(
     check_generator(generator, x)
     step_size = positive_float(step_size, "step_size")
     sig = _sigma_vector(sigma, x)
+    if noise is not None:
+        if not isinstance(noise, Tensor):
+            raise TypeError(f"noise must be a torch.Tensor or None; got {type(noise).__name__}")
+        if noise.shape != x.shape:
+            raise ValueError(
+                f"noise must have the shape of x {tuple(x.shape)}; got {tuple(noise.shape)}"
+            )
     with torch.no_grad():
         score = call_model(model, x, sig)
-        z = randn_like(x, generator) if noise is None else noise
-        if z.shape != x.shape:
-            raise ValueError(
-                f"noise must have the shape of x {tuple(x.shape)}; got {tuple(z.shape)}"
-            )
+        z = randn_like(x, generator) if noise is None else noise.to(x)
         # Products are rounded before the sums, as in the official code, so that
         # step_size = 2 * step_lr reproduces its update bit for bit.
         return x + score * (step_size / 2) + z * math.sqrt(step_size)
 
 
 def _sigma_vector(sigma: Tensor | float, x: Tensor) -> Tensor:
+    """σ as ``[B]`` on x's device and dtype, checked finite and ≥ 0 (a device sync: kernels only)."""
     s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+    check_sigma_values(s, allow_zero=True)
     if s.ndim == 0:
         return s.expand(x.shape[0])
     if s.shape != (x.shape[0],):
@@ -373,8 +391,11 @@ class Langevin:
         sigma = finite_float(self.sigma, "sigma")
         if sigma < 0:
             raise ValueError(f"sigma must be non-negative; got sigma={sigma}")
-        positive_float(self.step_size, "step_size")
-        positive_int(self.num_steps, "num_steps")
+        # Stored as Python numbers, so that equal settings compare and hash equal whatever
+        # number types (numpy scalars, ints) they were given as.
+        object.__setattr__(self, "sigma", sigma)
+        object.__setattr__(self, "step_size", positive_float(self.step_size, "step_size"))
+        object.__setattr__(self, "num_steps", positive_int(self.num_steps, "num_steps"))
         _check_options(self.compile, self.cuda_graph, self.autocast_dtype)
 
     @property
@@ -437,11 +458,11 @@ class Langevin:
         :func:`inpaint`.
         """
         call = self._call(model, x)
-        mask_b, start = _inpaint_start(x, mask, init, generator)
+        mask_b, observed, start = _inpaint_start(x, mask, init, generator)
         with torch.no_grad():
             z = _noise_buffer(start)
             torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device, out=z)
-            y = x + self.sigma * z
+            y = observed + self.sigma * z
             torch.where(mask_b, y, start, out=start)
             sigma = torch.full((x.shape[0],), self.sigma, dtype=x.dtype, device=x.device)
             _run_level(
@@ -468,7 +489,7 @@ def _noise_buffer(x: Tensor) -> Tensor:
     return torch.empty(x.shape, dtype=x.dtype, device=x.device)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AnnealedLangevin:
     """Annealed Langevin dynamics (Algorithm 1 of Song & Ermon, 2019), a :class:`~ncsn.Sampler`.
 
@@ -487,10 +508,11 @@ class AnnealedLangevin:
       the call raises :class:`RuntimeError` before the loop starts; nothing falls back silently.
     * ``cuda_graph=True`` (CUDA only; :class:`ValueError` elsewhere) captures one step, model call
       and update, in a CUDA graph per level and replays it T times, drawing the noise eagerly
-      from ``generator`` in the eager order before each replay: the same kernels on the same
-      buffers, so the result follows the eager chain. The model must not synchronise with the
-      host (no ``.item()``, no data-dependent Python branches after its first call). The
-      ``StepInfo.score`` given to ``callback`` is then a buffer overwritten at every step.
+      from ``generator`` in the eager order before each replay: designed to follow the eager
+      chain (the same kernels on the same buffers); not yet measured on a GPU. The model must
+      not synchronise with the host (no ``.item()``, no data-dependent Python branches after
+      its first call). The ``StepInfo.score`` given to ``callback`` is then a buffer
+      overwritten at every step.
     * ``autocast_dtype=torch.bfloat16`` (or ``torch.float16``) runs the model under
       :func:`torch.autocast` and casts its output back, while the chain state, the noise and the
       update stay in x's dtype: a reduced-precision score (bfloat16 keeps about 3 significant
@@ -560,6 +582,28 @@ class AnnealedLangevin:
         object.__setattr__(self, "autocast_dtype", autocast_dtype)
         object.__setattr__(self, "_floats", tuple(float(s) for s in sigmas.tolist()))
 
+    def _key(self) -> tuple[object, ...]:
+        # The levels by value: two samplers with the same σ values run the same chain whatever
+        # the dtype or device of the tensors they were given.
+        return (
+            self._floats,
+            self.step_size,
+            self.steps_per_level,
+            self.denoise,
+            self.compile,
+            self.cuda_graph,
+            self.autocast_dtype,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        """Equal settings: the same σ values, step size, steps, ``denoise`` and options."""
+        if not isinstance(other, AnnealedLangevin):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
     @property
     def step_sizes(self) -> tuple[float, ...]:
         """α_i = ε·(σ_i/σ_L)² for each level (computed once)."""
@@ -602,9 +646,9 @@ class AnnealedLangevin:
         See :func:`inpaint`.
         """
         call = self._call(model, x)
-        mask_b, start = _inpaint_start(x, mask, init, generator)
+        mask_b, observed, start = _inpaint_start(x, mask, init, generator)
         with torch.no_grad():
-            self._anneal(call, start, generator, callback, (mask_b, x))
+            self._anneal(call, start, generator, callback, (mask_b, observed))
         _check_end(start, "AnnealedLangevin.inpaint")
         return start
 
@@ -669,9 +713,12 @@ class AnnealedLangevin:
 
 def _inpaint_start(
     x: Tensor, mask: Tensor, init: Tensor | None, generator: torch.Generator | None
-) -> tuple[Tensor, Tensor]:
-    """Validate (x, mask, init) and return the boolean mask expanded to x and the start point."""
-    _check_start(x, generator)
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Validate (x, mask, init) before the loop; return the boolean mask expanded to x, the
+    observations with the unknown entries set to 0 (so that a NaN placeholder there never enters
+    the chain), and the start point."""
+    check_batch(x)
+    check_generator(generator, x)
     mask = torch.as_tensor(mask)
     try:
         expanded = mask.to(x.device).expand(x.shape)
@@ -686,15 +733,28 @@ def _inpaint_start(
         expanded = expanded == 1
     if bool(expanded.all()):
         raise ValueError("mask marks every entry as known (1): there is nothing to inpaint")
+    if not bool((torch.isfinite(x) | ~expanded).all()):
+        raise ValueError(
+            "x (the observations) contains NaN or infinite values at known entries (mask = 1); "
+            "only the unknown entries (mask = 0) are ignored"
+        )
+    observed = torch.where(expanded, x, torch.zeros((), dtype=x.dtype, device=x.device))
     if init is None:
         start = uniform_init(tuple(x.shape), generator=generator, dtype=x.dtype, device=x.device)
     else:
+        if not isinstance(init, Tensor):
+            raise TypeError(f"init must be a torch.Tensor or None; got {type(init).__name__}")
         if init.shape != x.shape:
             raise ValueError(
                 f"init must have the shape of x {tuple(x.shape)}; got {tuple(init.shape)}"
             )
         start = init.detach().to(x).clone()
-    return expanded, start
+        if not bool((torch.isfinite(start) | expanded).all()):
+            raise ValueError(
+                "init (the starting point) contains NaN or infinite values at unknown entries "
+                "(mask = 0)"
+            )
+    return expanded, observed, start
 
 
 def inpaint(
@@ -709,27 +769,36 @@ def inpaint(
 ) -> Tensor:
     """Inpainting with (annealed) Langevin dynamics (Algorithm 2 of Song & Ermon, 2019).
 
-    At each level σ_i the known entries (``mask`` = 1) are set to y = x + σ_i·z̃ with z̃ drawn once
-    per level, and re-imposed after every Langevin step; the unknown entries (``mask`` = 0) follow
-    the sampler's dynamics. No retraining: any unconditional score model works.
+    At each level σ_i the known entries (``mask`` = 1) are set to y_i = x + σ_i·z̃_i with z̃_i
+    drawn once per level, and re-imposed after every Langevin step; the unknown entries
+    (``mask`` = 0) follow the sampler's dynamics. No retraining: any unconditional score model
+    works. :class:`Langevin` has one level, σ.
 
     Args:
         sampler: a :class:`Langevin` or :class:`AnnealedLangevin` (anything with this ``inpaint``
             method).
         model: a :class:`~ncsn.ScoreModel`.
-        x: ``[B, *event]`` observations; entries where the mask is 0 are ignored.
+        x: ``[B, *event]`` observations. Only the known entries are read: the unknown ones are
+            replaced by 0 before the chain starts, so they may hold placeholders such as NaN.
         mask: boolean or 0/1 tensor broadcastable to x (per-example masks allowed); 1 = known.
-        init: starting point for the unknown entries (default: U[0, 1], as in the paper).
+        init: ``[B, *event]`` starting point of the unknown entries (default: U[0, 1], as in the
+            paper); its known entries are ignored, its unknown ones must be finite.
         generator: source of all randomness.
         callback: receives a :class:`StepInfo` after every step.
 
     Returns:
-        ``[B, *event]`` completions (the known entries carry the last level's noise, as in Alg. 2;
-        use ``torch.where(mask, x, result)`` to paste the clean observations back).
+        ``[B, *event]`` completions. The known entries of the result are the last level's noisy
+        observations y_L = x + σ_L·z̃_L (as in Alg. 2; for :class:`Langevin`, x + σ·z̃), except
+        with ``AnnealedLangevin(..., denoise=True)``: its final denoising step updates every
+        entry and then re-imposes the clean observations, so the known entries equal x exactly.
+        ``torch.where(mask, x, result)`` gives the clean observations in both cases.
 
     Raises:
         ValueError: a mask that cannot broadcast to x, holds values other than 0/1, or has no
-            unknown entry.
+            unknown entry; NaN or infinite values in x at known entries, or in ``init`` at
+            unknown entries; an ``init`` of another shape than x.
+        TypeError: a sampler without an ``inpaint`` method; an ``init`` that is not a tensor.
+        FloatingPointError: the chain produced non-finite values (step size too large).
 
     Example:
         >>> sampler = ncsn.samplers.AnnealedLangevin(ncsn.geometric_sigmas(1.0, 0.01, 10), 2e-5, 100)
@@ -754,13 +823,34 @@ def inpainting_mask(
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> Tensor:
-    """A boolean *known* mask (True = observed) for images ``[B, C, H, W]`` or ``[C, H, W]``.
+    """A boolean *known* mask (True = observed) for images: ``[H, W]``, ``[C, H, W]``,
+    ``[B, C, H, W]`` or ``[B, C, *spatial]``.
 
     Presets name the *missing* region: ``"right_half"`` (the paper's Fig. 6 keeps the left half),
     ``"left_half"``, ``"top_half"``, ``"bottom_half"``, ``"centre_box"`` (a centred box covering
-    ``fraction`` of the height and width is missing) and ``"random"`` (each pixel missing
-    independently with probability ``fraction``, shared across channels, per example when ``shape``
-    has a batch dimension).
+    ``fraction`` of the height and width is missing; these five act on the last two dims and are
+    the same for every leading index) and ``"random"`` (each pixel missing independently with
+    probability ``fraction``). For ``"random"`` the dims are read as ``[H, W]`` (2 dims), ``[C, H,
+    W]`` (3 dims: one pixel mask shared across the C channels) or ``[B, C, *spatial]`` (4 or more
+    dims: a mask per example b, shared across the C channels, over every position of
+    ``*spatial``).
+
+    Args:
+        preset: one of ``"right_half"``, ``"left_half"``, ``"top_half"``, ``"bottom_half"``,
+            ``"centre_box"``, ``"random"``.
+        shape: the shape of the mask, at least two dims (the last two are H, W).
+        fraction: in (0, 1); the box's relative size (``"centre_box"``) or the probability of a
+            pixel being missing (``"random"``); unused by the halves.
+        generator: source of the ``"random"`` mask.
+        device: where to build the mask (default: the generator's device, else the CPU).
+
+    Returns:
+        A boolean tensor of ``shape``, True where the entry is known.
+
+    Raises:
+        ValueError: an unknown preset, a shape of fewer than two dims or with a dim < 1, or a
+            ``fraction`` outside (0, 1).
+        TypeError: a shape that is not a sequence of ints.
 
     Example:
         >>> m = ncsn.samplers.inpainting_mask("right_half", (1, 4, 4))
@@ -770,9 +860,7 @@ def inpainting_mask(
                 [1, 1, 0, 0],
                 [1, 1, 0, 0]], dtype=torch.int32)
     """
-    shape = tuple(int(s) for s in shape)
-    if len(shape) < 2:
-        raise ValueError(f"shape must end with (H, W); got shape={shape}")
+    shape = _check_shape(shape, min_dims=2)
     if preset not in MASK_PRESETS:
         raise ValueError(f"preset must be one of {MASK_PRESETS}; got preset={preset!r}")
     fraction = finite_float(fraction, "fraction")
@@ -798,10 +886,32 @@ def inpainting_mask(
         top, left = (h - bh) // 2, (w - bw) // 2
         known[..., top : top + bh, left : left + bw] = False
     else:
-        pixel_shape = (shape[0], 1, h, w) if len(shape) == 4 else (1, h, w)
+        pixel_shape: tuple[int, ...]
+        if len(shape) == 2:
+            pixel_shape = shape
+        elif len(shape) == 3:
+            pixel_shape = (1, h, w)
+        else:
+            pixel_shape = (shape[0], 1, *shape[2:])
         u = torch.rand(pixel_shape, generator=generator, device=dev)
         known = (u >= fraction).expand(shape).clone()
     return known
+
+
+def _check_shape(shape: Sequence[int], *, min_dims: int) -> tuple[int, ...]:
+    """A shape as a tuple of Python ints: at least ``min_dims`` dims, each a positive integer."""
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
+        raise TypeError(f"shape must be a sequence of ints; got shape={shape!r}")
+    given: tuple[object, ...] = tuple(shape)
+    dims = [int(d) for d in given if not isinstance(d, bool) and isinstance(d, numbers.Integral)]
+    if len(dims) != len(given) or len(dims) < min_dims or min(dims, default=1) < 1:
+        what = (
+            "a non-empty sequence of positive ints [B, *event]"
+            if min_dims == 1
+            else f"a sequence of at least {min_dims} positive ints ending with (H, W)"
+        )
+        raise ValueError(f"shape must be {what}; got shape={given}")
+    return tuple(dims)
 
 
 def uniform_init(
@@ -815,19 +925,32 @@ def uniform_init(
 ) -> Tensor:
     """Initial points U[low, high]^shape (the paper's and official code's initialisation, U[0, 1]).
 
+    Args:
+        shape: ``[B, *event]``, positive ints.
+        low: the lower bound (finite).
+        high: the upper bound (finite, > low).
+        generator: source of the draw.
+        dtype: floating dtype of the result (default: torch's default dtype).
+        device: where to draw (default: the generator's device, else the CPU).
+
+    Returns:
+        A ``[B, *event]`` tensor of independent U[low, high] entries.
+
+    Raises:
+        ValueError: an empty shape or one with a dim < 1; non-finite bounds or low ≥ high; a
+            generator on another device than ``device``.
+        TypeError: a shape that is not a sequence of ints.
+
     Example:
         >>> x0 = ncsn.samplers.uniform_init((64, 3, 32, 32), generator=torch.Generator().manual_seed(0))
+        >>> x0.shape
+        torch.Size([64, 3, 32, 32])
     """
     low, high = finite_float(low, "low"), finite_float(high, "high")
     if not low < high:
         raise ValueError(f"low must be smaller than high; got low={low}, high={high}")
     dev, dt = draw_device_dtype(generator, device, dtype)
-    shape = tuple(shape)
-    if len(shape) < 1 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
-        raise ValueError(
-            f"shape must be a non-empty sequence of positive ints [B, *event]; got {shape}"
-        )
-    u = torch.rand(shape, generator=generator, dtype=dt, device=dev)
+    u = torch.rand(_check_shape(shape, min_dims=1), generator=generator, dtype=dt, device=dev)
     return u.mul_(high - low).add_(low)
 
 
@@ -842,15 +965,29 @@ def gaussian_init(
 ) -> Tensor:
     """Initial points N(mean, σ²I) of the given shape (e.g. σ = σ₁, as in NCSNv2).
 
+    Args:
+        shape: ``[B, *event]``, positive ints.
+        sigma: the standard deviation σ > 0.
+        mean: the mean of every entry (finite).
+        generator: source of the draw.
+        dtype: floating dtype of the result (default: torch's default dtype).
+        device: where to draw (default: the generator's device, else the CPU).
+
+    Returns:
+        A ``[B, *event]`` tensor of independent N(mean, σ²) entries.
+
+    Raises:
+        ValueError: an empty shape or one with a dim < 1; a non-positive or non-finite σ; a
+            non-finite mean; a generator on another device than ``device``.
+        TypeError: a shape that is not a sequence of ints.
+
     Example:
         >>> x0 = ncsn.samplers.gaussian_init((16, 2), sigma=20.0, generator=torch.Generator().manual_seed(0))
+        >>> x0.shape
+        torch.Size([16, 2])
     """
     sigma = positive_float(sigma, "sigma")
     mean = finite_float(mean, "mean")
     dev, dt = draw_device_dtype(generator, device, dtype)
-    shape = tuple(shape)
-    if len(shape) < 1 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
-        raise ValueError(
-            f"shape must be a non-empty sequence of positive ints [B, *event]; got {shape}"
-        )
-    return torch.randn(shape, generator=generator, dtype=dt, device=dev).mul_(sigma).add_(mean)
+    z = torch.randn(_check_shape(shape, min_dims=1), generator=generator, dtype=dt, device=dev)
+    return z.mul_(sigma).add_(mean)
