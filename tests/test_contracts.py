@@ -109,11 +109,15 @@ def test_sampler_contract(name: str, make) -> None:
     sampler = make(ncsn.geometric_sigmas(1.0, 0.1, 3))
     assert isinstance(sampler, ncsn.Sampler)
     x0 = torch.rand(5, 2, 3)
+    before = x0.clone()
     g = lambda: torch.Generator().manual_seed(7)  # noqa: E731
     a = sampler(lambda x, s: -x, x0, generator=g())
     b = sampler(lambda x, s: -x, x0, generator=g())
     assert torch.equal(a, b) and a.shape == x0.shape and a.dtype == x0.dtype
-    assert torch.equal(x0, torch.rand(5, 2, 3).copy_(x0))  # input not modified
+    assert torch.equal(x0, before) and a.data_ptr() != x0.data_ptr()  # input left unchanged
+    # a configuration object: equal settings compare and hash equal
+    again = make(ncsn.geometric_sigmas(1.0, 0.1, 3))
+    assert sampler == again and hash(sampler) == hash(again)
     calls: list[ncsn.samplers.StepInfo] = []
     sampler(lambda x, s: -x, x0, generator=g(), callback=calls.append)
     assert len(calls) == sampler.num_model_calls

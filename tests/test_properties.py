@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ncsn
@@ -30,6 +30,18 @@ def _x(batch: int, event: tuple[int, ...], dtype: torch.dtype, seed: int) -> tor
     return torch.rand((batch, *event), dtype=dtype, generator=torch.Generator().manual_seed(seed))
 
 
+def _levels(
+    params: tuple[float, float, int], batch: int, dtype: torch.dtype, seed: int
+) -> torch.Tensor:
+    """σ per example drawn from the geometric schedule (σ_max, σ_min, L)."""
+    schedule = ncsn.GeometricSchedule(*params)
+    return schedule.sample(batch, generator=torch.Generator().manual_seed(seed)).to(dtype)
+
+
+# Properties that run a loss or a sampler: a modest number of examples keeps the suite fast.
+runs = settings(max_examples=20, deadline=None)
+
+
 @given(schedules())
 def test_geometric_schedule_properties(params: tuple[float, float, int]) -> None:
     sigma_max, sigma_min, levels = params
@@ -44,16 +56,18 @@ def test_geometric_schedule_properties(params: tuple[float, float, int]) -> None
     assert isinstance(ncsn.GeometricSchedule(sigma_max, sigma_min, levels), ncsn.NoiseSchedule)
 
 
-@given(batches, events, dtypes, seeds, st.floats(0.0, 4.0))
+@runs
+@given(batches, events, dtypes, seeds, st.floats(0.0, 4.0), schedules())
 def test_dsm_properties(
-    batch: int, event: tuple[int, ...], dtype: torch.dtype, seed: int, power: float
+    batch: int,
+    event: tuple[int, ...],
+    dtype: torch.dtype,
+    seed: int,
+    power: float,
+    params: tuple[float, float, int],
 ) -> None:
     x = _x(batch, event, dtype, seed)
-    sigma = (
-        ncsn.GeometricSchedule(1.0, 0.01, 5)
-        .sample(batch, generator=torch.Generator().manual_seed(seed))
-        .to(dtype)
-    )
+    sigma = _levels(params, batch, dtype, seed)
     a = dsm(gaussian_score, x, sigma, power=power, generator=torch.Generator().manual_seed(seed))
     b = dsm(gaussian_score, x, sigma, power=power, generator=torch.Generator().manual_seed(seed))
     assert a.shape == (batch,) and a.dtype == dtype and a.device == x.device
@@ -67,8 +81,12 @@ def test_dsm_properties(
         ]
     )
     torch.testing.assert_close(whole, parts)
+    loss = ncsn.losses.DenoisingScoreMatching(ncsn.GeometricSchedule(*params), power=power)
+    value = loss(gaussian_score, x, generator=torch.Generator().manual_seed(seed))
+    assert value.ndim == 0 and value.dtype == dtype and torch.isfinite(value)
 
 
+@runs
 @given(
     batches,
     events,
@@ -77,6 +95,7 @@ def test_dsm_properties(
     st.integers(1, 3),
     st.sampled_from(["gaussian", "rademacher", "sphere"]),
     st.booleans(),
+    schedules(),
 )
 def test_ssm_properties(
     batch: int,
@@ -86,9 +105,10 @@ def test_ssm_properties(
     projections: int,
     distribution: str,
     vr: bool,
+    params: tuple[float, float, int],
 ) -> None:
     x = _x(batch, event, dtype, seed)
-    sigma = torch.full((batch,), 0.5, dtype=dtype)
+    sigma = _levels(params, batch, dtype, seed)
     kw = dict(projections=projections, distribution=distribution, variance_reduction=vr)
     a = annealed_ssm(gaussian_score, x, sigma, generator=torch.Generator().manual_seed(seed), **kw)  # type: ignore[arg-type]
     b = annealed_ssm(gaussian_score, x, sigma, generator=torch.Generator().manual_seed(seed), **kw)  # type: ignore[arg-type]
@@ -115,27 +135,53 @@ def test_ssm_properties(
         ]
     )
     torch.testing.assert_close(whole, parts)
+    loss = ncsn.losses.SlicedScoreMatching(ncsn.GeometricSchedule(*params), **kw)  # type: ignore[arg-type]
+    value = loss(gaussian_score, x, generator=torch.Generator().manual_seed(seed))
+    assert value.ndim == 0 and value.dtype == dtype and torch.isfinite(value)
 
 
-@given(batches, events, dtypes, seeds, st.floats(1e-6, 1.0), st.integers(1, 4))
+@runs
+@given(
+    batches,
+    events,
+    dtypes,
+    seeds,
+    schedules(),
+    st.floats(1e-6, 2.0),
+    st.integers(1, 4),
+    st.booleans(),
+)
 def test_sampler_properties(
-    batch: int, event: tuple[int, ...], dtype: torch.dtype, seed: int, step: float, steps: int
+    batch: int,
+    event: tuple[int, ...],
+    dtype: torch.dtype,
+    seed: int,
+    params: tuple[float, float, int],
+    relative_step: float,
+    steps: int,
+    denoise: bool,
 ) -> None:
+    """Step sizes are drawn relative to the schedule: ε = r·σ_L² with r < 4 keeps every level's
+    α_i = ε(σ_i/σ_L)² below the stability bound 4(1 + σ_i²) of the Gaussian score."""
     x0 = _x(batch, event, dtype, seed)
+    sigmas = ncsn.geometric_sigmas(*params)
+    step = relative_step * sigmas[-1].item() ** 2
+    sigma = sigmas[-1].item()
     for sampler in (
-        AnnealedLangevin(ncsn.geometric_sigmas(1.0, 0.1, 3), step, steps, denoise=seed % 2 == 0),
-        Langevin(0.1, step, steps),
+        AnnealedLangevin(sigmas, step, steps, denoise=denoise),
+        Langevin(sigma, relative_step, steps),
     ):
         a = sampler(gaussian_score, x0, generator=torch.Generator().manual_seed(seed))
         b = sampler(gaussian_score, x0, generator=torch.Generator().manual_seed(seed))
         assert a.shape == x0.shape and a.dtype == dtype and a.device == x0.device
         assert torch.isfinite(a).all() and torch.equal(a, b)
     one = langevin_step(
-        gaussian_score, x0, 0.1, step, generator=torch.Generator().manual_seed(seed)
+        gaussian_score, x0, sigma, relative_step, generator=torch.Generator().manual_seed(seed)
     )
-    assert one.shape == x0.shape and one.dtype == dtype
+    assert one.shape == x0.shape and one.dtype == dtype and torch.isfinite(one).all()
 
 
+@runs
 @given(batches, events, dtypes, seeds)
 def test_inpainting_keeps_shape_and_is_reproducible(
     batch: int, event: tuple[int, ...], dtype: torch.dtype, seed: int
