@@ -527,6 +527,29 @@ def test_logit_dequantises_the_pixels_before_the_logit(
     assert not torch.allclose(batch, wrong_order)
 
 
+def test_digits_are_dequantised_over_their_17_grey_levels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[ncsn.training.Trainer] = []
+
+    class Spy(ncsn.training.Trainer):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            built.append(self)
+
+    monkeypatch.setattr(ncsn.training, "Trainer", Spy)
+    args = ["--data", "digits", "--ngf", "4", "--batch-size", "8", "--steps", "1", "--quiet"]
+    assert _run("train", *args, "--output", str(tmp_path / "run")) == 0
+    (trainer,) = built
+    assert trainer.transform is not None
+    x = ncsn.data.load_digits("train")[0][:64]
+    batch = trainer.transform(x, generator=torch.Generator().manual_seed(3))
+    expected = ncsn.data.dequantize(x, levels=17, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(batch, expected)
+    # each of the 17 values k/16 spreads over [k/17, (k+1)/17)
+    assert torch.equal((batch * 17).floor(), (x * 16).round())
+
+
 # ------------------------------------------------------------------------------- errors
 
 

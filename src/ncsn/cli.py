@@ -333,7 +333,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     transform = None
     if args.logit or (images and (args.dequantize or args.flip)):
         transform = _ImageTransform(
-            flip=images and args.flip, dequantize=images and args.dequantize, logit=args.logit
+            flip=images and args.flip,
+            dequantize=images and args.dequantize,
+            logit=args.logit,
+            levels=_GREY_LEVELS.get(args.data, 256),
         )
     held_out = None
     if args.eval_every:
@@ -393,18 +396,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# Grey levels of the embedded image sources (everything else: 8-bit, 256 levels).
+_GREY_LEVELS = {"digits": 17}
+
+
 class _ImageTransform:
     """The official training transform: random horizontal flips, uniform dequantisation of the
-    pixels in [0, 1], then the logit transform (λ = 1e-6) when the model trains in logit space."""
+    pixels in [0, 1] (over the data's ``levels`` grey levels), then the logit transform
+    (λ = 1e-6) when the model trains in logit space."""
 
-    def __init__(self, *, flip: bool, dequantize: bool = True, logit: bool = False) -> None:
-        self.flip, self.dequantize, self.logit = flip, dequantize, logit
+    def __init__(
+        self, *, flip: bool, dequantize: bool = True, logit: bool = False, levels: int = 256
+    ) -> None:
+        self.flip, self.dequantize, self.logit, self.levels = flip, dequantize, logit, levels
 
     def __call__(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         if self.flip:
             x = ncsn_data.random_flip(x, generator=generator)
         if self.dequantize:
-            x = ncsn_data.dequantize(x, generator=generator)
+            x = ncsn_data.dequantize(x, levels=self.levels, generator=generator)
         if self.logit:
             x = ncsn_data.logit_transform(x)
         return x
@@ -597,7 +607,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         train_x,
         batch_size=args.batch_size,
         ema_rate=0.999,
-        transform=_ImageTransform(flip=False),
+        transform=_ImageTransform(flip=False, levels=_GREY_LEVELS["digits"]),
         out_dir=run,
         checkpoint_every=max(1, args.steps // 4),
         keep=2,
