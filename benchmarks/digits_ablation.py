@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ class _Dequantize:
 def _train(
     setup: ncsn.presets.Setup, data: Tensor, *, steps: int, batch_size: int, seed: int, out: Path
 ) -> dict[str, Any]:
+    shutil.rmtree(out, ignore_errors=True)  # a rerun starts its runs over (one run per folder)
     trainer = ncsn.training.Trainer(
         setup.model,
         setup.loss,

@@ -42,3 +42,6 @@ def test_digits_ablation_writes_every_row_into_its_output_folder(tmp_path: Path)
     assert "| real (held-out split) | — |" in table
     for grid in ("ncsn", "baseline", "real"):
         assert (tmp_path / f"digits_ablation_{grid}.png").stat().st_size > 0
+    # a rerun into the same folder starts its training runs over
+    again = ablation.main(steps=2, ngf=4, num_samples=8, steps_per_level=1, output=tmp_path)
+    assert again["NCSN (annealed Langevin)"]["steps"] == 2
