@@ -288,10 +288,12 @@ def by_hand(x: Tensor, gamma: Tensor, alpha: Tensor, beta: Tensor, form: str) ->
     return out
 
 
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize("form", ["official", "paper"])
-def test_cond_instance_norm_plus_formula(form: str) -> None:
+def test_cond_instance_norm_plus_formula(form: str, memory_format: torch.memory_format) -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 3, 2, 3, generator=g, dtype=torch.float64) * 2 + 0.5
+    x = x.contiguous(memory_format=memory_format)
     norm = CondInstanceNorm2dPlus(3, 4, form=form).double()  # type: ignore[arg-type]
     with torch.no_grad():
         norm.embed.weight.copy_(torch.randn(4, 9, generator=g, dtype=torch.float64))
@@ -299,6 +301,92 @@ def test_cond_instance_norm_plus_formula(form: str) -> None:
     gamma, alpha, beta = norm.embed.weight[labels].detach().chunk(3, dim=1)
     expected = by_hand(x, gamma, alpha, beta, form)
     torch.testing.assert_close(norm(x, labels), expected, rtol=1e-12, atol=1e-12)
+
+
+def channels_last(x: Tensor) -> bool:
+    """Stored channels_last and not also plain contiguous (as a C = 1 or 1×1 tensor would be)."""
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_instance_norm_keeps_channels_last_with_the_same_values(dtype: torch.dtype) -> None:
+    g = torch.Generator().manual_seed(3)
+    x = (torch.randn(3, 6, 5, 7, generator=g, dtype=dtype) * 0.5 + 4).requires_grad_()
+    x_cl = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    norm = CondInstanceNorm2dPlus(6, 4).to(dtype)
+    with torch.no_grad():
+        norm.embed.weight.normal_(1.0, 0.5, generator=g)
+    labels = torch.tensor([3, 0, 2])
+    out, out_cl = norm(x, labels), norm(x_cl, labels)
+    assert channels_last(out_cl) and out.is_contiguous()
+    # Round-off: either path in float32 is ~2e-5 (relative to the largest value) from float64,
+    # second-order gradients included; a wrong formula would be off by O(1).
+    rel = 1e-4 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(out_cl, out, rtol=0, atol=rel * out.abs().max().item())
+    # Gradients of x and of the embedding, first and second order (sliced score matching).
+    weights = torch.randn(out.shape, generator=g, dtype=dtype)
+    grads = []
+    for inp, res, w in (
+        (x, out, weights),
+        (x_cl, out_cl, weights.contiguous(memory_format=torch.channels_last)),
+    ):
+        gx, ge = torch.autograd.grad((res * w).sum(), (inp, norm.embed.weight), create_graph=True)
+        (ggx,) = torch.autograd.grad(gx.square().sum() + ge.square().sum(), inp)
+        grads.append((gx, ge, ggx))
+    assert channels_last(grads[1][0]) and channels_last(grads[1][2])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(b, a, rtol=0, atol=rel * a.abs().max().item())
+
+
+def test_channels_last_norm_gradients_are_exact() -> None:
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64) + 1.0
+    x = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    gamma, alpha, beta = torch.randn(3, 2, 3, generator=g, dtype=torch.float64).requires_grad_()
+
+    def f(x: Tensor, gamma: Tensor, alpha: Tensor, beta: Tensor) -> Tensor:
+        return instance_norm_plus(
+            x.contiguous(memory_format=torch.channels_last), gamma, alpha, beta
+        )
+
+    assert torch.autograd.gradcheck(f, (x, gamma, alpha, beta))
+    assert torch.autograd.gradgradcheck(f, (x, gamma, alpha, beta))
+
+
+def test_channels_last_refinenet_keeps_the_format_at_every_conv() -> None:
+    net = tiny(3).to(memory_format=torch.channels_last)
+    x = torch.rand(2, 3, 8, 12, generator=torch.Generator().manual_seed(0))
+    x_cl = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    formats: list[bool] = []
+    hooks = [
+        m.register_forward_pre_hook(lambda m, args: formats.append(channels_last(args[0])))
+        for m in net.modules()
+        if isinstance(m, nn.Conv2d)
+    ]
+    out = net(x_cl, SIGMAS[[0, 1]])
+    for hook in hooks:
+        hook.remove()
+    assert len(formats) == 75 and all(formats)
+    assert channels_last(out)
+    out.square().sum().backward()
+    assert x_cl.grad is not None and channels_last(x_cl.grad)
+    torch.testing.assert_close(out, net(x, SIGMAS[[0, 1]]))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_channels_last_instance_norm_compiles_into_one_graph() -> None:
+    norm = CondInstanceNorm2dPlus(4, num_levels=3)
+    x = torch.randn(2, 4, 6, 6).contiguous(memory_format=torch.channels_last)
+    labels = torch.tensor([0, 2])
+    torch._dynamo.reset()
+    try:
+        explanation = torch._dynamo.explain(norm)(x, labels)
+        compiled = torch.compile(norm, backend="aot_eager", fullgraph=True)(x, labels)
+    finally:
+        torch._dynamo.reset()
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
+    torch.testing.assert_close(compiled, norm(x, labels))
 
 
 def test_official_and_paper_forms_differ_by_gamma_times_alpha() -> None:

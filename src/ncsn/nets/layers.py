@@ -2,13 +2,17 @@
 
 The instance norms here fold the whole InstanceNorm++ map into one batch-norm kernel call over the
 ``B·C`` feature maps (normalise, then scale by γ and add a per-sample, per-channel shift that
-already holds the α·μ̂ term); only the ``[B, C]`` channel means are computed separately. The result
-equals the official code's sequence of operations to float round-off.
+already holds the α·μ̂ term); only the ``[B, C]`` channel means are computed separately. A
+``torch.channels_last`` input instead gets its ``[B, C]`` statistics from two reductions and the
+same per-element map ``x·scale + shift'`` by broadcasting, so the output (and the input's gradient)
+stays ``channels_last`` without a copy. Either way the result equals the official code's sequence
+of operations to float round-off.
 """
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+import math
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +65,57 @@ def _inside_function_transform(x: Tensor) -> bool:
     return True if check is None else bool(check(x))
 
 
+def _spatial_moments(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``[B, C]`` means and biased variances over the spatial dimensions, in two passes."""
+    spatial = tuple(range(2, x.ndim))
+    # Half-precision inputs (autocast) get float32 statistics, as batch norm computes them.
+    acc = torch.promote_types(x.dtype, torch.float32)
+    mu = x.mean(dim=spatial, keepdim=True, dtype=acc)
+    # torch.var_mean is a single-pass Welford reduction, several times slower on the CPU.
+    dev = x - mu
+    # In place when nothing records it (inside the autograd.Function's forward).
+    var = (dev.square() if torch.is_grad_enabled() else dev.square_()).mean(dim=spatial)
+    return mu.reshape(x.shape[:2]), var
+
+
+class _SpatialMoments(torch.autograd.Function):
+    """Per-sample, per-channel mean and biased variance over the spatial dimensions.
+
+    The same numbers as ``torch.var_mean(x, dim=(2, ...), correction=0)`` (two passes: the mean,
+    then the mean squared deviation), with a backward that returns a gradient of ``x``'s own
+    memory format: autograd's decomposition of the same formula expands the ``[B, C]`` gradients
+    into contiguous tensors and adds them to ``channels_last`` ones, a strided copy per norm.
+    The backward is written in differentiable operations on the saved input, so second-order
+    gradients (sliced score matching) still work.
+    """
+
+    @staticmethod
+    def forward(x: Tensor) -> tuple[Tensor, Tensor]:
+        return _spatial_moments(x)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Tensor], output: tuple[Tensor, Tensor]) -> None:
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx: Any, grad_mu: Tensor, grad_var: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        spatial = tuple(range(2, x.ndim))
+        pad = x.shape[:2] + (1,) * len(spatial)
+        n = math.prod(x.shape[2:])
+        mu = x.mean(dim=spatial, dtype=grad_mu.dtype).reshape(pad)
+        # d mu / dx = 1/n,  d var / dx = 2 (x - mu) / n, as one fused a·x + b per element.
+        a = grad_var.reshape(pad) * (2.0 / n)
+        b = grad_mu.reshape(pad) / n - a * mu
+        return torch.addcmul(b, x, a).to(x.dtype)
+
+
+def _is_channels_last(x: Tensor) -> bool:
+    return (
+        x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    )
+
+
 def instance_norm_plus(
     x: Tensor,
     gamma: Tensor,
@@ -89,7 +144,8 @@ def instance_norm_plus(
         eps: added to both variances before the square root (official: 1e-5).
 
     Returns:
-        ``[B, C, *spatial]``, the input's shape and dtype.
+        ``[B, C, *spatial]``, the input's shape and dtype; a ``channels_last`` input gives a
+        ``channels_last`` output.
 
     Example:
         >>> x = torch.randn(2, 4, 8, 8)
@@ -100,7 +156,15 @@ def instance_norm_plus(
     """
     batch, channels = x.shape[0], x.shape[1]
     spatial = tuple(range(2, x.ndim))
-    mu = x.mean(dim=spatial)  # [B, C]
+    channels_last = _is_channels_last(x) and not _inside_function_transform(x)
+    if channels_last:
+        # Compiled code differentiates the plain formula (the compiler picks the layouts; and
+        # dynamo warns about every autograd.Function it traces).
+        compiling = torch.compiler.is_compiling()
+        # [B, C] each; Function.apply is untyped in torch
+        mu, var = _spatial_moments(x) if compiling else _SpatialMoments.apply(x)  # type: ignore[no-untyped-call]
+    else:
+        mu = x.mean(dim=spatial)  # [B, C]
     chan_var, chan_mean = torch.var_mean(mu, dim=1, correction=1, keepdim=True)
     mu_hat = (mu - chan_mean) * torch.rsqrt(chan_var + eps)
     gamma = gamma.expand(batch, channels)
@@ -113,6 +177,14 @@ def instance_norm_plus(
         scale = gamma * torch.rsqrt(var + eps)
         pad = (batch, channels) + (1,) * len(spatial)
         return (x - mu.reshape(pad)) * scale.reshape(pad) + shift.reshape(pad)
+    if channels_last:
+        # Batch norm over a (1, B·C, H, W) reshape would copy the input into NCHW order. The same
+        # per-element map ``x·scale + (shift − μ·scale)`` as batch norm's, broadcast from [B, C],
+        # keeps the input's memory format (and is faster on the CPU).
+        scale = gamma * torch.rsqrt(var + eps)
+        pad = (batch, channels, 1, 1)
+        out = torch.addcmul((shift - mu * scale).reshape(pad), x, scale.reshape(pad))
+        return out.to(x.dtype)
     # Instance norm with a per-sample affine is batch norm over the B·C "channels" of a batch of
     # one: a single optimised kernel that normalises and applies γ and the shift in one pass.
     out = torch.batch_norm(
