@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -419,12 +420,18 @@ def test_forward_and_backward_jacobian_modes_agree_on_loss_and_gradients(
 ) -> None:
     sigmas = torch.tensor([1.0, 0.1], dtype=torch.float64)
     torch.manual_seed(0)
-    models = [ncsn.nets.ScoreMLP(3, hidden=8, sigmas=sigmas).double()]
-    if hasattr(ncsn.nets, "RefineNet"):
-        models.append(ncsn.nets.RefineNet(channels=1, ngf=4, sigmas=sigmas).double())
-    for net in models:
+    refinenet = ncsn.nets.RefineNet(channels=1, ngf=4, sigmas=sigmas).double()
+    models = [
+        ncsn.nets.ScoreMLP(3, hidden=8, sigmas=sigmas).double(),
+        refinenet,
+        # channels_last takes the norm's own differentiable-backward path in backward mode
+        copy.deepcopy(refinenet).to(memory_format=torch.channels_last),
+    ]
+    for index, net in enumerate(models):
         shape = (4, 3) if isinstance(net, ncsn.nets.ScoreMLP) else (4, 1, 8, 8)
         x = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        if index == 2:
+            x = x.contiguous(memory_format=torch.channels_last)
         results = []
         for mode in ("backward", "forward"):
             net.zero_grad()
