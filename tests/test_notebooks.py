@@ -25,7 +25,7 @@ EXPECTED = [
     "04_official_checkpoints.ipynb",
     "05_composing_parts.ipynb",
 ]
-CELL_TIMEOUT = 600  # seconds for one cell; each notebook takes about a minute on two CPU cores
+CELL_TIMEOUT = 600  # seconds for one cell; a notebook takes 15 s to 2 min on two CPU cores
 
 
 def _load(path: Path) -> dict[str, Any]:
