@@ -498,17 +498,23 @@ def test_a_new_run_refuses_an_output_that_holds_checkpoints(
     assert _snapshot(toy_run) == before  # nothing overwritten, no duplicate metrics
 
 
-def test_logit_dequantises_the_pixels_before_the_logit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    built: list[ncsn.training.Trainer] = []
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> list[ncsn.training.Trainer]:
+    """The Trainers the command builds, in order."""
+    trainers: list[ncsn.training.Trainer] = []
 
     class Spy(ncsn.training.Trainer):
         def __init__(self, *args: object, **kwargs: object) -> None:
             super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-            built.append(self)
+            trainers.append(self)
 
     monkeypatch.setattr(ncsn.training, "Trainer", Spy)
+    return trainers
+
+
+def test_logit_dequantises_the_pixels_before_the_logit(
+    tmp_path: Path, built: list[ncsn.training.Trainer]
+) -> None:
     data = _image_file(tmp_path)
     args = ["--data", str(data), "--ngf", "4", "--batch-size", "8", "--steps", "1", "--quiet"]
     assert _run("train", *args, "--logit", "--output", str(tmp_path / "run")) == 0
@@ -528,16 +534,8 @@ def test_logit_dequantises_the_pixels_before_the_logit(
 
 
 def test_digits_are_dequantised_over_their_17_grey_levels(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, built: list[ncsn.training.Trainer]
 ) -> None:
-    built: list[ncsn.training.Trainer] = []
-
-    class Spy(ncsn.training.Trainer):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-            built.append(self)
-
-    monkeypatch.setattr(ncsn.training, "Trainer", Spy)
     args = ["--data", "digits", "--ngf", "4", "--batch-size", "8", "--steps", "1", "--quiet"]
     assert _run("train", *args, "--output", str(tmp_path / "run")) == 0
     (trainer,) = built
