@@ -67,7 +67,10 @@ JACOBIAN_RTOL = 1e-10  # float64 agreement of loss and gradients between the two
 # Agreement of a variant's loss and gradients with its plain counterpart (relative): float32
 # round-off of another summation order, or the precision of the reduced format.
 ROUND_OFF_RTOL = 1e-4
-BF16_RTOL = 5e-2  # bfloat16 keeps 8 bits of mantissa (≈ 4e-3 per operation)
+# Forward against reverse mode in float32: two summation orders through a second-order graph
+# (measured up to 9e-4 on the CIFAR-10 gradients; float64 agreement, 1e-10, is checked above).
+JACOBIAN_MODE_RTOL = 1e-2
+BF16_RTOL = 1e-1  # bfloat16 keeps 8 bits of mantissa (measured 2–4e-2 on the gradients)
 TF32_RTOL = 1e-2  # TF32 keeps 10 bits
 
 
@@ -76,12 +79,14 @@ def tolerance(v: Variant) -> float:
         return BF16_RTOL
     if v.precision == "tf32":
         return TF32_RTOL
+    if v.loss == "ssm" and v.jacobian == "forward":
+        return JACOBIAN_MODE_RTOL
     return ROUND_OFF_RTOL
 
 
 def reference_of(v: Variant) -> str:
     """The plain variant a variant's outputs are compared with."""
-    return "dsm" if v.loss == "dsm" else f"ssm_{v.jacobian}"
+    return "dsm" if v.loss == "dsm" else "ssm_backward"
 
 
 @dataclass(frozen=True)

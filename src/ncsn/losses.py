@@ -216,7 +216,7 @@ def ssm(
         directions: optional explicit projection vectors ``[projections, B, *event]`` (used
             instead of drawing them; ``distribution`` is then ignored).
         jacobian: ``"backward"`` (double backprop; the default because it measured faster:
-            forward mode took 1.1–1.2× the time and 1.4–1.6× the peak memory of a RefineNet
+            forward mode took 1.2–1.3× the time and 1.4–1.6× the peak memory of a RefineNet
             training step on the CPU, ``benchmarks/training.py``) or ``"forward"``
             (forward-mode JVP).
         generator: source of the projections.

@@ -502,7 +502,7 @@ class AnnealedLangevin:
     * ``compile=True`` calls the model through :func:`torch.compile` (compiled on the first call
       and reused while the model, shapes and dtypes stay the same). The Langevin update itself
       stays eager, so the chain differs from the eager one only by the compiled network's
-      round-off (measured: 1e-6 relative on a RefineNet score; 2.0× faster sampling with a small
+      round-off (measured: 1e-6 relative on a RefineNet score; 1.9–2.0× faster sampling with a small
       RefineNet on the CPU, after a first call that compiles for up to a couple of minutes). It
       needs a working compiler (a C++ compiler on the CPU, Triton on CUDA): where there is none,
       the call raises :class:`RuntimeError` before the loop starts; nothing falls back silently.
@@ -516,7 +516,7 @@ class AnnealedLangevin:
     * ``autocast_dtype=torch.bfloat16`` (or ``torch.float16``) runs the model under
       :func:`torch.autocast` and casts its output back, while the chain state, the noise and the
       update stay in x's dtype: a reduced-precision score (bfloat16 keeps about 3 significant
-      digits; measured 2e-2 relative on a RefineNet score, 1.2× faster on a CPU with AVX-512
+      digits; measured 2e-2 relative on a RefineNet score, 1.2–1.35× faster on a CPU with AVX-512
       bfloat16), not a reduced-precision chain.
 
     A ``torch.channels_last`` chain with a ``channels_last`` network needs no option: the noise is
