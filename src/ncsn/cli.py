@@ -910,7 +910,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser(
         "demo",
-        help="the paper's toy figure and a small NCSN on digits (a few minutes)",
+        help="the paper's toy figure and a small NCSN on digits (under 10 minutes on 2 CPU cores)",
         description="Reproduce Fig. 3 with exact scores, train a small NCSN on the embedded digits, sample and inpaint.",
     )
     d.add_argument("--output", default="outputs/demo")
