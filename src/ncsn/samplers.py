@@ -15,11 +15,11 @@ Speed. A sampler costs L·T model evaluations, so the loop around them is kept a
 under :func:`torch.no_grad` (not :func:`torch.inference_mode`: measured no faster here, and its
 tensors could not later enter autograd), updates the chains in place, draws the noise into one
 preallocated buffer and computes each level's step size once (``benchmarks/sampling.py``
-measures the loop at 1.00–1.02 × the bare model calls). The loop itself reads nothing back from
+measures the loop at 0.99–1.05 × the bare model calls). The loop itself reads nothing back from
 the device: the sampler synchronises when it checks x for finite values, once before the first
 step and once after the last. A model may synchronise on its own: a level-conditioned network
-of ``ncsn.nets`` looks its σ up once per level (the lookup is cached for the level's σ tensor),
-and the exact scores of ``ncsn.toy`` check σ at every call. Noise is always drawn in the
+of ``ncsn.nets`` looks its σ up once per level (the lookup is cached for the level's σ tensor);
+the exact scores of ``ncsn.toy`` check σ only where that is free, on the CPU. Noise is always drawn in the
 logical (row-major) order of ``x``, so a ``torch.channels_last`` chain gives the same samples
 as a contiguous one. Opt-in options of both samplers (``compile``, ``cuda_graph``,
 ``autocast_dtype``; see :class:`AnnealedLangevin`) trade exactness or set-up time for speed.

@@ -25,9 +25,10 @@ _LOG_2PI = math.log(2 * math.pi)
 def _sigma_sq(sigma: Tensor | float, x: Tensor) -> Tensor:
     """σ² as ``[B, 1, 1]`` (per example) on x's device and dtype; σ must be finite and >= 0."""
     s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
-    # Reading σ's values synchronises with the device, which a CUDA-graph capture forbids; the
-    # samplers call the model once on the same σ buffer before capturing, so it was checked.
-    if not (s.is_cuda and torch.cuda.is_current_stream_capturing()):
+    # Checked where reading the values is free: on an accelerator it would synchronise with the
+    # host at every sampler step (and break CUDA-graph capture). The samplers validate their σ up
+    # front and check the chain for non-finite values at the end.
+    if s.device.type == "cpu":
         check_sigma_values(s, allow_zero=True)
     if s.ndim == 0:
         s = s.expand(x.shape[0])
@@ -268,7 +269,8 @@ class ExactScore:
 
     ``ExactScore(dist)(x, sigma)`` equals ``dist.score(x, sigma)``: ``x: [B, D]``, ``sigma: [B]``
     (finite, ≥ 0; σ = 0 gives the data score) to a ``[B, D]`` score. A negative or non-finite σ
-    raises :class:`ValueError`.
+    raises :class:`ValueError` (checked for CPU tensors; on an accelerator the check would
+    synchronise with the host at every call).
 
     Args:
         distribution: a :class:`GaussianMixture` or :class:`Gaussian`.
