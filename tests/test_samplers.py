@@ -366,14 +366,19 @@ def test_langevin_inpainting_ignores_nan_placeholders_in_unknown_entries() -> No
     assert torch.isfinite(out).all()
 
 
-def test_inpainting_checks_init_before_the_chain_starts() -> None:
-    calls = 0
+class _CountingScore:
+    """The score of N(0, I), counting its calls."""
 
-    def model(xt: Tensor, s: Tensor) -> Tensor:
-        nonlocal calls
-        calls += 1
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, xt: Tensor, s: Tensor) -> Tensor:
+        self.calls += 1
         return -xt
 
+
+def test_inpainting_checks_init_before_the_chain_starts() -> None:
+    model = _CountingScore()
     x = torch.rand(2, 4)
     mask = torch.tensor([True, True, False, False])
     bad = torch.rand(2, 4)
@@ -383,7 +388,7 @@ def test_inpainting_checks_init_before_the_chain_starts() -> None:
             ncsn.samplers.inpaint(sampler, model, x, mask, init=bad)
         with pytest.raises(TypeError, match=r"init must be a torch\.Tensor or None; got list"):
             ncsn.samplers.inpaint(sampler, model, x, mask, init=[[0.0] * 4] * 2)  # type: ignore[arg-type]
-    assert calls == 0
+    assert model.calls == 0
     # a NaN init at a known entry is ignored (known entries are overwritten before the first step)
     ok = torch.rand(2, 4)
     ok[0, 0] = float("nan")
@@ -565,18 +570,12 @@ def test_langevin_step_accepts_sigma_zero() -> None:
 
 
 def test_langevin_step_checks_noise_before_calling_the_model() -> None:
-    calls = 0
-
-    def model(xt: Tensor, s: Tensor) -> Tensor:
-        nonlocal calls
-        calls += 1
-        return -xt
-
+    model = _CountingScore()
     with pytest.raises(ValueError, match=r"noise must have the shape of x \(2, 3\); got \(2, 2\)"):
         langevin_step(model, torch.rand(2, 3), 0.1, 0.1, noise=torch.zeros(2, 2))
     with pytest.raises(TypeError, match=r"noise must be a torch\.Tensor or None; got list"):
         langevin_step(model, torch.rand(2, 3), 0.1, 0.1, noise=[0.0])  # type: ignore[arg-type]
-    assert calls == 0
+    assert model.calls == 0
 
 
 def test_langevin_step_casts_noise_to_the_dtype_of_x() -> None:
