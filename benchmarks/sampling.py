@@ -5,8 +5,8 @@
    same batch), for the toy ``ScoreMLP`` with 1,280 chains (targets on the CPU: ≤ 1.25) and a small
    ``RefineNet`` (ngf 16, 1×28×28, batch 16; target ≤ 1.05).
 2. Optimisations (item 3): time per Langevin step, samples/s at the paper's 1,000 steps and the
-   speed-up over the plain eager float32 sampler, for ``compile=True``, a ``channels_last`` chain
-   and network, ``autocast_dtype=torch.bfloat16`` and, on CUDA, ``cuda_graph=True``, TF32 and
+   speed-up over the plain eager float32 sampler, for ``ncsn.nets.compiled``, a ``channels_last`` chain
+   and network, ``ncsn.nets.autocast(net, torch.bfloat16)`` and, on CUDA, ``ncsn.nets.cuda_graphed``, TF32 and
    their combinations; every variant's samples are compared with the plain sampler's (same seed)
    against a stated tolerance, and a mismatch makes the script exit with status 1. On the CPU the
    network is the small RefineNet (batch 16); on CUDA the CIFAR-10 configuration (3×32×32,
@@ -124,9 +124,22 @@ def sampler_call(
     precision: str | None = None,
     **options: Any,
 ) -> Callable[[list[Tensor] | None], None]:
-    """One sampler call; given a list, it records [samples, the first step's score] there."""
-    sampler = AnnealedLangevin(work.sigmas, work.step_size, work.steps_per_level, **options)
-    net = work.model if model is None else model
+    """One sampler call; given a list, it records [samples, the first step's score] there.
+
+    ``options`` (``compile``, ``autocast_dtype``, ``cuda_graph``) select the model wrappers of
+    :mod:`ncsn.nets`, stacked as cuda_graphed(autocast(compiled(net))).
+    """
+    sampler = AnnealedLangevin(work.sigmas, work.step_size, work.steps_per_level)
+    net: Any = work.model if model is None else model
+    if options.pop("compile", False):
+        net = ncsn.nets.compiled(net)
+    dtype = options.pop("autocast_dtype", None)
+    if dtype is not None:
+        net = ncsn.nets.autocast(net, dtype)
+    if options.pop("cuda_graph", False):
+        net = ncsn.nets.cuda_graphed(net)
+    if options:
+        raise TypeError(f"unknown sampler options {sorted(options)}")
     start = work.x if x is None else x
     device = work.x.device
 

@@ -58,62 +58,50 @@ def _start(shape: tuple[int, ...] = (64, 3)) -> Tensor:
     return torch.rand(shape, generator=torch.Generator().manual_seed(3))
 
 
-# ------------------------------------------------------------------------- argument checks
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda **kw: AnnealedLangevin(SIGMAS, 1e-3, 2, **kw),
-        lambda **kw: Langevin(0.1, 1e-3, 2, **kw),
-    ],
-)
-def test_options_are_checked_at_construction(make: Callable[..., object]) -> None:
-    with pytest.raises(TypeError, match="compile must be a bool; got compile='yes'"):
-        make(compile="yes")
-    with pytest.raises(TypeError, match="cuda_graph must be a bool; got cuda_graph=1"):
-        make(cuda_graph=1)
+# ------------------------------------------------------------------------- wrapper checks
+def test_wrappers_check_their_arguments() -> None:
     with pytest.raises(
-        ValueError,
-        match=r"autocast_dtype must be None, torch.bfloat16 or torch.float16; got autocast_dtype=torch.float64",
+        ValueError, match=r"dtype must be torch.bfloat16 or torch.float16; got dtype=torch.float64"
     ):
-        make(autocast_dtype=torch.float64)
-    with pytest.raises(TypeError):  # keyword-only: a positional option is a typo, not a value
-        AnnealedLangevin(SIGMAS, 1e-3, 2, False, True)  # type: ignore[misc]
+        ncsn.nets.autocast(_Small(), torch.float64)
+    with pytest.raises(TypeError, match="model must be a callable ScoreModel; got int"):
+        ncsn.nets.compiled(3)  # type: ignore[arg-type]
 
 
-def test_options_default_to_the_plain_path() -> None:
-    sampler = AnnealedLangevin(SIGMAS, 1e-3, 2)
-    assert (sampler.compile, sampler.cuda_graph, sampler.autocast_dtype) == (False, False, None)
-    plain = Langevin(0.1, 1e-3, 2)
-    assert (plain.compile, plain.cuda_graph, plain.autocast_dtype) == (False, False, None)
-    # Options are part of the configuration: equal settings compare equal, different ones not.
-    assert AnnealedLangevin(SIGMAS, 1e-3, 2, compile=True) != sampler
-    assert Langevin(0.1, 1e-3, 2, autocast_dtype=torch.bfloat16) != plain
+def test_wrappers_hold_the_model_and_unwrap() -> None:
+    net = _Small()
+    stacked = ncsn.nets.autocast(ncsn.nets.compiled(net), torch.bfloat16)
+    assert ncsn.nets.unwrap(stacked) is net
+    assert ncsn.nets.unwrap(net) is net
+    # The parameters are the model's own: an optimizer over the wrapper trains the model.
+    assert [p.data_ptr() for p in stacked.parameters()] == [p.data_ptr() for p in net.parameters()]
 
 
-@pytest.mark.parametrize(
-    "sampler",
-    [AnnealedLangevin(SIGMAS, 1e-3, 2, cuda_graph=True), Langevin(0.1, 1e-3, 2, cuda_graph=True)],
-)
-def test_cuda_graph_off_cuda_raises_before_sampling(sampler: Langevin | AnnealedLangevin) -> None:
+@pytest.mark.parametrize("sampler", [AnnealedLangevin(SIGMAS, 1e-3, 2), Langevin(0.1, 1e-3, 2)])
+def test_cuda_graphed_off_cuda_raises_before_sampling(sampler: Langevin | AnnealedLangevin) -> None:
     calls = []
 
     def model(x: Tensor, s: Tensor) -> Tensor:
         calls.append(1)
         return -x
 
-    with pytest.raises(ValueError, match=r"cuda_graph=True needs x on a CUDA device; got x on cpu"):
-        sampler(model, _start())
-    with pytest.raises(ValueError, match="cuda_graph=True needs x on a CUDA device"):
-        sampler.inpaint(model, _start(), torch.zeros(3, dtype=torch.bool))
+    graphed = ncsn.nets.cuda_graphed(model)
+    with pytest.raises(
+        ValueError, match=r"cuda_graphed\(model\) needs x on a CUDA device; got x on cpu"
+    ):
+        sampler(graphed, _start())
+    mask = torch.tensor([True, False, False])
+    with pytest.raises(ValueError, match=r"cuda_graphed\(model\) needs x on a CUDA device"):
+        ncsn.samplers.inpaint(sampler, graphed, _start(), mask)
     assert calls == []
 
 
 def test_autocast_on_a_device_without_autocast_raises() -> None:
-    sampler = AnnealedLangevin(SIGMAS, 1e-3, 2, autocast_dtype=torch.bfloat16)
+    fast = ncsn.nets.autocast(lambda x, s: -x)
     with pytest.raises(
-        ValueError, match=r"autocast_dtype=torch\.bfloat16 needs autocast support on meta"
+        ValueError, match=r"autocast\(model, torch\.bfloat16\) needs autocast support on meta"
     ):
-        sampler(lambda x, s: -x, torch.empty(4, 3, device="meta"))
+        fast(torch.empty(4, 3, device="meta"), torch.empty(4, device="meta"))
 
 
 # ------------------------------------------------------------------------- autocast
@@ -132,9 +120,9 @@ def test_autocast_keeps_the_chain_in_float32_and_stays_close(dtype: torch.dtype)
         return net(x, s)
 
     x0 = _start()
-    plain_out, plain_scores = _run(AnnealedLangevin(SIGMAS, 1e-3, 3), net, x0)
-    sampler = AnnealedLangevin(SIGMAS, 1e-3, 3, autocast_dtype=dtype)
-    out, scores = _run(sampler, model, x0)
+    sampler = AnnealedLangevin(SIGMAS, 1e-3, 3)
+    plain_out, plain_scores = _run(sampler, net, x0)
+    out, scores = _run(sampler, ncsn.nets.autocast(model, dtype), x0)
     assert seen and all(enabled and d == dtype for enabled, d in seen)
     assert out.dtype == torch.float32 and all(s.dtype == torch.float32 for s in scores)
     assert not torch.equal(out, plain_out)  # it did run in reduced precision
@@ -147,12 +135,30 @@ def test_autocast_inpainting_keeps_the_known_entries_exact() -> None:
     net = _Small()
     x = _start((16, 3))
     mask = torch.tensor([True, False, False])
-    sampler = Langevin(0.1, 1e-3, 5, autocast_dtype=torch.bfloat16)
-    got = sampler.inpaint(net, x, mask, generator=torch.Generator().manual_seed(0))
-    plain = Langevin(0.1, 1e-3, 5).inpaint(net, x, mask, generator=torch.Generator().manual_seed(0))
+    sampler = Langevin(0.1, 1e-3, 5)
+    fast = ncsn.nets.autocast(net, torch.bfloat16)
+    got = ncsn.samplers.inpaint(sampler, fast, x, mask, generator=torch.Generator().manual_seed(0))
+    plain = ncsn.samplers.inpaint(sampler, net, x, mask, generator=torch.Generator().manual_seed(0))
     assert got.dtype == torch.float32
     assert torch.equal(got[:, 0], plain[:, 0])  # the re-imposed noisy observations: same draws
     assert (got - plain).abs().max() <= 1e-2 * plain.abs().max()
+
+
+def test_autocast_passes_gradients_in_float32() -> None:
+    """Training through the wrapper: float32 loss and parameter gradients, close to fp32's."""
+    net = _Small()
+    x = _start((32, 3))
+    sigma = torch.full((32,), 0.5)
+    fast = ncsn.nets.autocast(net, torch.bfloat16)
+    out = fast(x, sigma)
+    assert out.dtype == torch.float32
+    out.square().sum().backward()
+    grads = [p.grad.clone() for p in net.parameters()]  # type: ignore[union-attr]
+    net.zero_grad()
+    net(x, sigma).square().sum().backward()
+    for a, p in zip(grads, net.parameters(), strict=True):
+        assert a.dtype == torch.float32
+        assert (a - p.grad).abs().max() <= 5e-2 * p.grad.abs().max()  # type: ignore[operator,union-attr]
 
 
 # ------------------------------------------------------------------------- memory format
@@ -200,7 +206,7 @@ def test_compile_without_a_working_compiler_raises_a_clear_error(
 ) -> None:
     import torch._inductor.config as inductor_config
 
-    monkeypatch.setattr(ncsn.samplers, "_COMPILER_WORKS", set())
+    monkeypatch.setattr(ncsn.nets.wrappers, "_COMPILER_WORKS", set())
     calls = []
 
     def model(x: Tensor, s: Tensor) -> Tensor:
@@ -213,10 +219,10 @@ def test_compile_without_a_working_compiler_raises_a_clear_error(
             inductor_config.patch({"cpp.cxx": ("/nonexistent/c++",)}),
             pytest.raises(
                 RuntimeError,
-                match=r"compile=True needs a working torch.compile for cpu .*No working C\+\+ compiler",
+                match=r"compiled\(model\) needs a working torch.compile for cpu .*No working C\+\+ compiler",
             ),
         ):
-            AnnealedLangevin(SIGMAS, 1e-3, 2, compile=True)(model, _start())
+            AnnealedLangevin(SIGMAS, 1e-3, 2)(ncsn.nets.compiled(model), _start())
     finally:
         torch._dynamo.reset()
     assert calls == []  # raised before the loop, with no eager fallback
@@ -227,18 +233,13 @@ def test_compile_matches_the_eager_sampler() -> None:
     """Tolerance 1e-6 relative (the compiled network may fuse and reorder float32 operations)."""
     net = _Small()
     x0 = _start()
-    for plain, fast in [
-        (
-            AnnealedLangevin(SIGMAS, 1e-3, 3, denoise=True),
-            AnnealedLangevin(SIGMAS, 1e-3, 3, denoise=True, compile=True),
-        ),
-        (Langevin(0.2, 1e-3, 4), Langevin(0.2, 1e-3, 4, compile=True)),
-    ]:
-        expected, expected_scores = _run(plain, net, x0)
-        got, scores = _run(fast, net, x0)
+    fast_net = ncsn.nets.compiled(net)
+    for sampler in [AnnealedLangevin(SIGMAS, 1e-3, 3, denoise=True), Langevin(0.2, 1e-3, 4)]:
+        expected, expected_scores = _run(sampler, net, x0)
+        got, scores = _run(sampler, fast_net, x0)
         torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
-        assert len(scores) == len(expected_scores) == plain.num_model_calls
-        again, _ = _run(fast, net, x0)  # the compiled model is reused: same seed, same samples
+        assert len(scores) == len(expected_scores) == sampler.num_model_calls
+        again, _ = _run(sampler, fast_net, x0)  # compiled once, reused: same seed, same samples
         assert torch.equal(again, got)
 
 
@@ -250,10 +251,9 @@ def test_compile_with_a_level_conditioned_network_matches_the_eager_sampler() ->
     x0 = ncsn.samplers.uniform_init(
         (256, 2), low=-2, high=2, generator=torch.Generator().manual_seed(0)
     )
-    plain = AnnealedLangevin(SIGMAS, 1e-3, 3)
-    fast = AnnealedLangevin(SIGMAS, 1e-3, 3, compile=True)
-    expected, _ = _run(plain, net, x0)
-    got, _ = _run(fast, net, x0)
+    sampler = AnnealedLangevin(SIGMAS, 1e-3, 3)
+    expected, _ = _run(sampler, net, x0)
+    got, _ = _run(sampler, ncsn.nets.compiled(net), x0)
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
 
 

@@ -1,7 +1,9 @@
 """Extending ncsn: a sampler of your own (the ``ncsn.Sampler`` protocol).
 
 A sampler is anything callable as ``sampler(model, x, *, generator=None, callback=None)`` that
-moves the initial points ``x [B, *event]`` toward samples and returns the final iterate. This one
+moves the initial points ``x [B, *event]`` toward samples and returns the final iterate. One that
+also takes ``hook=`` (a ``ncsn.samplers.StepHook``, applied to the start of each level and after
+every step) works with ``ncsn.samplers.inpaint`` as well. This one
 is annealed Langevin dynamics whose step size is chosen at every step from a target
 signal-to-noise ratio r, the "corrector" of Song et al. (2021, Algorithm 4):
 
@@ -51,11 +53,15 @@ class SNRAnnealedLangevin:
         *,
         generator: torch.Generator | None = None,
         callback: Callable[[ncsn.samplers.StepInfo], None] | None = None,
+        hook: ncsn.samplers.StepHook | None = None,
     ) -> Tensor:
         batch = x.shape[0]
         with torch.no_grad():
+            x = x.clone()
             for level, sigma_value in enumerate(self.sigmas.tolist()):
                 sigma = torch.full((batch,), sigma_value, dtype=x.dtype, device=x.device)
+                if hook is not None:  # e.g. inpainting: re-impose the known entries at this σ
+                    hook(x, sigma_value)
                 for step in range(self.steps_per_level):
                     score = model(x, sigma)
                     z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
@@ -65,6 +71,8 @@ class SNRAnnealedLangevin:
                     score_norm = score.flatten(1).norm(dim=1).mean().clamp_min(1e-12)
                     alpha = 4.0 * (self.snr * noise_norm / score_norm) ** 2  # α = 2ε, a 0-d tensor
                     x = x + (alpha / 2) * score + alpha.sqrt() * z  # paper convention
+                    if hook is not None:
+                        hook(x, sigma_value)
                     if callback is not None:  # float() synchronises: only with a callback
                         callback(
                             ncsn.samplers.StepInfo(level, step, sigma_value, float(alpha), x, score)

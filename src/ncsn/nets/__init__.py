@@ -1,4 +1,5 @@
-"""Score networks: the paper's RefineNet, its unconditional baseline, the toy MLP, adapters."""
+"""Score networks: the paper's RefineNet, its unconditional baseline, the toy MLP, adapters, and wrappers for
+faster calls (:func:`compiled`, :func:`autocast`, :func:`cuda_graphed`)."""
 
 from ncsn.nets.adapters import DenoiserScore, NoisePredictorScore, ScaledByInverseSigma
 from ncsn.nets.config import build_model, model_config
@@ -6,18 +7,24 @@ from ncsn.nets.layers import CondInstanceNorm2dPlus, InstanceNorm2dPlus
 from ncsn.nets.mlp import ScoreMLP
 from ncsn.nets.official import CheckpointError, load_official_checkpoint
 from ncsn.nets.refinenet import RefineNet, RefineNetBaseline
+from ncsn.nets.wrappers import ModelWrapper, autocast, compiled, cuda_graphed, unwrap
 
 __all__ = [
     "CheckpointError",
     "CondInstanceNorm2dPlus",
     "DenoiserScore",
     "InstanceNorm2dPlus",
+    "ModelWrapper",
     "NoisePredictorScore",
     "RefineNet",
     "RefineNetBaseline",
     "ScaledByInverseSigma",
     "ScoreMLP",
+    "autocast",
     "build_model",
+    "compiled",
+    "cuda_graphed",
     "load_official_checkpoint",
     "model_config",
+    "unwrap",
 ]

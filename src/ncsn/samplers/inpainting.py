@@ -1,0 +1,191 @@
+"""Inpainting (Algorithm 2 of Song & Ermon, 2019) as a step hook that works with every sampler.
+
+:class:`Inpainting` is a :class:`~ncsn.samplers.StepHook`: whenever the sampler's iterate stands
+for noise level σ, the known entries are replaced by the observations perturbed at that σ,
+y = x_obs + σ·z̃ (z̃ drawn once per level); the unknown entries follow the sampler. :func:`inpaint`
+builds the hook and runs any sampler that accepts ``hook=`` (every sampler of this package, and a
+user-written one that takes the keyword).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torch import Tensor
+
+from ncsn._checks import check_batch, check_generator
+from ncsn._types import Sampler, ScoreModel, StepCallback
+from ncsn.samplers._common import noise_like
+from ncsn.samplers.inits import uniform_init
+
+__all__ = ["Inpainting", "inpaint"]
+
+
+class Inpainting:
+    """A step hook that re-imposes the known entries, perturbed at the current σ (Algorithm 2).
+
+    ``hook(x, σ)`` sets ``x[mask] = y[mask]`` in place with y = x_obs + σ·z̃; a new z̃ is drawn
+    from ``generator`` each time σ changes (once per level), and σ = 0 (after a final denoising
+    step) gives the clean observations.
+
+    Args:
+        x: ``[B, *event]`` observations. Only the known entries are read: the unknown ones may
+            hold placeholders such as NaN.
+        mask: boolean or 0/1 tensor broadcastable to x (per-example masks allowed); 1 = known.
+        generator: source of z̃ (the sampler's generator, so that one seed fixes the whole run).
+
+    Raises:
+        ValueError: a mask that cannot broadcast to x, holds values other than 0/1, or has no
+            unknown entry; NaN or infinite values in x at known entries; an empty batch.
+
+    Example:
+        >>> obs = torch.zeros(2, 4)
+        >>> hook = ncsn.samplers.Inpainting(obs, torch.tensor([1, 1, 0, 0]))
+        >>> x = torch.ones(2, 4)
+        >>> hook(x, 0.0)
+        >>> x
+        tensor([[0., 0., 1., 1.],
+                [0., 0., 1., 1.]])
+    """
+
+    def __init__(
+        self, x: Tensor, mask: Tensor, *, generator: torch.Generator | None = None
+    ) -> None:
+        check_batch(x)
+        check_generator(generator, x)
+        if x.shape[0] == 0:
+            raise ValueError(f"x must hold at least one example; got shape {tuple(x.shape)}")
+        mask = torch.as_tensor(mask)
+        try:
+            expanded = mask.to(x.device).expand(x.shape)
+        except RuntimeError as err:
+            raise ValueError(
+                f"mask of shape {tuple(mask.shape)} cannot broadcast to x of shape {tuple(x.shape)}"
+            ) from err
+        if expanded.dtype != torch.bool:
+            if not bool(((expanded == 0) | (expanded == 1)).all()):
+                bad = expanded[(expanded != 0) & (expanded != 1)][:5].tolist()
+                raise ValueError(
+                    f"mask must hold only 0 and 1 (1 = known); got values such as {bad}"
+                )
+            expanded = expanded == 1
+        if bool(expanded.all()):
+            raise ValueError("mask marks every entry as known (1): there is nothing to inpaint")
+        if not bool((torch.isfinite(x) | ~expanded).all()):
+            raise ValueError(
+                "x (the observations) contains NaN or infinite values at known entries "
+                "(mask = 1); only the unknown entries (mask = 0) are ignored"
+            )
+        self.mask = expanded
+        # The unknown entries set to 0, so that a NaN placeholder there never enters the chain.
+        self.observed = torch.where(expanded, x, torch.zeros((), dtype=x.dtype, device=x.device))
+        self.generator = generator
+        self._sigma: float | None = None
+        self._y = self.observed
+
+    def __call__(self, x: Tensor, sigma: float, /) -> None:
+        if sigma != self._sigma:
+            if sigma == 0:
+                self._y = self.observed
+            else:
+                self._y = self.observed + sigma * noise_like(self.observed, self.generator)
+            self._sigma = sigma
+        torch.where(self.mask, self._y.to(x.dtype), x, out=x)
+
+    def start(self, init: Tensor | None = None) -> Tensor:
+        """A starting point: ``init``'s unknown entries (default U[0, 1], as in the paper), the
+        clean observations elsewhere (the sampler's first hook call perturbs them).
+
+        Raises:
+            TypeError: an ``init`` that is not a tensor.
+            ValueError: an ``init`` of another shape than x, or non-finite at unknown entries.
+        """
+        obs = self.observed
+        if init is None:
+            init = uniform_init(
+                tuple(obs.shape), generator=self.generator, dtype=obs.dtype, device=obs.device
+            )
+        else:
+            if not isinstance(init, Tensor):
+                raise TypeError(f"init must be a torch.Tensor or None; got {type(init).__name__}")
+            if init.shape != obs.shape:
+                raise ValueError(
+                    f"init must have the shape of x {tuple(obs.shape)}; got {tuple(init.shape)}"
+                )
+            init = init.detach().to(obs)
+            if not bool((torch.isfinite(init) | self.mask).all()):
+                raise ValueError(
+                    "init (the starting point) contains NaN or infinite values at unknown "
+                    "entries (mask = 0)"
+                )
+        return torch.where(self.mask, obs, init)
+
+
+def _accepts_hook(sampler: object) -> bool:
+    try:
+        params = inspect.signature(sampler).parameters  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return "hook" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def inpaint(
+    sampler: Sampler,
+    model: ScoreModel,
+    x: Tensor,
+    mask: Tensor,
+    *,
+    init: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    callback: StepCallback | None = None,
+) -> Tensor:
+    """Inpainting with any sampler (Algorithm 2 of Song & Ermon, 2019, generalised).
+
+    Runs ``sampler(model, start, generator=, callback=, hook=Inpainting(x, mask))``: whenever the
+    iterate stands for noise level σ the known entries (``mask`` = 1) are set to
+    y = x + σ·z̃ (z̃ drawn once per level); the unknown entries (``mask`` = 0) follow the
+    sampler's dynamics. No retraining: any unconditional score model works. With
+    :class:`~ncsn.samplers.AnnealedLangevin` this is the paper's Algorithm 2 exactly;
+    :class:`~ncsn.samplers.Langevin` has one level, σ.
+
+    Args:
+        sampler: any sampler that accepts ``hook=`` (a :class:`~ncsn.samplers.StepHook`).
+        model: a :class:`~ncsn.ScoreModel`.
+        x: ``[B, *event]`` observations. Only the known entries are read: the unknown ones are
+            replaced by 0 before the chain starts, so they may hold placeholders such as NaN.
+        mask: boolean or 0/1 tensor broadcastable to x (per-example masks allowed); 1 = known.
+        init: ``[B, *event]`` starting point of the unknown entries (default: U[0, 1], as in the
+            paper); its known entries are ignored, its unknown ones must be finite.
+        generator: source of all randomness.
+        callback: receives a :class:`~ncsn.samplers.StepInfo` after every step.
+
+    Returns:
+        ``[B, *event]`` completions. The known entries of the result are the last level's noisy
+        observations y_L = x + σ_L·z̃_L (as in Alg. 2), except after a final denoising step
+        (``denoise=True``), which re-imposes the clean observations, so the known entries equal x
+        exactly. ``torch.where(mask, x, result)`` gives the clean observations in every case.
+
+    Raises:
+        ValueError: a mask that cannot broadcast to x, holds values other than 0/1, or has no
+            unknown entry; NaN or infinite values in x at known entries, or in ``init`` at
+            unknown entries; an ``init`` of another shape than x.
+        TypeError: a sampler that takes no ``hook=``; an ``init`` that is not a tensor.
+        FloatingPointError: the chain produced non-finite values (step size too large).
+
+    Example:
+        >>> sampler = ncsn.samplers.AnnealedLangevin(ncsn.geometric_sigmas(1.0, 0.01, 10), 2e-5, 100)
+        >>> mask = ncsn.samplers.inpainting_mask("right_half", images.shape)   # right half unknown
+        >>> completions = ncsn.samplers.inpaint(sampler, net, images, mask, generator=g)  # doctest: +SKIP
+    """
+    if not _accepts_hook(sampler):
+        raise TypeError(
+            f"sampler {sampler!r} does not accept hook=: inpainting needs a sampler that applies "
+            "a ncsn.samplers.StepHook after each step (every sampler in ncsn.samplers does)"
+        )
+    hook = Inpainting(x, mask, generator=generator)
+    start = hook.start(init)
+    result: Tensor = sampler(  # type: ignore[call-arg]
+        model, start, generator=generator, callback=callback, hook=hook
+    )
+    return result
