@@ -741,7 +741,7 @@ def test_missing_matplotlib_says_how_to_install_it(
     with pytest.raises(ImportError, match=r"plots need matplotlib; install it with"):
         ncsn.viz.plot_toy_samples([("data", torch.zeros(3, 2))], tmp_path / "toy.png")
     assert not (tmp_path / "toy.png").exists()
-    from ncsn.cli import _plots_available
+    from ncsn.cli.demo import plots_available as _plots_available
 
     assert _plots_available() is False
     err = capsys.readouterr().err.strip()

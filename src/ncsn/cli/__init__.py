@@ -1,0 +1,62 @@
+"""The ``ncsn`` command: ``ncsn train``, ``ncsn sample``, ``ncsn inpaint`` and ``ncsn demo``.
+
+Every subcommand has ``--help``. A bad argument or a missing file prints one line and exits with
+status 2, a training run whose loss becomes non-finite prints one line naming the step and exits
+with status 1; an interrupted training run (Ctrl-C) saves a checkpoint first, so it can be resumed
+with ``--resume``, which rebuilds the run from the settings its checkpoints record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ncsn import training
+from ncsn.cli import demo, inpaint, sample, train
+from ncsn.cli._common import EXIT_USAGE, CommandError, Parser, one_line
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``ncsn`` command."""
+    parser = Parser(
+        prog="ncsn", description="Noise Conditional Score Networks (Song & Ermon, 2019)."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    for command in (train, sample, inpaint, demo):
+        command.add_parser(sub)
+    return parser
+
+
+def _given_options(argv: Sequence[str]) -> set[str]:
+    """The destinations of the options written on the command line (not left at their defaults)."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for command in sub.choices.values():
+        for action in command._actions:
+            action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv))) - {"command", "run"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ncsn`` console script (and ``python -m ncsn``).
+
+    Returns the exit status: 0 on success, 2 for a bad argument or an unusable file, 1 for a run
+    that failed on its own (a non-finite training loss), 130 after Ctrl-C. Each error is one line
+    on stderr.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.given = _given_options(argv)
+    try:
+        return int(args.run(args))
+    except CommandError as err:
+        print(f"ncsn {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except (training.CheckpointError, FileNotFoundError, FileExistsError) as err:
+        print(f"ncsn {args.command}: error: {one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,182 @@
+"""What every ``ncsn`` subcommand shares: errors, devices, model loading, progress, option types."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ncsn import data as ncsn_data
+from ncsn import training
+from ncsn.nets.config import build_model
+from ncsn.nets.official import load_official_checkpoint
+from ncsn.training.checkpoints import _reason, _state_dict_mismatch
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class CommandError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class RunError(CommandError):
+    """A run that failed on its own (e.g. a non-finite loss): printed as one line, exit status 1."""
+
+    exit_code = EXIT_FAILURE
+
+
+def load_model(
+    path: str, *, image_size: int | None, use_ema: bool
+) -> tuple[nn.Module, dict[str, Any]]:
+    """A model from one of our checkpoints or an official one, plus what we know of its data."""
+    file = Path(path)
+    if not file.exists():
+        raise CommandError(f"{path}: no such checkpoint file or folder")
+    if file.is_dir():
+        found = training.latest_checkpoint(file)
+        if found is None:
+            raise CommandError(f"{path}: folder holds no checkpoint-*.pt file")
+        file = found
+    try:
+        obj = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch.load raises UnpicklingError, RuntimeError, EOFError, ...
+        raise CommandError(f"{file}: not a readable checkpoint ({_reason(err)})") from err
+    if (
+        isinstance(obj, dict)
+        and "config" in obj
+        and isinstance(obj["config"], dict)
+        and "model" in obj["config"]
+    ):
+        checkpoint = training.load_checkpoint(file)
+        config = checkpoint["config"]
+        try:
+            model = build_model(config["model"])
+        except (ValueError, TypeError) as err:
+            raise CommandError(f"{file}: cannot rebuild its model ({one_line(err)})") from err
+        weights = training.model_weights(checkpoint, ema=use_ema)
+        mismatch = _state_dict_mismatch(model, weights)
+        if mismatch is not None:
+            raise CommandError(
+                f"{file}: the weights do not fit its recorded {type(model).__name__}: {mismatch}"
+            )
+        model.load_state_dict(weights)
+        return model, dict(config.get("data", {}))
+    net = load_official_checkpoint(file)
+    size = image_size or (28 if net.channels == 1 else 32)
+    return net, {"shape": [net.channels, size, size], "logit_transform": net.logit_transform}
+
+
+def to_images(x: Tensor, meta: dict[str, Any]) -> Tensor:
+    if meta.get("logit_transform"):
+        x = ncsn_data.inverse_logit_transform(x)
+    return x.clamp(0, 1)
+
+
+def device_from(text: str | None) -> torch.device:
+    """``--device``, checked to exist here (cpu, cuda, cuda:N or mps)."""
+    if text is None:
+        return torch.device("cpu")
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise CommandError(
+            f"--device {text!r} is not a device; expected cpu, cuda, cuda:N or mps"
+        ) from None
+    if device.type == "cpu":
+        return device
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CommandError(
+                f"--device {text}: CUDA is not available (a CPU-only PyTorch build, or no GPU)"
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise CommandError(f"--device {text}: this machine has {count} CUDA device(s)")
+        return device
+    if device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise CommandError(f"--device {text}: MPS is not available on this machine")
+        return device
+    raise CommandError(f"--device {text}: unsupported device type; expected cpu, cuda or mps")
+
+
+@contextlib.contextmanager
+def user_input() -> Iterator[None]:
+    """The library checks the values the user gave: its ValueError/TypeError is a usage error."""
+    try:
+        yield
+    except (ValueError, TypeError) as err:
+        raise CommandError(one_line(err)) from err
+
+
+def one_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+def grid_scale(shape: Sequence[int]) -> int:
+    return max(1, 64 // int(shape[-1]))
+
+
+class Progress:
+    """A tqdm bar over a sampler's model calls (the callback syncs nothing: it only counts)."""
+
+    def __init__(self, sampler: Any, quiet: bool) -> None:
+        self.total, self.quiet = int(sampler.num_model_calls), quiet
+        self.bar: Any = None
+
+    def __enter__(self) -> Any:
+        if self.quiet:
+            return None
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.total, desc="sampling", unit="step", mininterval=1.0)
+        return lambda info: self.bar.update(1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit 2
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def positive_int_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_float_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def rate_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    return value
