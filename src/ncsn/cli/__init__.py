@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from ncsn import training
 from ncsn.cli import demo, inpaint, sample, train
-from ncsn.cli._common import EXIT_USAGE, CommandError, Parser, one_line
+from ncsn.cli._common import EXIT_FAILURE, EXIT_USAGE, CommandError, Parser, one_line
 
 __all__ = ["build_parser", "main"]
 
@@ -45,7 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ncsn`` console script (and ``python -m ncsn``).
 
     Returns the exit status: 0 on success, 2 for a bad argument or an unusable file, 1 for a run
-    that failed on its own (a non-finite training loss), 130 after Ctrl-C. Each error is one line
+    that failed on its own (a non-finite training loss, a diverging sampler, a disk that filled up),
+    130 after Ctrl-C. Each error is one line
     on stderr.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -60,3 +61,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (training.CheckpointError, FileNotFoundError, FileExistsError) as err:
         print(f"ncsn {args.command}: error: {one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
+    except FloatingPointError as err:  # a sampler diverged (non-finite values)
+        print(
+            f"ncsn {args.command}: error: {one_line(err)}; try a smaller --step-size",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    except OSError as err:  # e.g. a full disk while saving (the older checkpoints are kept)
+        where = f" ({err.filename})" if err.filename else ""
+        print(
+            f"ncsn {args.command}: error: {err.strerror or one_line(err)}{where}", file=sys.stderr
+        )
+        return EXIT_FAILURE

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
+import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,6 +53,28 @@ def load_model(
         obj = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load raises UnpicklingError, RuntimeError, EOFError, ...
         raise CommandError(f"{file}: not a readable checkpoint ({_reason(err)})") from err
+    if isinstance(obj, list):
+        if not (len(obj) >= 1 and isinstance(obj[0], dict)):
+            kinds = sorted({type(v).__name__ for v in obj}) or ["nothing"]
+            raise CommandError(
+                f"{file}: holds a list of {', '.join(kinds)}, not a checkpoint (ncsn's own, or "
+                "the official [model_state_dict, optimizer_state_dict] list)"
+            )
+    elif not isinstance(obj, dict):
+        raise CommandError(
+            f"{file}: holds a {type(obj).__name__}, not a checkpoint (ncsn's own, or the "
+            "official [model_state_dict, optimizer_state_dict] list)"
+        )
+    elif (
+        "model" in obj
+        and "step" in obj
+        and not (isinstance(obj.get("config"), dict) and "model" in obj["config"])
+    ):
+        raise CommandError(
+            f"{file}: a training checkpoint that records no model configuration (written by "
+            "ncsn.training.Trainer without config=); rebuild the model in Python and load "
+            "ncsn.training.model_weights(ncsn.training.load_checkpoint(path))"
+        )
     if (
         isinstance(obj, dict)
         and "config" in obj
@@ -135,7 +160,7 @@ class Progress:
         self.bar: Any = None
 
     def __enter__(self) -> Any:
-        if self.quiet:
+        if self.quiet or not is_main_process():
             return None
         from tqdm.auto import tqdm
 
@@ -180,3 +205,58 @@ def rate_arg(text: str) -> float:
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
     return value
+
+
+# ---------------------------------------------------------------------------------------- checks
+SEED_LIMIT = 2**64  # torch.Generator.manual_seed takes seeds in [0, 2**64)
+
+
+def seed_arg(text: str) -> int:
+    """``--seed``: an integer in [0, 2**64), the range of torch.Generator.manual_seed."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**64), got {text}")
+    return value
+
+
+def writable_folder(path: str | Path, option: str = "--output") -> Path:
+    """Create ``path`` if needed and check that a file can be written there, before any work."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise CommandError(f"{option} {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".ncsn-write-test-"):
+            pass
+    except OSError as err:
+        raise CommandError(
+            f"{option} {folder}: cannot write there ({err.strerror or type(err).__name__})"
+        ) from err
+    return folder
+
+
+def is_main_process() -> bool:
+    """Rank 0 under torchrun (``RANK`` unset: a single process)."""
+    return os.environ.get("RANK", "0") in ("", "0")
+
+
+def say(message: str, *, file: Any = None) -> None:
+    """Print a message on rank 0 only (every process of a torchrun job runs the command)."""
+    if is_main_process():
+        print(message, file=sys.stdout if file is None else file)
+
+
+def warn_if_absurd(x: Tensor, low: float, high: float, what: str = "samples") -> None:
+    """One warning line when finite samples lie far outside the data range [low, high]."""
+    span = high - low
+    seen_low, seen_high = float(x.min()), float(x.max())
+    if seen_low < low - 10 * span or seen_high > high + 10 * span:
+        say(
+            f"warning: the {what} lie in [{seen_low:.3g}, {seen_high:.3g}], far outside the "
+            f"data range [{low:g}, {high:g}]; the step size is probably too large "
+            "(try a smaller --step-size)",
+            file=sys.stderr,
+        )

@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -15,8 +14,12 @@ from torch import Tensor
 from ncsn import data as ncsn_data
 from ncsn import presets, samplers, toy, training, viz
 from ncsn.cli._common import (
+    SEED_LIMIT,
     positive_float_arg,
     positive_int_arg,
+    say,
+    seed_arg,
+    writable_folder,
 )
 from ncsn.cli.train import GREY_LEVELS, ImageTransform
 from ncsn.nets.config import model_config
@@ -25,8 +28,7 @@ from ncsn.schedules import geometric_sigmas
 
 # ---------------------------------------------------------------------------------------- demo
 def _cmd_demo(args: argparse.Namespace) -> int:
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable_folder(args.output)
     start = time.perf_counter()
     lines = [
         "ncsn demo: the paper's toy Fig. 3 and a small NCSN trained on the embedded 8x8 digits",
@@ -34,7 +36,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     ]
 
     # 1. Fig. 3 with exact scores.
-    print("[1/3] toy mixture with exact scores (Fig. 3)")
+    say("[1/3] toy mixture with exact scores (Fig. 3)")
     gmm = toy.paper_mixture()
     exact = gmm.score_model()
     gen = torch.Generator().manual_seed(args.seed)
@@ -64,7 +66,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     ]
 
     # 2. Train a small NCSN on the digits.
-    print(f"[2/3] training a RefineNet (ngf {args.ngf}) on the 8x8 digits for {args.steps} steps")
+    say(f"[2/3] training a RefineNet (ngf {args.ngf}) on the 8x8 digits for {args.steps} steps")
     train_x, _ = ncsn_data.load_digits("train")
     run = out / "run"
     if run.is_dir():  # a rerun starts over: the folder holds only the demo's own run
@@ -100,9 +102,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     model = trainer.ema_model().eval()
 
     # 3. Sample and inpaint.
-    print("[3/3] sampling with annealed Langevin dynamics and inpainting")
+    say("[3/3] sampling with annealed Langevin dynamics and inpainting")
     sampler = samplers.AnnealedLangevin(sigmas, args.step_size, args.steps_per_level, denoise=True)
-    gen = torch.Generator().manual_seed(args.seed + 1)
+    gen = torch.Generator().manual_seed((args.seed + 1) % SEED_LIMIT)
     x = sampler(model, samplers.uniform_init((64, 1, 8, 8), generator=gen), generator=gen)
     viz.save_image_grid(x.clamp(0, 1), out / "samples.png", nrow=8, scale=8)
     test_x, _ = ncsn_data.load_digits("test")
@@ -170,7 +172,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if not plots:
         lines.append("plots were skipped: install matplotlib with  pip install 'ncsn[examples]'")
     (out / "summary.txt").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    say("\n".join(lines))
     return 0
 
 
@@ -178,7 +180,7 @@ def plots_available() -> bool:
     try:
         viz.require_matplotlib()
     except ImportError:
-        print(
+        say(
             "matplotlib is missing: the plots are skipped (pip install 'ncsn[examples]')",
             file=sys.stderr,
         )
@@ -201,6 +203,6 @@ def add_parser(sub: Any) -> None:
     d.add_argument("--ngf", type=positive_int_arg, default=32)
     d.add_argument("--step-size", type=positive_float_arg, default=presets.OFFICIAL_STEP_SIZE)
     d.add_argument("--steps-per-level", type=positive_int_arg, default=100)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=seed_arg, default=0)
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(run=_cmd_demo)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,8 +18,10 @@ from ncsn.cli._common import (
     grid_scale,
     load_model,
     positive_int_arg,
+    say,
     to_images,
     user_input,
+    writable_folder,
 )
 from ncsn.cli.sample import add_sampling_options, sampler_for
 
@@ -28,6 +29,7 @@ from ncsn.cli.sample import add_sampling_options, sampler_for
 # ---------------------------------------------------------------------------------------- inpaint
 def _cmd_inpaint(args: argparse.Namespace) -> int:
     device = device_from(args.device)
+    out = writable_folder(args.output)
     model, meta = load_model(args.checkpoint, image_size=args.image_size, use_ema=not args.no_ema)
     model = model.to(device).eval()
     shape = meta.get("shape")
@@ -76,13 +78,11 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
         torch.cat([shown_observed[i : i + 1], completions[i * k : (i + 1) * k], images[i : i + 1]])
         for i in range(n)
     ]
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
     viz.save_image_grid(
         torch.cat(rows), out / "inpainting.png", nrow=k + 2, scale=grid_scale(shape)
     )
     torch.save(completions, out / "inpainting.pt")
-    print(
+    say(
         f"{n} images x {k} completions -> {out / 'inpainting.png'} (columns: observed | completions | original)"
     )
     return 0

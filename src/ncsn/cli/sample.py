@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,8 +19,12 @@ from ncsn.cli._common import (
     load_model,
     positive_float_arg,
     positive_int_arg,
+    say,
+    seed_arg,
     to_images,
     user_input,
+    warn_if_absurd,
+    writable_folder,
 )
 
 
@@ -46,6 +49,7 @@ def sampler_for(
 # ---------------------------------------------------------------------------------------- sample
 def _cmd_sample(args: argparse.Namespace) -> int:
     device = device_from(args.device)
+    out = writable_folder(args.output)
     model, meta = load_model(args.checkpoint, image_size=args.image_size, use_ema=not args.no_ema)
     model = model.to(device).eval()
     shape = meta.get("shape")
@@ -60,12 +64,12 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with Progress(sampler, args.quiet) as callback:
         x = sampler(model, x0, generator=gen, callback=callback)
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    if len(shape) == 3 and not meta.get("logit_transform"):
+        warn_if_absurd(x, 0.0, 1.0)  # pixels live in [0, 1]
     torch.save(x.cpu(), out / "samples.pt")
     if len(shape) == 3:
         viz.save_image_grid(to_images(x, meta), out / "samples.png", scale=grid_scale(shape))
-    print(
+    say(
         f"{args.num_samples} samples in {time.perf_counter() - start:.1f} s -> {out / 'samples.pt'}"
         + (f", {out / 'samples.png'}" if len(shape) == 3 else "")
     )
@@ -105,7 +109,7 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="image size for official checkpoints (default 32, or 28 for 1 channel)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -20,7 +20,10 @@ from ncsn.cli._common import (
     positive_float_arg,
     positive_int_arg,
     rate_arg,
+    say,
+    seed_arg,
     user_input,
+    writable_folder,
 )
 from ncsn.nets.config import model_config
 from ncsn.nets.mlp import ScoreMLP
@@ -167,6 +170,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise CommandError("--data is required (except with --resume)")
     else:
         args.data = _data_source(args.data)
+    writable_folder(out)  # before any work: a folder that cannot take checkpoints is refused now
     device = device_from(args.device)
 
     gen = torch.Generator().manual_seed(args.seed)
@@ -249,12 +253,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         if found is not None:  # --resume
             trainer.restore(found)
-            print(f"resumed from {found} at step {trainer.step}")
+            say(f"resumed from {found} at step {trainer.step}")
         try:
             summary = trainer.fit(args.steps)
         except KeyboardInterrupt:
             saved = trainer.save()
-            print(
+            say(
                 f"\ninterrupted at step {trainer.step}; checkpoint {saved} (resume with --resume)",
                 file=sys.stderr,
             )
@@ -263,7 +267,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise RunError(one_line(err)) from err
     finally:
         trainer.close()
-    print(f"trained {summary.step} steps; checkpoints in {out}")
+    say(f"trained {summary.step} steps; checkpoints in {out}")
     return 0
 
 
@@ -366,7 +370,7 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="continue the run in --output from its newest checkpoint, with the settings it recorded",
     )
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=seed_arg, default=0)
     t.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(run=_cmd_train)
