@@ -16,7 +16,7 @@ from ncsn import training
 from ncsn.cli import demo, inpaint, sample, train
 from ncsn.cli._common import EXIT_FAILURE, EXIT_USAGE, CommandError, Parser, one_line
 
-__all__ = ["build_parser", "main"]
+__all__ = ["main"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,8 @@ from ncsn.cli.train import GREY_LEVELS, ImageTransform
 from ncsn.nets.config import model_config
 from ncsn.schedules import geometric_sigmas
 
+__all__: list[str] = []  # the command is reached through ncsn.cli.main
+
 
 # ---------------------------------------------------------------------------------------- demo
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -25,6 +25,8 @@ from ncsn.cli._common import (
 )
 from ncsn.cli.sample import add_sampling_options, sampler_for
 
+__all__: list[str] = []  # the command is reached through ncsn.cli.main
+
 
 # ---------------------------------------------------------------------------------------- inpaint
 def _cmd_inpaint(args: argparse.Namespace) -> int:

@@ -27,6 +27,8 @@ from ncsn.cli._common import (
     writable_folder,
 )
 
+__all__: list[str] = []  # the command is reached through ncsn.cli.main
+
 
 def _sigmas_of(model: nn.Module) -> Tensor | None:
     inner = getattr(model, "module", model)

@@ -30,6 +30,8 @@ from ncsn.nets.mlp import ScoreMLP
 from ncsn.nets.refinenet import RefineNet, RefineNetBaseline
 from ncsn.schedules import Schedule, geometric_sigmas
 
+__all__: list[str] = []  # the command is reached through ncsn.cli.main
+
 
 def _build_network(
     kind: str, shape: tuple[int, ...], sigmas: Tensor, args: argparse.Namespace
