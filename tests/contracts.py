@@ -98,4 +98,19 @@ ALL_SAMPLERS: list[tuple[str, Callable[[Tensor], ncsn.Sampler]]] = [
         "annealed_denoise",
         lambda sigmas: ncsn.samplers.AnnealedLangevin(sigmas, 1e-2, 2, denoise=True),
     ),
+    ("cas", lambda sigmas: ncsn.samplers.ConsistentAnnealedSampling(sigmas, eta=0.9)),
+    (
+        "cas_denoise",
+        lambda sigmas: ncsn.samplers.ConsistentAnnealedSampling(sigmas, eta=0.9, denoise=True),
+    ),
+    ("pc", lambda sigmas: ncsn.samplers.PredictorCorrector(sigmas)),
+    (
+        "pc_predictor_only",
+        lambda sigmas: ncsn.samplers.PredictorCorrector(sigmas, corrector_steps=0, denoise=False),
+    ),
+    ("ode_heun", lambda sigmas: ncsn.samplers.ProbabilityFlowODE(sigmas)),
+    (
+        "ode_euler_denoise",
+        lambda sigmas: ncsn.samplers.ProbabilityFlowODE(sigmas, solver="euler", denoise=True),
+    ),
 ]

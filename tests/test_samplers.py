@@ -103,7 +103,11 @@ class _SyncWatch(TorchFunctionMode):
     [
         lambda: AnnealedLangevin([1.0, 0.5, 0.1], 0.01, 5, denoise=True),
         lambda: Langevin(0.1, 0.01, 10),
+        lambda: ncsn.samplers.ConsistentAnnealedSampling([1.0, 0.5, 0.1], eta=0.9, denoise=True),
+        lambda: ncsn.samplers.PredictorCorrector([1.0, 0.5, 0.1], corrector_steps=2),
+        lambda: ncsn.samplers.ProbabilityFlowODE([1.0, 0.5, 0.1], denoise=True),
     ],
+    ids=["annealed", "langevin", "cas", "pc", "ode"],
 )
 def test_sampling_loop_makes_no_host_synchronisation(make) -> None:
     sampler = make()

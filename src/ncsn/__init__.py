@@ -6,7 +6,19 @@ of four small protocols (:class:`ScoreModel`, :class:`NoiseSchedule`, :class:`Sc
 :class:`Sampler`), so any estimator works with any sampler.
 """
 
-from ncsn import data, losses, metrics, ncsnv2, nets, presets, samplers, toy, training, viz
+from ncsn import (
+    data,
+    likelihood,
+    losses,
+    metrics,
+    ncsnv2,
+    nets,
+    presets,
+    samplers,
+    toy,
+    training,
+    viz,
+)
 from ncsn._checks import CheckpointError
 from ncsn._types import NoiseSchedule, Sampler, ScoreLoss, ScoreModel
 from ncsn.ncsnv2 import (
@@ -31,6 +43,7 @@ __all__ = [
     "data",
     "estimate_max_pairwise_distance",
     "geometric_sigmas",
+    "likelihood",
     "losses",
     "max_pairwise_distance",
     "metrics",

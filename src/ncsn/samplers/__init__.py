@@ -8,6 +8,10 @@ sampler                                kernel                                   
 =====================================  ==========================================  =============
 :class:`Langevin`                      :func:`langevin_step`                       ``langevin``
 :class:`AnnealedLangevin` (Alg. 1)     :func:`langevin_step`                       ``annealed``
+:class:`ConsistentAnnealedSampling`    :func:`consistent_step`                     ``consistent``
+:class:`PredictorCorrector`            :func:`reverse_diffusion_step`,             ``predictor_corrector``
+                                       :func:`langevin_corrector_step`
+:class:`ProbabilityFlowODE`            :func:`ode_step`                            ``ode``
 =====================================  ==========================================  =============
 
 Every sampler takes ``generator=``, ``callback=`` (a :class:`StepInfo` after each step) and
@@ -20,21 +24,35 @@ Faster model calls are model wrappers that work with every sampler: :func:`ncsn.
 
 from ncsn.samplers._common import StepHook, StepInfo, denoise_step
 from ncsn.samplers.annealed import AnnealedLangevin
+from ncsn.samplers.consistent import ConsistentAnnealedSampling, consistent_step
 from ncsn.samplers.inits import MASK_PRESETS, gaussian_init, inpainting_mask, uniform_init
 from ncsn.samplers.inpainting import Inpainting, inpaint
 from ncsn.samplers.langevin import Langevin, langevin_step
+from ncsn.samplers.ode import ProbabilityFlowODE, ode_step
+from ncsn.samplers.predictor_corrector import (
+    PredictorCorrector,
+    langevin_corrector_step,
+    reverse_diffusion_step,
+)
 
 __all__ = [
     "MASK_PRESETS",
     "AnnealedLangevin",
+    "ConsistentAnnealedSampling",
     "Inpainting",
     "Langevin",
+    "PredictorCorrector",
+    "ProbabilityFlowODE",
     "StepHook",
     "StepInfo",
+    "consistent_step",
     "denoise_step",
     "gaussian_init",
     "inpaint",
     "inpainting_mask",
+    "langevin_corrector_step",
     "langevin_step",
+    "ode_step",
+    "reverse_diffusion_step",
     "uniform_init",
 ]
