@@ -76,7 +76,8 @@ class TrainSummary(NamedTuple):
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss (or parameters); ``step`` is the first bad step.
+    """Training produced a NaN or infinite loss, or a NaN/inf anywhere in the parameters, the
+    optimizer state or the EMA weights; ``step`` is the step at which it was found.
 
     Raised before any checkpoint of the bad state is written, so the newest checkpoint in the
     output folder is the last good one.
@@ -89,6 +90,39 @@ class NonFiniteLossError(FloatingPointError):
 
 def _every(value: int | None, name: str) -> int | None:
     return None if value is None else positive_int(value, name)
+
+
+# What save() calls each part of the training state when it holds a NaN/inf.
+_PARTS = {
+    "model": "parameters are",
+    "optimizer": "the optimizer state is",
+    "ema": "the EMA weights are",
+}
+
+
+def _first_non_finite(state: Mapping[str, Any], device: torch.device) -> str | None:
+    """Where the first NaN/inf in the parts ``_PARTS`` of ``state`` is (``optimizer['state'][0]
+    ['exp_avg_sq']``), or ``None``; one synchronisation with ``device`` for all the tensors."""
+    names: list[str] = []
+    flags: list[Tensor] = []
+
+    def walk(value: object, where: str) -> str | None:
+        if isinstance(value, Tensor) and (value.is_floating_point() or value.is_complex()):
+            names.append(where)
+            flags.append(value.isfinite().all().to(device))
+        elif isinstance(value, float) and not math.isfinite(value):
+            return where
+        elif isinstance(value, Mapping):
+            return next((w for k, v in value.items() if (w := walk(v, f"{where}[{k!r}]"))), None)
+        elif isinstance(value, (list, tuple)):
+            return next((w for i, v in enumerate(value) if (w := walk(v, f"{where}[{i}]"))), None)
+        return None
+
+    for part in _PARTS:
+        if (bad := walk(state[part], part)) is not None:
+            return bad
+    finite = torch.stack(flags).cpu() if flags else torch.ones(0, dtype=torch.bool)
+    return None if bool(finite.all()) else names[int((~finite).nonzero()[0, 0])]
 
 
 class Trainer:
@@ -532,8 +566,13 @@ class Trainer:
         Args:
             path: the file; default ``out_dir/checkpoint-{step:08d}.pt``.
 
+        Only a finite state is written: every tensor and number of the model, the optimizer state
+        (Adam's moments) and the EMA weights is checked, so the newest checkpoint is always one
+        that training can continue from.
+
         Raises:
-            NonFiniteLossError: if a parameter is NaN/inf (nothing is written).
+            NonFiniteLossError: if any of them holds a NaN/inf; it names the first (nothing is
+                written).
             ValueError: with neither ``path`` nor ``out_dir``.
             FileExistsError: without ``path``, if ``out_dir`` holds a checkpoint of a later step
                 (it is neither overwritten nor pruned).
@@ -546,14 +585,15 @@ class Trainer:
         self._saved_step = self.step
         if not self.is_main:
             return None
-        with torch.no_grad():
-            finite = torch.stack([p.isfinite().all() for p in self.model.parameters()]).all()
-        if not bool(finite):
+        state = self.state_dict()
+        bad = _first_non_finite(state, self.device)
+        if bad is not None:
             raise NonFiniteLossError(
-                f"parameters are non-finite at step {self.step}; refusing to write a checkpoint",
+                f"{_PARTS[bad.split('[')[0]]} non-finite at step {self.step} ({bad}); refusing to "
+                "write a checkpoint",
                 self.step,
             )
-        return save_checkpoint(path, self.state_dict(), keep=self.keep)
+        return save_checkpoint(path, state, keep=self.keep)
 
     def restore(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         """Load a checkpoint (a file, or a folder's newest) into this trainer to continue training.
