@@ -1,6 +1,7 @@
 """Training score models: the loop, EMA, crash-safe checkpoints with exact resume, ``torchrun``.
 
-* :class:`Trainer` — one loop for one CPU, one GPU or many processes (DistributedDataParallel).
+* :class:`Trainer` — one loop for one CPU, one GPU or many processes (DistributedDataParallel);
+  :class:`Terminated` is what its ``fit`` raises on SIGTERM.
 * :class:`EMA` — exponential moving average of the weights.
 * :func:`save_checkpoint`, :func:`load_checkpoint`, :func:`latest_checkpoint` — atomic files
   read with ``torch.load(weights_only=True)``; :class:`CheckpointError` for unusable files.
@@ -33,6 +34,7 @@ from ncsn.training.ema import EMA
 from ncsn.training.trainer import (
     BatchTransform,
     NonFiniteLossError,
+    Terminated,
     Trainer,
     TrainStep,
     TrainSummary,
@@ -45,6 +47,7 @@ __all__ = [
     "CheckpointError",
     "DistEnv",
     "NonFiniteLossError",
+    "Terminated",
     "TrainStep",
     "TrainSummary",
     "Trainer",

@@ -1,4 +1,4 @@
-"""Progress bar, metrics files, TensorBoard and Ctrl-C handling of :class:`Trainer` (private)."""
+"""Progress bar, metrics files, TensorBoard and Ctrl-C/SIGTERM handling of :class:`Trainer` (private)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,37 +21,56 @@ METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 
 
-class HeldInterrupts:
-    """Holds back SIGINT (Ctrl-C) while the trainer's state is being updated.
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived during :meth:`Trainer.fit`: how SLURM, Kubernetes and torchrun's elastic
+    agent stop a job.
 
-    Installed for the duration of :meth:`Trainer.fit` when the process uses Python's default
-    SIGINT handler in the main thread; elsewhere it does nothing.
+    A subclass of :class:`KeyboardInterrupt`, so the handler that saves a checkpoint on Ctrl-C
+    serves pre-emption too; like Ctrl-C, it leaves the trainer consistent at :attr:`Trainer.step`.
+    By convention a process stopped by SIGTERM exits with status 143 (128 + 15), as ``ncsn train``
+    does after its checkpoint.
+    """
+
+
+# The signals fit takes over, each with the handler it must find (no one else's) and what it raises.
+_SIGNALS = {
+    signal.SIGINT: (signal.default_int_handler, KeyboardInterrupt),
+    signal.SIGTERM: (signal.SIG_DFL, Terminated),
+}
+
+
+class HeldInterrupts:
+    """Turns SIGINT (Ctrl-C) into :class:`KeyboardInterrupt` and SIGTERM into :class:`Terminated`,
+    held back while the trainer's state is being updated.
+
+    Installed for the duration of :meth:`Trainer.fit`, in the main thread, for each signal that
+    still has Python's default handler (a handler the program set itself is left alone); the
+    previous handlers are restored afterwards.
     """
 
     def __init__(self) -> None:
         self.holding = False
-        self.pending = False
+        self.pending: type[KeyboardInterrupt] | None = None
 
     def _handler(self, signum: int, frame: object) -> None:
-        if self.holding:
-            self.pending = True
-        else:
-            raise KeyboardInterrupt
+        error = _SIGNALS[signal.Signals(signum)][1]
+        if not self.holding:
+            raise error
+        self.pending = self.pending or error  # the first signal decides
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        if (
-            threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-        ):
-            yield
-            return
-        previous = signal.signal(signal.SIGINT, self._handler)
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum, (default, _) in _SIGNALS.items():
+                if signal.getsignal(signum) is default:
+                    previous[signum] = signal.signal(signum, self._handler)
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
-            self.holding = self.pending = False
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            self.holding, self.pending = False, None
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
@@ -59,9 +79,9 @@ class HeldInterrupts:
             yield
         finally:
             self.holding = False
-        if self.pending:
-            self.pending = False
-            raise KeyboardInterrupt
+        error, self.pending = self.pending, None
+        if error is not None:
+            raise error
 
 
 class Logs:
@@ -137,12 +157,40 @@ def summary_writer(tensorboard: bool | None) -> Any:
     return SummaryWriter
 
 
+def _record_step(line: str) -> int | None:
+    """The step of a metrics record, or ``None`` for a line that is not one (torn or foreign)."""
+    try:
+        record = json.loads(line)
+    except ValueError:  # JSONDecodeError, and UnicodeDecodeError's kin
+        return None
+    step = record.get("step") if isinstance(record, dict) else None
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
 def truncate_metrics(path: Path, step: int) -> None:
-    """Drop the records after ``step`` (they belong to a run that was not checkpointed)."""
+    """Drop the records after ``step`` (they belong to a run that was not checkpointed).
+
+    A line that is not a record (one torn by a crash, or written by something else) and every line
+    after it are dropped too, with one :class:`RuntimeWarning` naming the line: what follows it
+    cannot be trusted to be this run's, and the run could not be resumed with it in place.
+    """
     if not path.exists():
         return
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+    steps = [_record_step(line) for line in lines]
+    bad = next((i for i, s in enumerate(steps) if s is None and lines[i].strip()), len(lines))
+    kept = [
+        line
+        for line, s in zip(lines[:bad], steps[:bad], strict=True)
+        if s is not None and s <= step
+    ]
+    if bad < len(lines):
+        warnings.warn(
+            f"{path} line {bad + 1} is not a metrics record (torn or foreign); dropped it and "
+            f"the {len(lines) - bad - 1} lines after it",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     if len(kept) != len(lines):
         tmp = path.with_suffix(".jsonl.tmp")
         tmp.write_text("".join(kept), encoding="utf-8")

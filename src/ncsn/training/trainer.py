@@ -23,6 +23,7 @@ from ncsn.training._logs import (
     METRICS_FILE,
     HeldInterrupts,
     Logs,
+    Terminated,
     summary_writer,
     truncate_metrics,
 )
@@ -40,7 +41,14 @@ from ncsn.training.distributed import DistEnv, distributed_env, init_process_gro
 from ncsn.training.ema import EMA
 from ncsn.training.ema import _rate as _ema_rate
 
-__all__ = ["BatchTransform", "NonFiniteLossError", "TrainStep", "TrainSummary", "Trainer"]
+__all__ = [
+    "BatchTransform",
+    "NonFiniteLossError",
+    "Terminated",
+    "TrainStep",
+    "TrainSummary",
+    "Trainer",
+]
 
 
 class BatchTransform(Protocol):
@@ -391,7 +399,7 @@ class Trainer:
         grad_norm = None
         if self.max_grad_norm is not None:
             grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
-        # The update: a Ctrl-C arriving in here is held back until the state is whole again, so
+        # The update: a Ctrl-C or SIGTERM arriving in here is held back until the state is whole again, so
         # after any interruption the trainer is consistent at self.step and save() is exact.
         with self._interrupts.held():
             self.optimizer.step()
@@ -473,10 +481,13 @@ class Trainer:
         Returns:
             A :class:`TrainSummary`.
 
-        An exception or Ctrl-C leaves the trainer consistent at :attr:`step` (a Ctrl-C during the
-        parameter update is held back until the update, the EMA and the data position are all
-        done), so ``trainer.save()`` in an ``except KeyboardInterrupt`` handler writes a checkpoint
-        that resumes exactly.
+        An exception, Ctrl-C or SIGTERM leaves the trainer consistent at :attr:`step` (a signal
+        during the parameter update is held back until the update, the EMA and the data position
+        are all done), so ``trainer.save()`` in an ``except KeyboardInterrupt`` handler writes a
+        checkpoint that resumes exactly. SIGINT raises :class:`KeyboardInterrupt` and SIGTERM
+        :class:`Terminated` (a subclass of it; exit with status 143 after saving, as
+        ``ncsn train`` does), each only while it has Python's default handler; the previous
+        handlers are back when ``fit`` returns or raises.
 
         With an ``out_dir``, the records of ``metrics.jsonl`` after the current step are dropped
         first (they come from a run that left no checkpoint), and a folder that already holds a
@@ -487,7 +498,9 @@ class Trainer:
             ValueError: if ``steps`` is below the current step.
             FileExistsError: if ``out_dir`` holds another run's checkpoints (see above).
             NonFiniteLossError: when a loss is NaN/inf; it names the first bad step. Losses are
-                checked every ``log_every`` steps and before every checkpoint.
+                checked every ``log_every`` steps and before every checkpoint, the whole
+                training state at every checkpoint (see :meth:`save`).
+            KeyboardInterrupt: on Ctrl-C, and :class:`Terminated` on SIGTERM.
         """
         if isinstance(steps, bool) or not isinstance(steps, int):
             raise TypeError(f"steps must be an int; got steps={steps!r}")
