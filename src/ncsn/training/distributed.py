@@ -63,6 +63,14 @@ def distributed_env() -> DistEnv:
     return DistEnv(rank, world_size, local_rank)
 
 
+def local_shards(shards: int, rank: int, world_size: int) -> range:
+    """The parts of each global batch that process ``rank`` of ``world_size`` computes: contiguous,
+    and as even as possible (``shards / world_size`` each when that divides; otherwise the later
+    ranks take one more). Needs ``shards >= world_size``, so that every process has a part.
+    """
+    return range(rank * shards // world_size, (rank + 1) * shards // world_size)
+
+
 def init_process_group(device: torch.device, timeout: float) -> bool:
     """Initialise the default group (nccl for CUDA, gloo otherwise) unless one exists; True if created."""
     if dist.is_initialized():

@@ -37,7 +37,7 @@ from ncsn.training.checkpoints import (
     load_checkpoint,
     save_checkpoint,
 )
-from ncsn.training.distributed import DistEnv, distributed_env, init_process_group
+from ncsn.training.distributed import DistEnv, distributed_env, init_process_group, local_shards
 from ncsn.training.ema import EMA
 from ncsn.training.ema import _rate as _ema_rate
 
@@ -62,8 +62,10 @@ class TrainStep(NamedTuple):
 
     Attributes:
         step: optimiser steps done so far (1 after the first update).
-        loss: 0-d detached loss of this step on the device (this rank's mean over its shards);
-            reading it (``float(loss)``) synchronises with the device.
+        loss: 0-d detached loss of this step on the device: the sum of this rank's parts' losses
+            divided by ``shards / processes`` (their mean when the parts split evenly), so that
+            the mean over processes is the batch's loss; reading it (``float(loss)``)
+            synchronises with the device.
         grad_norm: 0-d total gradient norm before clipping when ``max_grad_norm`` is set, else ``None``.
     """
 
@@ -188,8 +190,9 @@ class Trainer:
         generator: alternatively, a generator from which the seed is drawn once (seeded alike on
             every process). With neither, a fresh seed is drawn from the OS (and shared from rank
             0 when distributed).
-        shards: parts per global batch (default: the number of processes); a multiple of the
-            number of processes that divides ``batch_size``.
+        shards: parts per global batch; a multiple of the number of processes that divides
+            ``batch_size``. The default is the number of processes, and :meth:`restore` then
+            takes the checkpoint's, so that the process count is free on resume (see there).
         device: where to train (default: the model's device).
         timeout: seconds a collective may wait for another process before failing.
 
@@ -281,6 +284,7 @@ class Trainer:
         self._writer_cls = summary_writer(tensorboard) if self.out_dir is not None else None
 
         self.env: DistEnv = distributed_env()
+        self._shards_given = shards is not None  # if not, restore() takes the checkpoint's
         if shards is None:
             shards = self.env.world_size
         self.shards = positive_int(shards, "shards")
@@ -364,17 +368,13 @@ class Trainer:
 
     # ---------------------------------------------------------------- one step
 
-    def _local_shards(self) -> range:
-        per_rank = self.shards // self.env.world_size
-        return range(self.env.rank * per_rank, (self.env.rank + 1) * per_rank)
-
     def _train_step(self) -> tuple[Tensor, Tensor | None]:
         step = self.step + 1
         slices = _sources.shard_slices(self.batch_size, self.shards)
         index, position = None, (0, 0)
         if self.data.indexed:
             index, position = self.data.next_indices(self.batch_size, self.seed)
-        local = self._local_shards()
+        local = local_shards(self.shards, self.env.rank, self.env.world_size)
         # DDP averages gradients over processes; scale so the result is the mean over all shards.
         scale = self.env.world_size / self.shards
         self.optimizer.zero_grad(set_to_none=True)
@@ -408,7 +408,9 @@ class Trainer:
             if index is not None:
                 self.data.advance(position)
             self.step = step
-        return total / len(local), grad_norm
+        # Divided by the parts per process, so that the mean over processes is the batch's loss
+        # also when the parts split unevenly (an even split gives this rank's mean).
+        return total / (self.shards / self.env.world_size), grad_norm
 
     # ---------------------------------------------------------------- evaluation
 
@@ -615,7 +617,21 @@ class Trainer:
         checkpoint, replacing the constructor's), and drops records after the restored step from
         ``out_dir/metrics.jsonl``. Every process reads the same file. The trainer must be built
         as the one that wrote the checkpoint: the same model architecture, EMA (present or not,
-        and its rate), ``batch_size`` and ``shards``; otherwise the run would not continue.
+        and its rate), ``batch_size`` and ``shards`` when given; otherwise the run would not
+        continue.
+
+        The number of processes is free. With the default ``shards=None`` the trainer takes the
+        checkpoint's ``shards`` N; on M <= N processes each computes its share of the N parts
+        (``N / M`` each, or as evenly as possible when M does not divide N), and the run
+        continues as it would have on N processes, up to the rounding of the gradient all-reduce
+        (bit for bit in one process). On M > N processes, N parts cannot be shared, so the run
+        continues with ``shards = M`` (:attr:`shards` says which): from the restored step on, the
+        global batch is cut into M parts of ``batch_size / M`` examples whose transform and loss
+        noise (and, for a sampler source, the examples) come from the generators
+        ``derive(seed, t, k)`` of the M new parts. The examples of an indexed source, their
+        order, and everything up to the restored step are the same; the later noise draws, and
+        so the parameters, differ from a run on N processes (they are as good a draw, not the
+        same one). Its later checkpoints record ``shards = M``.
 
         Returns:
             The checkpoint dict (e.g. its ``"config"``).
@@ -635,10 +651,11 @@ class Trainer:
             if self.ema is not None:
                 self.ema.load_state_dict(ckpt["ema"])
             self.data.load_state(ckpt["data"], str(path))
-            step, seed, seconds = (
+            step, seed, seconds, saved_shards = (
                 int(ckpt["step"]),
                 int(ckpt["rng"]["seed"]),
                 float(ckpt["seconds"]),
+                int(ckpt["shards"]),
             )
         except (KeyError, TypeError, RuntimeError, ValueError) as err:
             if isinstance(err, CheckpointError):
@@ -646,6 +663,10 @@ class Trainer:
             reason = str(err).splitlines()[0] if str(err).strip() else type(err).__name__
             raise CheckpointError(f"{path}: does not fit this Trainer ({reason})") from err
         self.step, self.seed, self.seconds = step, seed, seconds
+        if not self._shards_given:  # the checkpoint's parts when the processes can share them
+            self.shards = (
+                saved_shards if saved_shards >= self.env.world_size else self.env.world_size
+            )
         self._saved_step = step
         self._eval_batch = None  # it derives from the seed
         if self.is_main and self.out_dir is not None:
@@ -673,12 +694,18 @@ class Trainer:
             raise CheckpointError(
                 f"{path}: the checkpoint {has} but this Trainer has ema_rate={rate}; {fix}"
             )
-        for name, mine in (("batch_size", self.batch_size), ("shards", self.shards)):
+        checked = [("batch_size", self.batch_size)]
+        if self._shards_given:
+            checked.append(("shards", self.shards))
+        for name, mine in checked:
             if ckpt[name] != mine:
                 raise CheckpointError(
                     f"{path}: the checkpoint was trained with {name}={ckpt[name]} but this "
                     f"Trainer has {name}={mine}; pass {name}={ckpt[name]}"
                 )
+        shards = ckpt["shards"]
+        if not (isinstance(shards, int) and shards >= 1 and self.batch_size % shards == 0):
+            raise CheckpointError(f"{path}: bad shards={shards!r} for batch_size={self.batch_size}")
 
     def _check_out_dir(self, *, allow_same_step: bool) -> None:
         """Refuse to write into an ``out_dir`` whose checkpoints belong to another run: one of a
