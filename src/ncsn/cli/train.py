@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,7 @@ from ncsn.cli._common import (
     CommandError,
     RunError,
     device_from,
+    is_main_process,
     one_line,
     positive_float_arg,
     positive_int_arg,
@@ -108,11 +113,46 @@ def _resolve_power(args: argparse.Namespace, kind: str) -> float:
     return 0.0 if kind == "baseline" else 2.0
 
 
+def _newest_readable(out: Path) -> tuple[Path, dict[str, Any]]:
+    """The newest checkpoint in ``out`` that loads, and its contents.
+
+    Newer ones that do not load (torn by a failing disk or an interrupted copy: our own saves are
+    atomic) are renamed ``*.unreadable``, never deleted, with one line each saying why: under their
+    checkpoint name the resumed run would overwrite or prune them.
+    """
+    unreadable: list[tuple[Path, str]] = []
+    for path in reversed(training.list_checkpoints(out)):
+        try:
+            checkpoint = training.load_checkpoint(path)
+        except training.CheckpointError as err:
+            unreadable.append((path, one_line(err).removeprefix(f"{path}: ")))
+            continue
+        for bad, why in unreadable:
+            kept = bad.with_name(bad.name + ".unreadable")
+            if is_main_process():  # every process of a torchrun job gets here; one renames
+                os.replace(bad, kept)
+            say(
+                f"warning: --resume skipped {bad.name} ({why}); resuming from {path.name}, "
+                f"the newest readable checkpoint, and kept the skipped file as {kept.name}",
+                file=sys.stderr,
+            )
+        return path, checkpoint
+    names = ", ".join(f"{bad.name} ({why})" for bad, why in unreadable)
+    raise CommandError(f"--resume: {out} holds no readable checkpoint: {names}")
+
+
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Show the library's warnings (a repaired metrics.jsonl) as one line each, on rank 0."""
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *_, **__: say(f"warning: {message}", file=sys.stderr)
+        yield
+
+
 def _resume_settings(
-    args: argparse.Namespace, given: set[str], found: Path
+    args: argparse.Namespace, given: set[str], found: Path, checkpoint: dict[str, Any]
 ) -> tuple[dict[str, Any], int]:
     """The recorded settings of the run in ``found``, checked against the explicit options."""
-    checkpoint = training.load_checkpoint(found)
     recorded = checkpoint.get("config", {}).get("train")
     if not isinstance(recorded, dict) or not all(k in recorded for k in _RUN_SETTINGS):
         raise CommandError(
@@ -157,7 +197,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         if found is None:
             raise CommandError(f"--resume: {out} holds no checkpoint to resume from")
-        recorded, _ = _resume_settings(args, given, found)
+        found, checkpoint = _newest_readable(out)
+        recorded, _ = _resume_settings(args, given, found, checkpoint)
         for name in _RUN_SETTINGS:
             setattr(args, name, recorded[name])
         for name in _BOOKKEEPING:
@@ -253,24 +294,39 @@ def _cmd_train(args: argparse.Namespace) -> int:
             device=device,
         )
     try:
-        if found is not None:  # --resume
-            trainer.restore(found)
-            say(f"resumed from {found} at step {trainer.step}")
-        try:
-            summary = trainer.fit(args.steps)
-        except KeyboardInterrupt:
-            saved = trainer.save()
-            say(
-                f"\ninterrupted at step {trainer.step}; checkpoint {saved} (resume with --resume)",
-                file=sys.stderr,
-            )
-            return 130
+        with _one_line_warnings():
+            if found is not None:  # --resume
+                _restore(trainer, found)
+            try:
+                summary = trainer.fit(args.steps)
+            except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (training.Terminated)
+                saved = trainer.save()
+                sigterm = isinstance(err, training.Terminated)
+                what = "terminated (SIGTERM)" if sigterm else "interrupted"
+                say(
+                    f"\n{what} at step {trainer.step}; checkpoint {saved} (resume with --resume)",
+                    file=sys.stderr,
+                )
+                return 143 if sigterm else 130  # 128 + the signal's number, as a shell reports
     except training.NonFiniteLossError as err:
         raise RunError(one_line(err)) from err
     finally:
         trainer.close()
     say(f"trained {summary.step} steps; checkpoints in {out}")
     return 0
+
+
+def _restore(trainer: training.Trainer, found: Path) -> None:
+    checkpoint = trainer.restore(found)
+    say(f"resumed from {found} at step {trainer.step}")
+    if trainer.shards != checkpoint["shards"]:
+        world = trainer.env.world_size
+        say(
+            f"note: the run was trained with {checkpoint['shards']} parts per batch (shards), "
+            f"fewer than these {world} processes; it continues with {world}, so from step "
+            f"{trainer.step} on its noise draws differ from a run on at most "
+            f"{checkpoint['shards']} processes"
+        )
 
 
 # Grey levels of the embedded image sources (everything else: 8-bit, 256 levels).
