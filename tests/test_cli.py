@@ -26,7 +26,7 @@ def _run(*args: str) -> int:
 
 
 def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
-    for command in ("train", "sample", "inpaint", "demo"):
+    for command in ("train", "sample", "inpaint", "likelihood", "demo"):
         with pytest.raises(SystemExit) as exit_info:
             _run(command, "--help")
         assert exit_info.value.code == 0

@@ -41,6 +41,7 @@ from ncsn._checks import (
     sum_event,
 )
 from ncsn._types import ScoreModel
+from ncsn.data import dequantize
 from ncsn.samplers._common import sigma_vector
 from ncsn.samplers.ode import Solver, check_solver, flow_step
 
@@ -219,16 +220,15 @@ def bits_per_dim(
 ) -> Tensor:
     """An upper bound on the negative log-likelihood of quantised data, in bits per dimension.
 
-    Data in [0, 1] on K = ``levels`` grey levels (the values k/(K − 1), as
-    ``ToTensor`` gives for K = 256, or the embedded digits for K = 17) are dequantised uniformly
-    within each level's bin of width Δ = 1/(K − 1): x̃ = x + (u − ½)·Δ with u ~ U[0, 1)^D. Then
-    log P(x) ≥ E_u[log p(x̃)] + D·log Δ (Jensen), so
+    Data in [0, 1] on K = ``levels`` grey levels (the values k/(K − 1), as ``ToTensor`` gives for
+    K = 256, or the embedded digits for K = 17) are dequantised by :func:`ncsn.data.dequantize`,
+    the transform ``ncsn train --dequantize`` trains with: x̃ = (k + u)/K, u ~ U[0, 1)^D, uniform
+    over level k's bin [k/K, (k + 1)/K). Then log P(k) ≥ E_u[log p(x̃)] − D·log K (Jensen), so
 
-        bits/dim = −(log p_{σ_L}(x̃) + D·log Δ) / (D·ln 2) = −log p_{σ_L}(x̃)/(D·ln 2) + log₂(K − 1)
+        bits/dim = −log p_{σ_L}(x̃)/(D·ln 2) + log₂ K
 
-    is an unbiased estimate of an upper bound on −log₂ P(x)/D. The bins are centred on the levels,
-    so the model sees data at the scale it was trained on. (Song et al., 2021, dequantise
-    k ↦ (k + u)/256 instead, which adds log₂ 256 = 8; the two differ by log₂(256/255) ≈ 0.006.)
+    is an unbiased estimate of an upper bound on −log₂ P(x)/D: the convention of Song et al.
+    (2021) and of the official NCSN code (for K = 256 the familiar "+ 8").
 
     Args:
         model, sigmas, prior, trace, probes, probe, solver: as in :func:`log_prob`.
@@ -258,12 +258,9 @@ def bits_per_dim(
     if x.numel() and not bool(((x >= 0) & (x <= 1)).all()):
         low, high = float(x.min()), float(x.max())
         raise ValueError(f"x must lie in [0, 1] for bits_per_dim; got values in [{low}, {high}]")
-    width = 1.0 / (count - 1)
-    u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-    dequantised = x + (u - 0.5) * width
     nats = log_prob(
         model,
-        dequantised,
+        dequantize(x, levels=count, generator=generator),
         sigmas,
         prior=prior,
         trace=trace,
@@ -273,4 +270,4 @@ def bits_per_dim(
         generator=generator,
     )
     d = x[0].numel()
-    return -(nats + d * math.log(width)) / (d * math.log(2))
+    return -nats / (d * math.log(2)) + math.log2(count)

@@ -153,19 +153,30 @@ def grid_scale(shape: Sequence[int]) -> int:
 
 
 class Progress:
-    """A tqdm bar over a sampler's model calls (the callback syncs nothing: it only counts)."""
+    """A tqdm bar over a sampler's model calls: ``progress.watch(model)`` counts each call (it
+    syncs nothing), so the bar ends at ``num_model_calls`` whatever the sampler's steps are."""
 
     def __init__(self, sampler: Any, quiet: bool) -> None:
         self.total, self.quiet = int(sampler.num_model_calls), quiet
         self.bar: Any = None
 
-    def __enter__(self) -> Any:
-        if self.quiet or not is_main_process():
-            return None
-        from tqdm.auto import tqdm
+    def __enter__(self) -> Progress:
+        if not self.quiet and is_main_process():
+            from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=self.total, desc="sampling", unit="step", mininterval=1.0)
-        return lambda info: self.bar.update(1)
+            self.bar = tqdm(total=self.total, desc="sampling", unit="call", mininterval=1.0)
+        return self
+
+    def watch(self, model: Any) -> Any:
+        """``model`` itself, or a model that ticks the bar at each call."""
+        if self.bar is None:
+            return model
+
+        def counted(x: Tensor, sigma: Tensor) -> Tensor:
+            self.bar.update(1)
+            return model(x, sigma)
+
+        return counted
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
@@ -184,6 +195,17 @@ def positive_int_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int_arg(text: str) -> int:
+    """An int >= 0 for argparse (a one-line error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 

@@ -23,7 +23,7 @@ from ncsn.cli._common import (
     user_input,
     writable_folder,
 )
-from ncsn.cli.sample import add_sampling_options, sampler_for
+from ncsn.cli.sample import add_sampling_options, sampler_for, start_for
 
 __all__: list[str] = []  # the command is reached through ncsn.cli.main
 
@@ -69,9 +69,17 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
     with user_input():
         sampler = sampler_for(model, meta, args)
     device_gen = torch.Generator(device=device).manual_seed(args.seed)
-    with Progress(sampler, args.quiet) as callback:
+    init = start_for(sampler, tuple(observed.shape), device_gen, device)
+    if meta.get("logit_transform") and isinstance(sampler, samplers.AnnealedLangevin):
+        init = ncsn_data.logit_transform(init)
+    with Progress(sampler, args.quiet) as progress:
         completions = samplers.inpaint(
-            sampler, model, observed, known_b.to(device), generator=device_gen, callback=callback
+            sampler,
+            progress.watch(model),
+            observed,
+            known_b.to(device),
+            init=init,
+            generator=device_gen,
         )
     completions = to_images(completions, meta).cpu()
     completions = torch.where(known_b, images.repeat_interleave(k, dim=0), completions)

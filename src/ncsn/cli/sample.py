@@ -11,12 +11,14 @@ from torch import Tensor, nn
 
 from ncsn import data as ncsn_data
 from ncsn import presets, samplers, viz
+from ncsn._types import Sampler
 from ncsn.cli._common import (
     CommandError,
     Progress,
     device_from,
     grid_scale,
     load_model,
+    non_negative_int_arg,
     positive_float_arg,
     positive_int_arg,
     say,
@@ -36,16 +38,53 @@ def _sigmas_of(model: nn.Module) -> Tensor | None:
     return sigmas if isinstance(sigmas, Tensor) else None
 
 
-def sampler_for(
-    model: nn.Module, meta: dict[str, Any], args: argparse.Namespace
-) -> samplers.AnnealedLangevin | samplers.Langevin:
+SAMPLERS = ("annealed", "cas", "pc", "ode")
+
+
+def _denoise(args: argparse.Namespace, default: bool) -> bool:
+    return default if args.denoise is None else bool(args.denoise)
+
+
+def sampler_for(model: nn.Module, meta: dict[str, Any], args: argparse.Namespace) -> Sampler:
+    """The sampler ``--sampler`` names, on the model's own σ grid (no retraining)."""
     sigmas = _sigmas_of(model)
+    kind = getattr(args, "sampler", "annealed")
     if sigmas is None or len(sigmas) == 1:
+        if kind != "annealed":
+            raise CommandError(
+                f"--sampler {kind} needs a model trained on several noise levels; this one has one"
+            )
         sigma = float(meta.get("sigma", sigmas[0] if sigmas is not None else 0.01))
         return samplers.Langevin(sigma, args.step_size, args.num_steps)
+    if kind == "cas":
+        eta = args.eta
+        if eta is None:  # halfway between the deterministic end 1 − γ and Tweedie's η = 1
+            ratio = float((sigmas[1:] / sigmas[:-1]).max())
+            eta = 1.0 - ratio / 2
+        return samplers.ConsistentAnnealedSampling(sigmas, eta, denoise=_denoise(args, False))
+    if kind == "pc":
+        return samplers.PredictorCorrector(
+            sigmas,
+            snr=args.snr,
+            corrector_steps=args.corrector_steps,
+            denoise=_denoise(args, True),
+        )
+    if kind == "ode":
+        return samplers.ProbabilityFlowODE(sigmas, solver=args.solver, denoise=_denoise(args, True))
     return samplers.AnnealedLangevin(
-        sigmas, args.step_size, args.steps_per_level, denoise=args.denoise
+        sigmas, args.step_size, args.steps_per_level, denoise=_denoise(args, False)
     )
+
+
+def start_for(
+    sampler: Sampler, shape: tuple[int, ...], gen: torch.Generator, device: torch.device
+) -> Tensor:
+    """U[0, 1] for Langevin and annealed Langevin (the paper); N(0, σ_1²I) for the samplers that
+    start at p_{σ_1} (consistent annealed sampling, predictor-corrector, the ODE)."""
+    if isinstance(sampler, (samplers.Langevin, samplers.AnnealedLangevin)):
+        return samplers.uniform_init(shape, generator=gen, device=device)
+    first = float(sampler.sigmas[0])  # type: ignore[attr-defined]
+    return samplers.gaussian_init(shape, first, generator=gen, device=device)
 
 
 # ---------------------------------------------------------------------------------------- sample
@@ -60,12 +99,12 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     with user_input():
         sampler = sampler_for(model, meta, args)
     gen = torch.Generator(device=device).manual_seed(args.seed)
-    x0 = samplers.uniform_init((args.num_samples, *shape), generator=gen, device=device)
-    if meta.get("logit_transform"):
+    x0 = start_for(sampler, (args.num_samples, *shape), gen, device)
+    if meta.get("logit_transform") and isinstance(sampler, samplers.AnnealedLangevin):
         x0 = ncsn_data.logit_transform(x0)
     start = time.perf_counter()
-    with Progress(sampler, args.quiet) as callback:
-        x = sampler(model, x0, generator=gen, callback=callback)
+    with Progress(sampler, args.quiet) as progress:
+        x = sampler(progress.watch(model), x0, generator=gen)
     if len(shape) == 3 and not meta.get("logit_transform"):
         warn_if_absurd(x, 0.0, 1.0)  # pixels live in [0, 1]
     torch.save(x.cpu(), out / "samples.pt")
@@ -79,6 +118,14 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def add_sampling_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        default="annealed",
+        help="annealed: annealed Langevin (Algorithm 1, L·T calls); cas: consistent annealed "
+        "sampling (one call per level); pc: predictor-corrector for the VE SDE; ode: the "
+        "probability-flow ODE (deterministic); all on the model's own σ grid (default annealed)",
+    )
     p.add_argument(
         "--step-size",
         type=positive_float_arg,
@@ -99,8 +146,32 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--denoise",
-        action="store_true",
-        help="add the final denoising step x + σ_L² s(x, σ_L) (NCSNv2)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="end with the denoising step x + σ_L² s(x, σ_L) (NCSNv2); default: on for pc and "
+        "ode, off for annealed and cas",
+    )
+    p.add_argument(
+        "--eta",
+        type=positive_float_arg,
+        default=None,
+        help="cas: the fraction η of Tweedie's step taken per level, 1 − γ ≤ η ≤ 1 for the "
+        "grid's ratio γ = σ_(i+1)/σ_i (default 1 − γ/2)",
+    )
+    p.add_argument(
+        "--snr", type=positive_float_arg, default=0.16, help="pc: corrector snr (default 0.16)"
+    )
+    p.add_argument(
+        "--corrector-steps",
+        type=non_negative_int_arg,
+        default=1,
+        help="pc: Langevin corrector steps per level (default 1; 0 = reverse diffusion only)",
+    )
+    p.add_argument(
+        "--solver",
+        choices=("heun", "euler"),
+        default="heun",
+        help="ode: Heun (2 calls a step) or Euler (1) (default heun)",
     )
     p.add_argument(
         "--no-ema", action="store_true", help="use the raw weights instead of the EMA weights"
@@ -121,7 +192,8 @@ def add_parser(sub: Any) -> None:
     s = sub.add_parser(
         "sample",
         help="draw samples from a checkpoint",
-        description="Sample with annealed Langevin dynamics from one of our checkpoints or an official one.",
+        description="Sample from one of our checkpoints or an official one with annealed Langevin "
+        "dynamics, consistent annealed sampling, predictor-corrector or the probability-flow ODE.",
     )
     s.add_argument(
         "checkpoint",

@@ -300,7 +300,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
             try:
                 summary = trainer.fit(args.steps)
             except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (training.Terminated)
-                saved = trainer.save()
+                # A signal held during a periodic save leaves that checkpoint complete.
+                done = training.checkpoint_path(out, trainer.step)
+                saved = done if done.exists() else trainer.save()
                 sigterm = isinstance(err, training.Terminated)
                 what = "terminated (SIGTERM)" if sigterm else "interrupted"
                 say(

@@ -1,0 +1,189 @@
+"""``ncsn sample --sampler`` and ``ncsn likelihood`` end to end on tiny runs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import ncsn
+from ncsn.cli import main
+
+TOY = ["--data", "mixture", "--steps", "3", "--batch-size", "16", "--quiet"]
+SAMPLERS = {
+    "annealed": ["--steps-per-level", "2"],
+    "cas": ["--eta", "0.9"],
+    "pc": ["--snr", "0.1", "--corrector-steps", "2"],
+    "ode": ["--solver", "euler", "--no-denoise"],
+}
+
+
+def _outcome(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    try:
+        code = main(list(args))
+    except SystemExit as exit_info:
+        code = int(exit_info.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out.strip(), captured.err.strip()
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("toy") / "run"
+    assert main(["train", *TOY, "--output", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("images")
+    images = np.random.default_rng(0).integers(0, 256, size=(40, 1, 8, 8), dtype=np.uint8)
+    data = folder / "images.npz"
+    np.savez(data, images=images)
+    out = folder / "run"
+    args = ["train", "--data", str(data), "--ngf", "4", "--steps", "2", "--batch-size", "4"]
+    assert main([*args, "--quiet", "--output", str(out)]) == 0
+    return out, data
+
+
+def _expected(run: Path, name: str, n: int) -> torch.Tensor:
+    """The same samples drawn in Python: the run's model, the named sampler, the same start."""
+    checkpoint = ncsn.training.load_checkpoint(ncsn.training.latest_checkpoint(run))
+    model = ncsn.nets.build_model(checkpoint["config"]["model"])
+    model.load_state_dict(ncsn.training.model_weights(checkpoint, ema=True))
+    model.eval()
+    sigmas = model.sigmas
+    g = torch.Generator().manual_seed(0)
+    sampler: ncsn.Sampler
+    if name == "annealed":
+        sampler = ncsn.samplers.AnnealedLangevin(sigmas, ncsn.presets.OFFICIAL_STEP_SIZE, 2)
+        x0 = ncsn.samplers.uniform_init((n, 2), generator=g)
+    else:
+        if name == "cas":
+            sampler = ncsn.samplers.ConsistentAnnealedSampling(sigmas, 0.9)
+        elif name == "pc":
+            sampler = ncsn.samplers.PredictorCorrector(sigmas, snr=0.1, corrector_steps=2)
+        else:
+            sampler = ncsn.samplers.ProbabilityFlowODE(sigmas, solver="euler")
+        x0 = ncsn.samplers.gaussian_init((n, 2), float(sigmas[0]), generator=g)
+    return sampler(model, x0, generator=g)
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_sample_with_each_sampler_equals_the_python_call(
+    name: str, toy_run: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / name
+    args = ["sample", str(toy_run), "--sampler", name, *SAMPLERS[name], "--num-samples", "6"]
+    assert main([*args, "--quiet", "--output", str(out)]) == 0
+    got = torch.load(out / "samples.pt", weights_only=True)
+    assert torch.equal(got, _expected(toy_run, name, 6))
+
+
+@pytest.mark.parametrize("name", ["cas", "pc", "ode"])
+def test_every_sampler_samples_and_inpaints_images(name: str, image_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run, data = image_run
+    out = tmp_path / "s"
+    args = ["--sampler", name, "--quiet"]
+    assert main(["sample", str(run), *args, "--num-samples", "3", "--output", str(out)]) == 0
+    assert torch.load(out / "samples.pt", weights_only=True).shape == (3, 1, 8, 8)
+    inpaint = ["inpaint", str(run), "--data", str(data), "--num-images", "2", "--completions", "2"]
+    assert main([*inpaint, *args, "--output", str(tmp_path / "i")]) == 0
+    assert (tmp_path / "i" / "inpainting.png").exists()
+
+
+def test_likelihood_prints_bits_per_dim_with_its_standard_error(
+    image_run,
+    capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
+) -> None:
+    run, data = image_run
+    code, out, err = _outcome(
+        capsys,
+        "likelihood",
+        str(run),
+        "--data",
+        str(data),
+        "--num-examples",
+        "6",
+        "--batch-size",
+        "4",
+    )
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("warning: the ODE runs on 10 levels")
+    value, _, rest = lines[-1].partition(" ± ")
+    assert float(value) > 0 and math.isfinite(float(rest.split()[0]))
+    assert "bits/dim on 6 examples" in lines[-1] and "256 grey levels" in lines[-1]
+
+
+def test_likelihood_of_toy_data_is_in_nats_and_matches_the_python_call(
+    toy_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _outcome(
+        capsys,
+        "likelihood",
+        str(toy_run),
+        "--data",
+        "mixture",
+        "--num-examples",
+        "5",
+        "--trace",
+        "exact",
+    )
+    assert code == 0, err
+    checkpoint = ncsn.training.load_checkpoint(ncsn.training.latest_checkpoint(toy_run))
+    model = ncsn.nets.build_model(checkpoint["config"]["model"])
+    model.load_state_dict(ncsn.training.model_weights(checkpoint, ema=True))
+    x, _ = ncsn.data.load("mixture", num_samples=5, generator=torch.Generator().manual_seed(0))
+    expected = ncsn.likelihood.log_prob(model.eval(), x, model.sigmas, trace="exact")
+    assert f"log-likelihood {expected.double().mean().item():.4f} ± " in out
+    assert "nats per example on 5 examples" in out
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--sampler", "cas", "--eta", "0.1"], "eta must lie in ["),
+        (["--sampler", "pc", "--corrector-steps", "-1"], "must be >= 0, got -1"),
+        (["--sampler", "ode", "--solver", "rk4"], "invalid choice: 'rk4'"),
+        (["--sampler", "heat"], "invalid choice: 'heat'"),
+    ],
+)
+def test_bad_sampler_options_are_one_line_errors(
+    extra: list[str],
+    message: str,
+    toy_run: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = _outcome(capsys, "sample", str(toy_run), *extra, "--output", str(tmp_path / "o"))
+    assert code == 2 and message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_likelihood_errors_are_one_line(
+    toy_run: Path,
+    image_run,
+    capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
+) -> None:
+    run, data = image_run
+    cases = [
+        (["likelihood", str(run), "--data", "mixture"], "do not fit the model's [1, 8, 8]"),
+        (["likelihood", str(toy_run), "--data", str(data)], "do not fit the model's [2]"),
+        (
+            ["likelihood", str(run), "--data", str(data), "--ode-levels", "50"],
+            "not one of this network's noise levels",
+        ),
+        (["likelihood", str(run / "nope"), "--data", str(data)], "no such checkpoint"),
+        (
+            ["likelihood", str(run), "--data", str(data), "--trace", "full"],
+            "invalid choice: 'full'",
+        ),
+    ]
+    for args, message in cases:
+        code, _, err = _outcome(capsys, *args)
+        assert code == 2 and message in err and len(err.splitlines()) == 1, (args, err)
+        assert "Traceback" not in err
