@@ -6,6 +6,7 @@ import math
 import numbers
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -100,12 +101,40 @@ def check_sigma_values(sigma: Tensor, *, allow_zero: bool, name: str = "sigma") 
 
 def check_batch(x: Tensor, name: str = "x") -> None:
     """``x`` must be a floating tensor with a batch dimension ``[B, *event]``."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
+    check_float_tensor(x, name)
     if x.ndim < 1:
         raise ValueError(f"{name} must have a batch dimension [B, *event]; got a 0-d tensor")
+
+
+def check_float_tensor(x: object, name: str) -> None:
+    """``x`` must be a floating-point tensor (of any shape)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
     if not torch.is_floating_point(x):
         raise TypeError(f"{name} must be a floating-point tensor; got dtype {x.dtype}")
+
+
+def check_nonempty(x: Tensor, name: str = "x") -> None:
+    """The one rule for empty batches everywhere (samplers, losses, nets, metrics): an error.
+
+    An empty batch has no loss to average, no chain to run, no statistics to report; refusing
+    it at the top names the problem instead of a reshape error deep inside torch.
+    """
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one example; got shape {tuple(x.shape)}")
+
+
+def check_bool(value: object, name: str) -> bool:
+    """A Python or numpy bool (not a string, whose truth value is almost never what was meant)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool; got {name}={value!r}")
+    return bool(value)
+
+
+def check_callable(value: object, name: str) -> None:
+    """A score model (or anything called like one) must be callable."""
+    if not callable(value):
+        raise TypeError(f"{name} must be a callable score model; got {value!r}")
 
 
 def same_device(a: torch.device, b: torch.device) -> bool:
@@ -129,12 +158,18 @@ def same_device(a: torch.device, b: torch.device) -> bool:
     return True
 
 
+def check_generator_type(generator: object) -> None:
+    """``generator`` must be a ``torch.Generator`` or None (not a seed, not a numpy Generator)."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None; got {generator!r}")
+
+
 def check_generator(generator: torch.Generator | None, x: Tensor, name: str = "x") -> None:
-    """A generator must live on the device (type and index) of the tensors it draws for."""
+    """A generator must be a ``torch.Generator`` (or None) on the device (type and index) of the
+    tensors it draws for."""
+    check_generator_type(generator)
     if generator is None:
         return
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None; got {generator!r}")
     if not same_device(generator.device, x.device):
         raise ValueError(
             f"generator is on device {generator.device} but {name} is on device {x.device}; "
@@ -159,9 +194,29 @@ def call_model(model: ScoreModel, x: Tensor, sigma: Tensor) -> Tensor:
     return out
 
 
+def as_sigma_tensor(
+    sigma: Tensor | float, x: Tensor, name: str = "sigma", *, dtype: torch.dtype | None = None
+) -> Tensor:
+    """σ (a number, a sequence or a tensor) as a tensor on ``x``'s device, in ``dtype`` (default
+    ``x``'s); anything else is a ``TypeError`` naming it."""
+    if isinstance(sigma, Tensor):
+        if sigma.dtype == torch.bool or sigma.is_complex():
+            raise TypeError(f"{name} must hold real numbers; got dtype {sigma.dtype}")
+    elif isinstance(sigma, (bool, str, bytes)) or not isinstance(
+        sigma, (numbers.Real, Sequence, np.ndarray)
+    ):
+        raise TypeError(f"{name} must be a real number or a tensor of them; got {name}={sigma!r}")
+    try:
+        return torch.as_tensor(sigma, device=x.device, dtype=x.dtype if dtype is None else dtype)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(
+            f"{name} must be a real number or a tensor of them; got {name}={sigma!r}"
+        ) from err
+
+
 def per_example(sigma: Tensor | float, x: Tensor, name: str = "sigma") -> Tensor:
     """Broadcast a scalar or ``[B]`` σ to a ``[B]`` tensor on ``x``'s device and dtype."""
-    sigma_t = torch.as_tensor(sigma, device=x.device, dtype=x.dtype)
+    sigma_t = as_sigma_tensor(sigma, x, name)
     if sigma_t.ndim == 0:
         return sigma_t.expand(x.shape[0])
     if sigma_t.shape != (x.shape[0],):
@@ -193,8 +248,7 @@ def draw_device_dtype(
 ) -> tuple[torch.device, torch.dtype]:
     """Where and in what dtype a random function draws: ``device``, else the generator's, else the
     CPU; ``dtype``, else torch's default. A generator on another device than ``device`` is refused."""
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None; got {generator!r}")
+    check_generator_type(generator)
     dtype = torch.get_default_dtype() if dtype is None else dtype
     if device is None:
         return (generator.device if generator is not None else torch.device("cpu")), dtype
