@@ -6,6 +6,7 @@ the [0, 1] pixel range.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ncsn._checks import as_sigmas, positive_float, positive_int
+from ncsn._checks import as_sigmas, check_generator_type, positive_float, positive_int
 
 __all__ = ["GeometricSchedule", "Schedule", "geometric_sigmas"]
 
@@ -42,8 +43,12 @@ def geometric_sigmas(
         ``[L]`` strictly decreasing tensor, ``sigmas[0] == sigma_max``, ``sigmas[-1] == sigma_min``.
 
     Raises:
-        ValueError: if a level is non-positive or non-finite, ``sigma_min >= sigma_max`` or
-            ``num_levels < 1``.
+        TypeError: if ``dtype`` is not a floating-point ``torch.dtype``.
+        ValueError: if a level is non-positive or non-finite, ``sigma_min >= sigma_max``,
+            ``num_levels < 1``, ``device`` names no device, or the levels do not survive the cast
+            to ``dtype``: ``sigma_max`` overflows to inf, ``sigma_min`` falls below the smallest
+            normal number (float16's is 6.1e-05; it would be stored as 0 or with lost precision),
+            or neighbouring levels round to the same value (too many levels for a narrow range).
 
     Example:
         >>> ncsn.geometric_sigmas(1.0, 0.01, 10)[:3]
@@ -57,12 +62,61 @@ def geometric_sigmas(
             f"sigma_min must be smaller than sigma_max; got sigma_min={sigma_min}, "
             f"sigma_max={sigma_max}"
         )
+    dtype = _float_dtype(dtype)
+    device = _device(device)
     logs = torch.linspace(math.log(sigma_max), math.log(sigma_min), num_levels, dtype=torch.float64)
-    return logs.exp().to(dtype=dtype or torch.get_default_dtype(), device=device)
+    sigmas = logs.exp().to(dtype)
+    _check_representable(sigmas, sigma_max, sigma_min, num_levels)
+    return sigmas.to(device)
+
+
+def _float_dtype(dtype: object) -> torch.dtype:
+    if dtype is None:
+        return torch.get_default_dtype()
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point torch.dtype; got dtype={dtype!r}")
+    return dtype
+
+
+def _device(device: object) -> torch.device | None:
+    if device is None or isinstance(device, torch.device):
+        return device
+    if not isinstance(device, (str, int)) or isinstance(device, bool):
+        raise TypeError(f"device must be a torch.device, a string or None; got device={device!r}")
+    try:
+        return torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"device must name a torch device; got device={device!r}") from err
+
+
+def _check_representable(
+    sigmas: Tensor, sigma_max: float, sigma_min: float, num_levels: int
+) -> None:
+    """The levels, cast to their dtype (on the CPU, before any move), must still be a schedule."""
+    info = torch.finfo(sigmas.dtype)
+    stored = sigmas.tolist()
+    if not math.isfinite(stored[0]):
+        raise ValueError(
+            f"sigma_max={sigma_max!r} overflows {sigmas.dtype} (largest finite {info.max:g}); "
+            f"the levels would be stored as {stored}; use a wider dtype"
+        )
+    if stored[-1] < info.tiny:
+        raise ValueError(
+            f"sigma_min={sigma_min!r} is below the smallest normal {sigmas.dtype} number "
+            f"{info.tiny:.4g} and loses its precision there; the levels would be stored as "
+            f"{stored}; use a larger sigma_min or a wider dtype"
+        )
+    if any(b >= a for a, b in itertools.pairwise(stored)):
+        raise ValueError(
+            f"num_levels={num_levels} levels from sigma_max={sigma_max!r} to "
+            f"sigma_min={sigma_min!r} are not distinct in {sigmas.dtype}; they would be stored "
+            f"as {stored}; use fewer levels, a wider range or a wider dtype"
+        )
 
 
 def _sample(sigmas: Tensor, batch: int, generator: torch.Generator | None) -> Tensor:
     batch = positive_int(batch, "batch")
+    check_generator_type(generator)
     device = generator.device if generator is not None else sigmas.device
     index = torch.randint(sigmas.numel(), (batch,), generator=generator, device=device)
     return sigmas.to(device)[index]
@@ -74,7 +128,8 @@ class Schedule:
 
     Args:
         sigmas: ``[L]`` levels; validated to be 1-D, non-empty, finite, positive and strictly
-            decreasing.
+            decreasing, and copied (detached from autograd), so changing the tensor afterwards
+            does not change the schedule.
 
     Example:
         >>> schedule = ncsn.Schedule(torch.tensor([0.01]))    # the paper's single-σ baseline
@@ -85,7 +140,7 @@ class Schedule:
     sigmas: Tensor
 
     def __init__(self, sigmas: Tensor | Sequence[float]) -> None:
-        object.__setattr__(self, "sigmas", as_sigmas(sigmas))
+        object.__setattr__(self, "sigmas", as_sigmas(sigmas).detach().clone())
 
     @property
     def num_levels(self) -> int:
