@@ -20,10 +20,14 @@ import torch
 from torch import Tensor
 
 from ncsn._checks import (
+    as_sigma_tensor,
     as_sigmas,
     call_model,
     check_batch,
+    check_bool,
+    check_float_tensor,
     check_generator,
+    check_nonempty,
     check_sigma_values,
     finite_float,
     pad_event,
@@ -50,9 +54,30 @@ JacobianMode = Literal["backward", "forward"]
 _JACOBIAN_MODES: tuple[str, ...] = get_args(JacobianMode)
 
 
+def _check_x(x: Tensor, generator: torch.Generator | None) -> None:
+    """The data of every loss: a non-empty floating ``[B, *event]`` batch, a matching generator."""
+    check_batch(x)
+    check_nonempty(x)
+    check_generator(generator, x)
+
+
+def _check_schedule(schedule: object) -> None:
+    if not isinstance(schedule, NoiseSchedule):
+        shown = f"{type(schedule).__name__} {schedule!r}"
+        if isinstance(schedule, Tensor):
+            shown = f"Tensor of shape {tuple(schedule.shape)}"
+        raise TypeError(
+            "schedule must be a NoiseSchedule (an object with .sigmas and "
+            f".sample(batch, generator=)); got {shown}; wrap levels in ncsn.Schedule(...) "
+            "or use ncsn.GeometricSchedule(...)"
+        )
+    as_sigmas(schedule.sigmas, "schedule.sigmas")
+
+
 def _noise(x: Tensor, noise: Tensor | None, generator: torch.Generator | None) -> Tensor:
     if noise is None:
         return randn_like(x, generator)
+    check_float_tensor(noise, "noise")
     if noise.shape != x.shape:
         raise ValueError(
             f"noise must have the shape of x {tuple(x.shape)}; got {tuple(noise.shape)}"
@@ -72,10 +97,9 @@ def _perturb(
     Checking σ's values synchronises with the device, so the configured losses, whose σ come from
     a schedule validated once, skip this and call the ``_*_core`` functions directly.
     """
-    check_batch(x)
-    check_generator(generator, x)
+    _check_x(x, generator)
     finite_float(power, "power")
-    sigma = torch.as_tensor(sigma, device=x.device, dtype=x.dtype)
+    sigma = as_sigma_tensor(sigma, x)
     check_sigma_values(sigma, allow_zero=False)
     return per_example(sigma, x), _noise(x, noise, generator)
 
@@ -114,8 +138,10 @@ def dsm(
         ``[B]`` per-example losses.
 
     Raises:
-        ValueError: for a non-positive or non-finite σ, a noise of the wrong shape, or a model
-            output whose shape differs from its input.
+        TypeError: a non-floating ``x`` or ``noise``, a σ that is not a number or tensor, or a
+            ``generator`` that is not a ``torch.Generator``.
+        ValueError: an empty batch, a non-positive or non-finite σ, a noise of the wrong shape,
+            or a model output whose shape differs from its input.
 
     Example:
         >>> gmm = ncsn.toy.paper_mixture()
@@ -145,16 +171,17 @@ def projections_like(
         ``[B, *event]`` directions in x's dtype and on x's device.
 
     Raises:
-        ValueError: an unknown ``distribution``, or a generator on another device than x.
-        TypeError: x not a floating-point tensor.
+        ValueError: an empty batch, an unknown ``distribution``, or a generator on another
+            device than x.
+        TypeError: x not a floating-point tensor, or a ``generator`` that is not a
+            ``torch.Generator``.
 
     Example:
         >>> v = ncsn.losses.projections_like(torch.zeros(4, 3, 8, 8), "sphere")
         >>> torch.allclose(v.flatten(1).norm(dim=1), torch.full((4,), 192**0.5))
         True
     """
-    check_batch(x)
-    check_generator(generator, x)
+    _check_x(x, generator)
     _check_distribution(distribution)
     v = randn_like(x, generator)
     if distribution == "rademacher":
@@ -172,9 +199,12 @@ def _check_distribution(distribution: str) -> None:
         )
 
 
-def _check_slicing(projections: int, distribution: str, jacobian: str) -> int:
+def _check_slicing(
+    projections: int, distribution: str, jacobian: str, variance_reduction: bool
+) -> int:
     """Checks of the slicing options shared by :func:`ssm` and :func:`annealed_ssm`."""
     projections = positive_int(projections, "projections")
+    check_bool(variance_reduction, "variance_reduction")
     _check_distribution(distribution)
     if jacobian not in _JACOBIAN_MODES:
         raise ValueError(f"jacobian must be one of {_JACOBIAN_MODES}; got jacobian={jacobian!r}")
@@ -225,9 +255,11 @@ def ssm(
         ``[B]`` per-example losses (may be negative: this is score matching up to a constant).
 
     Raises:
-        ValueError: a negative or non-finite σ, ``projections`` < 1, an unknown ``distribution``
-            or ``jacobian``, ``directions`` of the wrong shape, or a model output whose shape
-            differs from its input.
+        TypeError: a non-floating ``x`` or ``directions``, a σ that is not a number or tensor, a
+            non-bool ``variance_reduction``, or a ``generator`` that is not a ``torch.Generator``.
+        ValueError: an empty batch, a negative or non-finite σ, ``projections`` < 1, an unknown
+            ``distribution`` or ``jacobian``, ``directions`` of the wrong shape, or a model
+            output whose shape differs from its input.
 
     Example:
         >>> net = ncsn.nets.ScoreMLP(2)
@@ -237,10 +269,9 @@ def ssm(
     References:
         Song, Garg, Shi & Ermon (2019), "Sliced Score Matching".
     """
-    check_batch(x)
-    check_generator(generator, x)
-    projections = _check_slicing(projections, distribution, jacobian)
-    sigma = torch.as_tensor(sigma, device=x.device, dtype=x.dtype)
+    _check_x(x, generator)
+    projections = _check_slicing(projections, distribution, jacobian, variance_reduction)
+    sigma = as_sigma_tensor(sigma, x)
     check_sigma_values(sigma, allow_zero=True)
     return _ssm_core(
         model,
@@ -275,6 +306,7 @@ def _ssm_core(
     if directions is None:
         v = projections_like(x, distribution, generator=generator)
     else:
+        check_float_tensor(directions, "directions")
         expected = (projections, batch, *x.shape[1:])
         if tuple(directions.shape) != expected:
             raise ValueError(
@@ -336,6 +368,7 @@ def annealed_ssm(
         ``[B]`` per-example losses.
 
     Raises:
+        TypeError: a non-floating ``noise``, and the errors of :func:`ssm`.
         ValueError: a non-positive or non-finite σ, a non-finite ``power``, and the errors of
             :func:`ssm`.
 
@@ -345,7 +378,7 @@ def annealed_ssm(
         >>> ncsn.losses.annealed_ssm(net, x, torch.tensor([1.0, 0.1, 1.0, 0.1])).shape
         torch.Size([4])
     """
-    projections = _check_slicing(projections, distribution, jacobian)
+    projections = _check_slicing(projections, distribution, jacobian, variance_reduction)
     sig, z = _perturb(x, sigma, noise, power, generator)
     return _annealed_ssm_core(
         model,
@@ -391,8 +424,7 @@ def _annealed_ssm_core(
 
 
 def _levels(schedule: NoiseSchedule, x: Tensor, generator: torch.Generator | None) -> Tensor:
-    check_batch(x)
-    check_generator(generator, x)
+    _check_x(x, generator)
     return schedule.sample(x.shape[0], generator=generator).to(device=x.device, dtype=x.dtype)
 
 
@@ -404,8 +436,11 @@ class DenoisingScoreMatching:
     example drawn uniformly from the schedule: an unbiased estimate of (1/L) Σ_i λ(σ_i) ℓ(θ; σ_i).
 
     Args:
-        schedule: the noise levels.
+        schedule: the noise levels, a :class:`~ncsn.NoiseSchedule` (a bare tensor or list of
+            levels is a ``TypeError``: wrap it in :class:`ncsn.Schedule`).
         power: p in λ(σ) = σ^p (paper: 2; the single-σ baseline: 0).
+
+    Calling it with an empty batch is a ``ValueError``, as everywhere in ``ncsn``.
 
     Example:
         >>> loss = ncsn.losses.DenoisingScoreMatching(ncsn.GeometricSchedule(1.0, 0.01, 10))
@@ -418,7 +453,7 @@ class DenoisingScoreMatching:
     power: float = 2.0
 
     def __post_init__(self) -> None:
-        as_sigmas(self.schedule.sigmas, "schedule.sigmas")
+        _check_schedule(self.schedule)
         object.__setattr__(self, "power", finite_float(self.power, "power"))
 
     def __call__(
@@ -436,7 +471,8 @@ class SlicedScoreMatching:
     (with ``variance_reduction=False``, ½(vᵀs)² replaces ½‖s‖²).
 
     Args:
-        schedule: the noise levels.
+        schedule: the noise levels, a :class:`~ncsn.NoiseSchedule` (wrap a bare tensor in
+            :class:`ncsn.Schedule`).
         variance_reduction: SSM-VR (default, as in the official code).
         projections: projection vectors per example.
         distribution: ``"gaussian"``, ``"rademacher"`` or ``"sphere"``.
@@ -459,10 +495,11 @@ class SlicedScoreMatching:
     jacobian: JacobianMode = "backward"
 
     def __post_init__(self) -> None:
-        as_sigmas(self.schedule.sigmas, "schedule.sigmas")
-        object.__setattr__(
-            self, "projections", _check_slicing(self.projections, self.distribution, self.jacobian)
+        _check_schedule(self.schedule)
+        projections = _check_slicing(
+            self.projections, self.distribution, self.jacobian, self.variance_reduction
         )
+        object.__setattr__(self, "projections", projections)
         object.__setattr__(self, "power", finite_float(self.power, "power"))
 
     def __call__(
