@@ -30,8 +30,12 @@ from torch import Tensor, nn
 from ncsn._checks import (
     as_sigmas,
     check_batch,
+    check_bool,
+    check_callable,
     check_generator,
+    check_nonempty,
     check_output,
+    finite_float,
     per_example,
     positive_float,
     positive_int,
@@ -121,8 +125,10 @@ def mode_weights(x: Tensor, mixture: Mixture, *, sigma: float = 0.0) -> Tensor:
         ``[K]`` weights summing to 1, float64, on ``x``'s device.
 
     Raises:
-        TypeError: if ``mixture`` has no ``component_posterior`` or ``x`` is not floating.
-        ValueError: if ``x`` is empty, or the posteriors are not ``[B, K]``.
+        TypeError: if ``mixture`` has no ``component_posterior`` (or it returns no tensor),
+            ``x`` is not floating or ``sigma`` is not a number.
+        ValueError: if ``x`` is empty or not finite (a NaN sample has no component), a negative
+            ``sigma``, or posteriors that are not finite ``[B, K]``.
 
     Example:
         >>> gmm = ncsn.toy.paper_mixture()
@@ -137,13 +143,26 @@ def mode_weights(x: Tensor, mixture: Mixture, *, sigma: float = 0.0) -> Tensor:
         raise TypeError(
             f"mixture must have a component_posterior(x, sigma) method; got {type(mixture).__name__}"
         )
-    sigma = float(sigma)
-    if not math.isfinite(sigma) or sigma < 0:
+    sigma = finite_float(sigma, "sigma")
+    if sigma < 0:
         raise ValueError(f"sigma must be finite and >= 0; got sigma={sigma!r}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(
+            f"x must be finite; it holds {int((~torch.isfinite(x)).sum())} NaN or infinite "
+            f"values (shape {tuple(x.shape)}); a non-finite sample belongs to no component"
+        )
     post = mixture.component_posterior(x.detach(), sigma)
+    if not isinstance(post, Tensor):
+        raise TypeError(
+            f"component_posterior must return a torch.Tensor; got {type(post).__name__}"
+        )
     if post.ndim != 2 or post.shape[0] != x.shape[0]:
         raise ValueError(
             f"component_posterior must return [B, K] with B={x.shape[0]}; got {tuple(post.shape)}"
+        )
+    if not bool(torch.isfinite(post).all()):
+        raise ValueError(
+            "component_posterior returned non-finite values; no component is the largest"
         )
     counts = torch.bincount(post.argmax(dim=1), minlength=post.shape[1])
     return counts.to(torch.float64) / x.shape[0]
@@ -308,16 +327,24 @@ def score_error(
         ``[L]`` errors (detached), in ``x``'s dtype and device.
 
     Raises:
-        TypeError: on a non-floating ``x`` or a model that does not return a tensor.
-        ValueError: on invalid ``sigmas`` or a model output of the wrong shape.
+        TypeError: on a non-floating ``x``, a model or ``exact_score`` that is not callable or
+            does not return a tensor, a non-bool ``perturb`` or a non-generator ``generator``.
+        ValueError: on an empty or non-finite ``x``, invalid ``sigmas`` or a model output of
+            the wrong shape.
 
     Example:
         >>> gmm = ncsn.toy.paper_mixture()
         >>> x = gmm.sample(256, generator=torch.Generator().manual_seed(0))
         >>> err = ncsn.metrics.score_error(net, gmm.score_model(), x, net.sigmas)   # [L]
     """
+    check_callable(model, "model")
+    check_callable(exact_score, "exact_score")
     check_batch(x)
+    check_nonempty(x)
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x must be finite; it holds NaN or infinite values")
     sigmas = as_sigmas(sigmas)
+    perturb = check_bool(perturb, "perturb")
     check_generator(generator, x)
     errors = []
     for sigma in sigmas.tolist():
@@ -376,6 +403,7 @@ class Classifier(Protocol):
 
 def _batched(fn_name: str, obj: object, x: Tensor, batch_size: int) -> Tensor:
     check_batch(x)
+    check_nonempty(x)
     batch_size = positive_int(batch_size, "batch_size")
     fn = getattr(obj, fn_name)
     outs = []
@@ -405,7 +433,7 @@ def extract_features(extractor: FeatureExtractor, x: Tensor, *, batch_size: int 
 
     Raises:
         TypeError: if ``extractor`` has no ``features`` method or ``x`` is not floating.
-        ValueError: if ``features`` does not return ``[B, F]``.
+        ValueError: if ``x`` is empty or ``features`` does not return ``[B, F]``.
 
     Example:
         >>> evaluator = ncsn.metrics.digits_evaluator()
@@ -429,7 +457,7 @@ def extract_probabilities(classifier: Classifier, x: Tensor, *, batch_size: int 
 
     Raises:
         TypeError: if ``classifier`` has no ``probabilities`` method or ``x`` is not floating.
-        ValueError: if ``probabilities`` does not return ``[B, K]``.
+        ValueError: if ``x`` is empty or ``probabilities`` does not return ``[B, K]``.
 
     Example:
         >>> probs = ncsn.metrics.extract_probabilities(ncsn.metrics.digits_evaluator(), samples)
@@ -610,6 +638,7 @@ def inception_score(probs: Tensor, *, splits: int = 10) -> InceptionScore:
     check_batch(probs, "probs")
     if probs.ndim != 2:
         raise ValueError(f"probs must be 2-D [N, K]; got shape {tuple(probs.shape)}")
+    check_nonempty(probs, "probs")
     splits = positive_int(splits, "splits")
     if splits > probs.shape[0]:
         raise ValueError(f"splits must be <= N={probs.shape[0]}; got splits={splits}")
@@ -784,6 +813,8 @@ class DigitsEvaluator:
 
     def accuracy(self, x: Tensor, labels: Tensor) -> float:
         """Fraction of ``x`` ``[B, 1, 8, 8]`` classified as ``labels`` ``[B]``."""
+        if not isinstance(labels, Tensor):
+            raise TypeError(f"labels must be a torch.Tensor; got {type(labels).__name__}")
         if labels.shape != (x.shape[0],):
             raise ValueError(
                 f"labels must have shape [B]=[{x.shape[0]}]; got {tuple(labels.shape)}"
