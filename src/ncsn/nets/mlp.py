@@ -8,7 +8,15 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ncsn._checks import positive_int
+from ncsn._checks import (
+    as_sigma_tensor,
+    as_sigmas,
+    check_batch,
+    check_generator_type,
+    check_nonempty,
+    positive_int,
+    same_device,
+)
 from ncsn.nets._conditioning import LevelLookup
 
 __all__ = ["ScoreMLP"]
@@ -51,6 +59,7 @@ class ScoreMLP(nn.Module):
         super().__init__()
         self.dim = positive_int(dim, "dim")
         self.hidden = positive_int(hidden, "hidden")
+        check_generator_type(generator)
         self.fc1 = nn.Linear(dim, hidden)
         self.fc2 = nn.Linear(hidden, hidden)
         self.fc3 = nn.Linear(hidden, dim)
@@ -62,7 +71,8 @@ class ScoreMLP(nn.Module):
         self.act = nn.Softplus()
         self.lookup: LevelLookup | None = None
         if sigmas is not None:
-            self.lookup = LevelLookup(torch.as_tensor(sigmas, dtype=torch.get_default_dtype()))
+            levels_t = as_sigmas(sigmas).to(torch.get_default_dtype())
+            self.lookup = LevelLookup(levels_t)
             levels = self.lookup.num_levels
             self.gain = nn.Parameter(torch.ones(levels, 2, hidden))
             self.bias = nn.Parameter(torch.zeros(levels, 2, hidden))
@@ -72,16 +82,55 @@ class ScoreMLP(nn.Module):
         """The schedule the network is conditioned on (``None`` when unconditional)."""
         return None if self.lookup is None else self.lookup.sigmas
 
-    def forward(self, x: Tensor, sigma: Tensor | None = None) -> Tensor:
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"ScoreMLP expects x of shape [B, {self.dim}]; got {tuple(x.shape)}")
+    def forward(self, x: Tensor, sigma: Tensor | float | None = None) -> Tensor:
+        """Score estimate ``[B, D]``.
+
+        Args:
+            x: ``[B, D]`` points, B >= 1, in the dtype and on the device of the parameters.
+            sigma: ``[B]`` (or a scalar) noise values, each one of ``self.sigmas``; ignored
+                (and optional) when the network is unconditional.
+
+        Raises:
+            TypeError: ``x`` not a floating tensor, or of another dtype than the parameters.
+            ValueError: ``x`` not ``[B, D]``, empty, or on another device than the parameters;
+                a σ not of shape ``[B]`` or a scalar, or not in the schedule.
+        """
+        self._check_input(x)
         if self.lookup is None:
             return self.fc3(self.act(self.fc2(self.act(self.fc1(x)))))
         if sigma is None:
             raise ValueError("this ScoreMLP is noise-conditional: pass sigma of shape [B]")
-        sigma = torch.as_tensor(sigma, device=x.device)
-        index = self.lookup(sigma.expand(x.shape[0]) if sigma.ndim == 0 else sigma)
+        # σ keeps its own floating dtype for the lookup (a float64 σ is matched in float64).
+        sigma = as_sigma_tensor(
+            sigma, x, dtype=sigma.dtype if isinstance(sigma, Tensor) else torch.float64
+        )
+        if sigma.ndim == 0:
+            sigma = sigma.expand(x.shape[0])
+        elif sigma.shape != (x.shape[0],):
+            raise ValueError(
+                f"sigma must be a scalar or have shape [B]={[x.shape[0]]}; "
+                f"got sigma.shape={tuple(sigma.shape)} for x.shape={tuple(x.shape)}"
+            )
+        index = self.lookup(sigma)
         gain, bias = self.gain[index], self.bias[index]
         h = self.act(gain[:, 0] * self.fc1(x) + bias[:, 0])
         h = self.act(gain[:, 1] * self.fc2(h) + bias[:, 1])
         return self.fc3(h)
+
+    def _check_input(self, x: Tensor) -> None:
+        """Metadata checks only (no device synchronisation)."""
+        check_batch(x)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"ScoreMLP expects x of shape [B, {self.dim}]; got {tuple(x.shape)}")
+        check_nonempty(x)
+        weight = self.fc1.weight
+        if x.dtype != weight.dtype:
+            raise TypeError(
+                f"x has dtype {x.dtype} but the ScoreMLP parameters have dtype {weight.dtype}; "
+                f"convert one of them (e.g. net.to({x.dtype}))"
+            )
+        if not same_device(x.device, weight.device):
+            raise ValueError(
+                f"x is on device {x.device} but the ScoreMLP parameters are on device "
+                f"{weight.device}; move one of them (e.g. net.to({str(x.device)!r}))"
+            )

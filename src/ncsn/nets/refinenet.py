@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from ncsn._checks import positive_int
+from ncsn._checks import check_nonempty, positive_int
 from ncsn.nets._conditioning import LevelLookup
 from ncsn.nets.layers import (
     CondInstanceNorm2dPlus,
@@ -306,6 +306,7 @@ class _RefineNetTopology(nn.Module):
                 f"must have more than one element); got H={x.shape[2]}, W={x.shape[3]} "
                 f"(x.shape={tuple(x.shape)})"
             )
+        check_nonempty(x)
         weight = self.begin_conv.weight
         if x.dtype != weight.dtype:
             raise TypeError(
