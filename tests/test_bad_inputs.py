@@ -65,6 +65,17 @@ class _Posterior:
         return self.value
 
 
+class _BadSchedule:
+    """A schedule whose draw has the wrong shape (or is no tensor)."""
+
+    def __init__(self, draw: Callable[[int], object]) -> None:
+        self.sigmas = SIGMAS
+        self.draw = draw
+
+    def sample(self, batch: int, *, generator: torch.Generator | None = None) -> Any:
+        return self.draw(batch)
+
+
 class _Features:
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(x.shape[0], -1)
@@ -269,6 +280,20 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
         ),
         TypeError,
         r"variance_reduction must be a bool; got variance_reduction='no'",
+    ),
+    (
+        "DenoisingScoreMatching()/schedule draws [B, 1]",
+        lambda: losses.DenoisingScoreMatching(_BadSchedule(lambda b: torch.ones(b, 1)))(
+            gaussian_score, X
+        ),
+        ValueError,
+        r"schedule\.sample\(batch\) must return a \[batch\] tensor .*got \(4, 1\) for batch=4",
+    ),
+    (
+        "SlicedScoreMatching()/schedule draws a list",
+        lambda: losses.SlicedScoreMatching(_BadSchedule(lambda b: [1.0] * b))(gaussian_score, X),
+        ValueError,
+        r"schedule\.sample\(batch\) must return a \[batch\] tensor .*got list",
     ),
     # --- losses: empty batches -------------------------------------------------------------
     (
@@ -596,6 +621,15 @@ def test_losses_refuse_empty_batches(shape: tuple[int, ...], which: str) -> None
         ValueError, match=rf"x must hold at least one example; got shape {re_shape(shape)}"
     ):
         calls[which]()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a second device")
+def test_two_sample_metrics_take_y_to_x_device() -> None:
+    x, y = torch.randn(16, 2), torch.randn(16, 2).cuda()
+    assert metrics.mmd_rbf(x, y) == pytest.approx(metrics.mmd_rbf(x, y.cpu()))
+    g = torch.Generator().manual_seed(0)
+    sw = metrics.sliced_wasserstein(x, y, generator=g)
+    assert sw == pytest.approx(metrics.sliced_wasserstein(x, y.cpu(), generator=g.manual_seed(0)))
 
 
 def re_shape(shape: tuple[int, ...]) -> str:

@@ -425,7 +425,15 @@ def _annealed_ssm_core(
 
 def _levels(schedule: NoiseSchedule, x: Tensor, generator: torch.Generator | None) -> Tensor:
     _check_x(x, generator)
-    return schedule.sample(x.shape[0], generator=generator).to(device=x.device, dtype=x.dtype)
+    sigma = schedule.sample(x.shape[0], generator=generator)
+    # A user schedule's draw is checked on its metadata only (no device sync per step).
+    if not isinstance(sigma, Tensor) or sigma.shape != (x.shape[0],):
+        got = tuple(sigma.shape) if isinstance(sigma, Tensor) else type(sigma).__name__
+        raise ValueError(
+            f"schedule.sample(batch) must return a [batch] tensor of σ values; got {got} "
+            f"for batch={x.shape[0]}"
+        )
+    return sigma.to(device=x.device, dtype=x.dtype)
 
 
 @dataclass(frozen=True)

@@ -202,7 +202,9 @@ def mmd_rbf(x: Tensor, y: Tensor, *, bandwidth: float | None = None) -> float:
         Gretton et al. (2012), "A Kernel Two-Sample Test", JMLR 13, Lemma 6.
     """
     xf = _flat64(x, "x", min_rows=2)
-    yf = _flat64(y, "y", min_rows=2)
+    yf = _flat64(y, "y", min_rows=2).to(
+        xf.device
+    )  # on x's device, as nearest_neighbour_distances does
     _same_event(x, y)
     m, n = xf.shape[0], yf.shape[0]
     pooled = torch.cat([xf, yf])
@@ -267,7 +269,7 @@ def sliced_wasserstein(
         Bonneel et al. (2015), "Sliced and Radon Wasserstein Barycenters of Measures".
     """
     xf = _flat64(x, "x")
-    yf = _flat64(y, "y")
+    yf = _flat64(y, "y").to(xf.device)  # the directions are drawn on x's device
     _same_event(x, y)
     num_projections = positive_int(num_projections, "num_projections")
     p = positive_float(p, "p")
