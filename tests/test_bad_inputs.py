@@ -233,6 +233,14 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
         r"probs must hold at least one example; got shape \(0, 3\)",
     ),
     (
+        "frechet_distance_from_statistics/negative-definite covariance",
+        lambda: metrics.frechet_distance_from_statistics(
+            (torch.zeros(2), -torch.eye(2)), (torch.zeros(2), torch.eye(2))
+        ),
+        ValueError,
+        r"a covariance must be positive semi-definite; got an eigenvalue -1",
+    ),
+    (
         "DigitsEvaluator.accuracy/labels as a list",
         lambda: metrics.DigitsEvaluator(None, 0.0, 0).accuracy(  # type: ignore[arg-type]
             torch.zeros(1, 1, 8, 8),
@@ -294,6 +302,30 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
         lambda: losses.SlicedScoreMatching(_BadSchedule(lambda b: [1.0] * b))(gaussian_score, X),
         ValueError,
         r"schedule\.sample\(batch\) must return a \[batch\] tensor .*got list",
+    ),
+    (
+        "dsm/model not callable",
+        lambda: losses.dsm(None, X, 1.0),  # type: ignore[arg-type]
+        TypeError,
+        r"model must be a callable score model; got None",
+    ),
+    (
+        "ssm/model not callable",
+        lambda: losses.ssm("net", X, 1.0),  # type: ignore[arg-type]
+        TypeError,
+        r"model must be a callable score model; got 'net'",
+    ),
+    (
+        "annealed_ssm/model not callable",
+        lambda: losses.annealed_ssm(0, X, 1.0),  # type: ignore[arg-type]
+        TypeError,
+        r"model must be a callable score model; got 0",
+    ),
+    (
+        "DenoisingScoreMatching()/model not callable",
+        lambda: _dsm_loss()(None, X),  # type: ignore[arg-type]
+        TypeError,
+        r"model must be a callable score model; got None",
     ),
     # --- losses: empty batches -------------------------------------------------------------
     (

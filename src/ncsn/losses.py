@@ -25,6 +25,7 @@ from ncsn._checks import (
     call_model,
     check_batch,
     check_bool,
+    check_callable,
     check_float_tensor,
     check_generator,
     check_nonempty,
@@ -149,6 +150,7 @@ def dsm(
         >>> ncsn.losses.dsm(gmm.score_model(), x, 1.0, generator=torch.Generator().manual_seed(1)).shape
         torch.Size([8])
     """
+    check_callable(model, "model")
     sig, z = _perturb(x, sigma, noise, power, generator)
     return _dsm_core(model, x, sig, z, power)
 
@@ -269,6 +271,7 @@ def ssm(
     References:
         Song, Garg, Shi & Ermon (2019), "Sliced Score Matching".
     """
+    check_callable(model, "model")
     _check_x(x, generator)
     projections = _check_slicing(projections, distribution, jacobian, variance_reduction)
     sigma = as_sigma_tensor(sigma, x)
@@ -378,6 +381,7 @@ def annealed_ssm(
         >>> ncsn.losses.annealed_ssm(net, x, torch.tensor([1.0, 0.1, 1.0, 0.1])).shape
         torch.Size([4])
     """
+    check_callable(model, "model")
     projections = _check_slicing(projections, distribution, jacobian, variance_reduction)
     sig, z = _perturb(x, sigma, noise, power, generator)
     return _annealed_ssm_core(
@@ -423,7 +427,10 @@ def _annealed_ssm_core(
     return per * sig.pow(power)
 
 
-def _levels(schedule: NoiseSchedule, x: Tensor, generator: torch.Generator | None) -> Tensor:
+def _levels(
+    schedule: NoiseSchedule, model: ScoreModel, x: Tensor, generator: torch.Generator | None
+) -> Tensor:
+    check_callable(model, "model")
     _check_x(x, generator)
     sigma = schedule.sample(x.shape[0], generator=generator)
     # A user schedule's draw is checked on its metadata only (no device sync per step).
@@ -467,7 +474,7 @@ class DenoisingScoreMatching:
     def __call__(
         self, model: ScoreModel, x: Tensor, *, generator: torch.Generator | None = None
     ) -> Tensor:
-        sigma = _levels(self.schedule, x, generator)
+        sigma = _levels(self.schedule, model, x, generator)
         return _dsm_core(model, x, sigma, randn_like(x, generator), self.power).mean()
 
 
@@ -513,7 +520,7 @@ class SlicedScoreMatching:
     def __call__(
         self, model: ScoreModel, x: Tensor, *, generator: torch.Generator | None = None
     ) -> Tensor:
-        sigma = _levels(self.schedule, x, generator)
+        sigma = _levels(self.schedule, model, x, generator)
         per = _annealed_ssm_core(
             model,
             x,

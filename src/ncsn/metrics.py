@@ -528,7 +528,16 @@ def _check_statistics(
     scale = float(cov.abs().max()) if cov.numel() else 0.0
     if float((cov - cov.T).abs().max()) > 1e-5 * max(scale, 1e-300):
         raise ValueError(f"{name} covariance must be symmetric")
-    return mean, 0.5 * (cov + cov.T)
+    cov = 0.5 * (cov + cov.T)
+    # Rounding leaves eigenvalues of a sample covariance at most ~1e-7 of its scale below 0;
+    # anything far below is not a covariance (the square roots would clamp it to 0 silently).
+    lowest = float(torch.linalg.eigvalsh(cov)[0]) if cov.numel() else 0.0
+    if lowest < -1e-4 * scale:
+        raise ValueError(
+            f"{name} covariance must be positive semi-definite; got an eigenvalue {lowest:.6g} "
+            f"(largest |entry| {scale:.6g})"
+        )
+    return mean, cov
 
 
 def frechet_distance_from_statistics(
@@ -552,7 +561,8 @@ def frechet_distance_from_statistics(
 
     Raises:
         TypeError: if an argument is not a pair.
-        ValueError: on mismatched or malformed shapes, non-finite or asymmetric covariances.
+        ValueError: on mismatched or malformed shapes, non-finite, asymmetric or not positive
+            semi-definite covariances.
 
     Example:
         >>> s = ncsn.metrics.FeatureStatistics(torch.zeros(2), torch.eye(2))

@@ -86,7 +86,7 @@ def _device(device: object) -> torch.device | None:
     try:
         return torch.device(device)
     except RuntimeError as err:
-        raise ValueError(f"device must name a torch device; got device={device!r}") from err
+        raise ValueError(f"device must name a torch device; got device={device!r} ({err})") from err
 
 
 def _check_representable(
