@@ -212,7 +212,7 @@ def test_sigterm_checkpoints_the_current_step_exits_143_and_resumes_exactly(
     _same_run(load_checkpoint(out), load_checkpoint(straight))
 
 
-@pytest.mark.slow  # 11 fresh Python processes: about a minute
+@pytest.mark.slow  # 10 fresh Python processes and 2 runs of 3000 steps: about 2 minutes
 def test_ten_sigterms_at_random_moments_never_lose_a_checkpoint_or_change_the_result(
     tmp_path: Path,
 ) -> None:
@@ -243,7 +243,8 @@ def test_ten_sigterms_at_random_moments_never_lose_a_checkpoint_or_change_the_re
         if proc.returncode == 0:
             break
     assert terminated == 10
-    assert _cli("--output", str(out), "--steps", str(final), "--resume", "--quiet") == 0
+    rest = ["--steps", str(final), "--checkpoint-every", "1000", "--resume", "--quiet"]
+    assert _cli("--output", str(out), *rest) == 0
     straight = tmp_path / "straight"
     assert _cli(*wide, "--output", str(straight), "--checkpoint-every", "1000") == 0
     _same_run(load_checkpoint(out), load_checkpoint(straight))
@@ -484,3 +485,47 @@ def test_a_three_process_run_resumes_on_two_processes_with_an_uneven_split(tmp_p
     assert resumed["shards"] == 3
     for part in ("model", "ema"):
         _close(resumed[part], straight[part])
+
+
+@pytest.mark.slow  # one torchrun launch: about 10 s
+def test_sigterm_under_torchrun_leaves_rank_zeros_checkpoint_of_the_current_step(
+    tmp_path: Path,
+) -> None:
+    """torchrun's agent forwards SIGTERM to every process; rank 0 saves. (The agent itself then
+    exits with status 1 and a SignalException traceback of its own: torch's behaviour.)"""
+    out = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--nnodes=1",
+        "--master_addr=127.0.0.1",
+        f"--master_port={_free_port()}",
+        "-m",
+        "ncsn",
+        "train",
+        *TOY_RUN,
+        "--output",
+        str(out),
+        "--steps",
+        "1000000",
+        "--checkpoint-every",
+        "50",
+    ]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
+    )
+    try:
+        _wait_for_checkpoint_after(out, 0, proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        proc.communicate()
+    found = re.findall(r"terminated \(SIGTERM\) at step (\d+); checkpoint (\S+)", err)
+    assert len(found) == 1, err  # rank 0 only
+    step = int(found[0][0])
+    assert Path(found[0][1]) == latest_checkpoint(out) and load_checkpoint(out)["step"] == step
+    assert _cli("--output", str(out), "--steps", str(step + 3), "--resume", "--quiet") == 0
+    assert load_checkpoint(out)["step"] == step + 3

@@ -608,7 +608,10 @@ class Trainer:
                 "write a checkpoint",
                 self.step,
             )
-        return save_checkpoint(path, state, keep=self.keep)
+        # A Ctrl-C or SIGTERM raised inside torch.save breaks its zip writer, whose error would
+        # replace the interrupt: hold it until the file is complete (and then raise it).
+        with self._interrupts.held():
+            return save_checkpoint(path, state, keep=self.keep)
 
     def restore(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         """Load a checkpoint (a file, or a folder's newest) into this trainer to continue training.
