@@ -250,7 +250,26 @@ def _check_digits_small_run(ns: dict[str, Any]) -> None:
     assert bool(torch.isfinite(ns["samples"]).all())
 
 
+def _check_five_samplers(ns: dict[str, Any]) -> None:
+    assert set(ns["samplers"]) == {"annealed", "cas", "pc", "ode"}
+    assert ns["x"].shape == (2000, 2) and bool(torch.isfinite(ns["x"]).all())
+    assert ns["samplers"]["ode"].num_model_calls == 2 * 199
+
+
+def _check_ode_encode(ns: dict[str, Any]) -> None:
+    assert ns["z"].abs().max() > 10  # latents at σ₁ = 50, far from the data
+    assert (ns["back"] - ns["x"]).abs().max() < 1e-2
+
+
+def _check_likelihood_exact(ns: dict[str, Any]) -> None:
+    assert ns["nats"].shape == (4,)
+    assert (ns["nats"] - ns["gmm"].log_prob(ns["x"], sigma=0.1)).abs().max() < 1e-2
+
+
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "five-samplers": _check_five_samplers,
+    "ode-encode": _check_ode_encode,
+    "likelihood-exact": _check_likelihood_exact,
     "getting-started": _check_getting_started,
     "function-as-score-model": _check_function_model,
     "paper-schedule": _check_paper_schedule,

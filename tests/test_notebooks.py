@@ -96,3 +96,18 @@ def test_notebook_runs(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert pictures >= 1, f"{path.name} draws no plot"
     after = sorted(p.relative_to(EXAMPLES) for p in EXAMPLES.rglob("*"))
     assert after == before, f"{path.name} left files in examples/: {set(after) - set(before)}"
+
+
+@pytest.mark.parametrize("where", [".", "examples", "tests"])
+def test_official_notebook_finds_its_fixture_from_anywhere_in_the_repository(
+    where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cells = _load(EXAMPLES / "04_official_checkpoints.ipynb")["cells"]
+    (code,) = ["".join(c["source"]) for c in cells if "data_dir = " in "".join(c["source"])]
+    finder = code[: code.index("fixture = ")]  # the lines that locate tests/data
+    monkeypatch.chdir(EXAMPLES.parent / where)
+    namespace: dict[str, object] = {"Path": Path}
+    exec(finder, namespace)
+    data_dir = namespace["data_dir"]
+    assert isinstance(data_dir, Path)
+    assert (data_dir / "official_refinenet_c3_ngf8.pth").is_file()

@@ -3,8 +3,9 @@
 
 Every subcommand has ``--help``. A bad argument or a missing file prints one line and exits with
 status 2, a training run whose loss becomes non-finite prints one line naming the step and exits
-with status 1; an interrupted training run (Ctrl-C) saves a checkpoint first, so it can be resumed
-with ``--resume``, which rebuilds the run from the settings its checkpoints record.
+with status 1; an interrupted training run (Ctrl-C, or SIGTERM: exit 143) saves a checkpoint first,
+so it can be resumed with ``--resume``, which rebuilds the run from the settings its checkpoints
+record.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns the exit status: 0 on success, 2 for a bad argument or an unusable file, 1 for a run
     that failed on its own (a non-finite training loss, a diverging sampler, a disk that filled up),
-    130 after Ctrl-C. Each error is one line
+    130 after Ctrl-C, 143 after SIGTERM. Each error is one line
     on stderr.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
