@@ -698,16 +698,10 @@ GENERATOR_CALLS: list[Any] = [
     pytest.param(
         lambda g: ncsn.toy.Gaussian(torch.zeros(2), torch.eye(2)).sample(2, generator=g),
         id="Gaussian.sample",
-        marks=pytest.mark.xfail(
-            strict=True, reason="src/ncsn/toy.py reads generator.device unchecked"
-        ),
     ),
     pytest.param(
         lambda g: ncsn.estimate_max_pairwise_distance(X, 2, generator=g),
         id="estimate_max_pairwise_distance",
-        marks=pytest.mark.xfail(
-            strict=True, reason="src/ncsn/ncsnv2.py reads generator.device unchecked"
-        ),
     ),
     pytest.param(lambda g: ncsn.samplers.uniform_init((2, 2), generator=g), id="uniform_init"),
     pytest.param(

@@ -82,7 +82,7 @@ def test_mode_weights_accepts_any_mixture_with_posteriors():
     [
         (torch.zeros(3, 2), object(), {}, TypeError, "component_posterior"),
         (torch.zeros(3, 2), paper_mixture(), {"sigma": -1.0}, ValueError, "sigma"),
-        (torch.zeros(0, 2), paper_mixture(), {}, ValueError, "at least 1 sample"),
+        (torch.zeros(0, 2), paper_mixture(), {}, ValueError, "x must hold at least one example"),
         (torch.zeros(3, 2), _FakeMixture(torch.ones(2, 2)), {}, ValueError, r"\[B, K\]"),
         (torch.zeros(3, 2, dtype=torch.long), paper_mixture(), {}, TypeError, "floating"),
     ],

@@ -36,6 +36,7 @@ from ncsn._checks import (
     as_sigmas,
     check_batch,
     check_generator,
+    check_nonempty,
     check_output,
     positive_int,
     sum_event,
@@ -170,8 +171,7 @@ def log_prob(
         raise ValueError(f"probe must be 'rademacher' or 'gaussian'; got probe={probe!r}")
     probes = positive_int(probes, "probes")
     solver = check_solver(solver)
-    if x.shape[0] == 0:
-        raise ValueError(f"x must hold at least one example; got shape {tuple(x.shape)}")
+    check_nonempty(x)
     if not bool(torch.isfinite(x).all()):
         raise ValueError("x contains NaN or infinite values")
     prior = gaussian_prior(grid[0]) if prior is None else prior

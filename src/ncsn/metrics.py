@@ -137,8 +137,7 @@ def mode_weights(x: Tensor, mixture: Mixture, *, sigma: float = 0.0) -> Tensor:
         tensor([0.1951, 0.8049], dtype=torch.float64)
     """
     check_batch(x)
-    if x.shape[0] < 1:
-        raise ValueError(f"x must hold at least 1 sample; got shape {tuple(x.shape)}")
+    check_nonempty(x)
     if not isinstance(mixture, Mixture):
         raise TypeError(
             f"mixture must have a component_posterior(x, sigma) method; got {type(mixture).__name__}"

@@ -35,7 +35,13 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor
 
-from ncsn._checks import as_sigmas, check_batch, positive_float, positive_int
+from ncsn._checks import (
+    as_sigmas,
+    check_batch,
+    check_generator_type,
+    positive_float,
+    positive_int,
+)
 from ncsn.schedules import geometric_sigmas
 
 __all__ = [
@@ -176,6 +182,7 @@ def estimate_max_pairwise_distance(
     """
     num_anchors = positive_int(num_anchors, "num_anchors")
     chunk_size = positive_int(chunk_size, "chunk_size")
+    check_generator_type(generator)
     flat = _flatten64(x)
     n = flat.shape[0]
     device = generator.device if generator is not None else flat.device

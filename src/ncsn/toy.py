@@ -15,7 +15,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ncsn._checks import check_batch, check_sigma_values, draw_device_dtype, positive_int
+from ncsn._checks import (
+    check_batch,
+    check_generator_type,
+    check_sigma_values,
+    draw_device_dtype,
+    positive_int,
+)
 
 __all__ = ["ExactScore", "Gaussian", "GaussianMixture", "paper_mixture"]
 
@@ -213,6 +219,7 @@ class Gaussian:
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """Draw ``n`` samples ``[n, D]`` (float64, CPU or the generator's device)."""
         n = positive_int(n, "n")
+        check_generator_type(generator)
         device = generator.device if generator is not None else torch.device("cpu")
         chol = torch.linalg.cholesky(self.cov).to(device)
         z = torch.randn((n, self.dim), generator=generator, dtype=torch.float64, device=device)

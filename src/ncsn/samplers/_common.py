@@ -14,6 +14,7 @@ from ncsn._checks import (
     as_sigmas,
     check_batch,
     check_generator,
+    check_nonempty,
     check_output,
     check_sigma_values,
     pad_event,
@@ -62,8 +63,7 @@ def check_start(x: Tensor, generator: torch.Generator | None) -> None:
     """The starting point: a floating ``[B, *event]`` tensor, finite, with a matching generator."""
     check_batch(x)
     check_generator(generator, x)
-    if x.shape[0] == 0:
-        raise ValueError(f"x must hold at least one example; got shape {tuple(x.shape)}")
+    check_nonempty(x)
     if not bool(torch.isfinite(x).all()):
         raise ValueError("x (the initial points) contains NaN or infinite values")
 
