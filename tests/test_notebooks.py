@@ -24,6 +24,7 @@ EXPECTED = [
     "03_digits_end_to_end.ipynb",
     "04_official_checkpoints.ipynb",
     "05_composing_parts.ipynb",
+    "06_samplers.ipynb",
 ]
 CELL_TIMEOUT = 600  # seconds for one cell; a notebook takes 15 s to 2 min on two CPU cores
 
@@ -33,7 +34,7 @@ def _load(path: Path) -> dict[str, Any]:
     return notebook
 
 
-def test_the_five_notebooks_exist() -> None:
+def test_the_six_notebooks_exist() -> None:
     assert [p.name for p in NOTEBOOKS] == EXPECTED
 
 
