@@ -2,6 +2,8 @@
 
 * :class:`Trainer` — one loop for one CPU, one GPU or many processes (DistributedDataParallel);
   :class:`Terminated` is what its ``fit`` raises on SIGTERM.
+* :func:`train_step` — one optimiser step (the kernel ``Trainer`` loops over, for one's own loop),
+  returning a :class:`StepResult`.
 * :class:`EMA` — exponential moving average of the weights.
 * :func:`save_checkpoint`, :func:`load_checkpoint`, :func:`latest_checkpoint` — atomic files
   read with ``torch.load(weights_only=True)``; :class:`CheckpointError` for unusable files.
@@ -31,6 +33,7 @@ from ncsn.training.checkpoints import (
 )
 from ncsn.training.distributed import DistEnv, distributed_env
 from ncsn.training.ema import EMA
+from ncsn.training.step import StepResult, train_step
 from ncsn.training.trainer import (
     BatchTransform,
     NonFiniteLossError,
@@ -47,6 +50,7 @@ __all__ = [
     "CheckpointError",
     "DistEnv",
     "NonFiniteLossError",
+    "StepResult",
     "Terminated",
     "TrainStep",
     "TrainSummary",
@@ -58,4 +62,5 @@ __all__ = [
     "load_checkpoint",
     "model_weights",
     "save_checkpoint",
+    "train_step",
 ]

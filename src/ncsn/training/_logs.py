@@ -1,4 +1,7 @@
-"""Progress bar, metrics files, TensorBoard and Ctrl-C/SIGTERM handling of :class:`Trainer` (private)."""
+"""Progress bar, metrics files, TensorBoard and Ctrl-C/SIGTERM handling of :class:`Trainer`.
+
+Private. Plain inputs: nothing here imports the trainer.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +11,11 @@ import os
 import signal
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tqdm import tqdm
-
-if TYPE_CHECKING:
-    from ncsn.training.trainer import Trainer
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
@@ -73,10 +73,17 @@ class HeldInterrupts:
             self.holding, self.pending = False, None
 
     @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        self.holding = True
+    def held(self, *, begin: bool = True) -> Iterator[Callable[[], None]]:
+        """Hold the signals back inside the block (from the call of the yielded function on, with
+        ``begin=False``), and raise the first of them when the block completes."""
+
+        def start() -> None:
+            self.holding = True
+
+        if begin:
+            start()
         try:
-            yield
+            yield start
         finally:
             self.holding = False
         error, self.pending = self.pending, None
@@ -85,38 +92,54 @@ class HeldInterrupts:
 
 
 class Logs:
-    """The progress bar, JSON-lines metrics and TensorBoard writer of one :meth:`Trainer.fit`
-    (all inactive on ranks other than 0)."""
+    """The progress bar, JSON-lines metrics and TensorBoard writer of one :meth:`Trainer.fit`.
 
-    def __init__(self, trainer: Trainer, steps: int, active: bool) -> None:
-        self.trainer = trainer
+    Args:
+        out_dir: the folder of ``metrics.jsonl`` and ``tensorboard/`` (``None``: no files).
+        writer_cls: the TensorBoard ``SummaryWriter`` class, or ``None`` for no TensorBoard.
+        step: the step training starts from; ``steps``: the step it stops at.
+        progress: show the progress bar.
+        active: whether this process logs at all (rank 0); inactive, every method does nothing.
+    """
+
+    def __init__(
+        self,
+        out_dir: Path | None,
+        writer_cls: Any,
+        *,
+        step: int,
+        steps: int,
+        progress: bool,
+        active: bool,
+    ) -> None:
+        self.active = active
         self.bar = tqdm(
             total=steps,
-            initial=trainer.step,
-            disable=not (active and trainer.progress),
+            initial=step,
+            disable=not (active and progress),
             unit="step",
             dynamic_ncols=True,
         )
         self.file = None
         self.writer: Any = None
-        if active and trainer.out_dir is not None:
-            trainer.out_dir.mkdir(parents=True, exist_ok=True)
-            self.file = open(trainer.out_dir / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115
-            if trainer._writer_cls is not None:
-                self.writer = trainer._writer_cls(
-                    log_dir=str(trainer.out_dir / TENSORBOARD_DIR), purge_step=trainer.step + 1
+        if active and out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            self.file = open(out_dir / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+            if writer_cls is not None:
+                self.writer = writer_cls(
+                    log_dir=str(out_dir / TENSORBOARD_DIR), purge_step=step + 1
                 )
 
-    def record(self, loss: float, eval_loss: float | None) -> None:
-        t = self.trainer
-        if t.env.rank != 0:
+    def record(
+        self, step: int, loss: float, *, lr: float, seconds: float, eval_loss: float | None
+    ) -> None:
+        if not self.active:
             return
-        lr = float(t.optimizer.param_groups[0]["lr"])
         entry: dict[str, Any] = {
-            "step": t.step,
+            "step": step,
             "loss": loss,
             "lr": lr,
-            "time": round(t.seconds, 3),
+            "time": round(seconds, 3),
         }
         if eval_loss is not None:
             entry["eval_loss"] = eval_loss
@@ -130,7 +153,7 @@ class Logs:
         if self.writer is not None:
             for key in ("loss", "eval_loss", "lr"):
                 if key in entry:
-                    self.writer.add_scalar(key, entry[key], t.step)
+                    self.writer.add_scalar(key, entry[key], step)
 
     def __enter__(self) -> Logs:
         return self

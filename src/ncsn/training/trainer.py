@@ -17,7 +17,8 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ncsn._checks import positive_float, positive_int
-from ncsn._types import ScoreLoss
+from ncsn._types import ScoreLoss, ScoreModel
+from ncsn.nets.wrappers import autocast, compiled
 from ncsn.training import _sources
 from ncsn.training._logs import (
     METRICS_FILE,
@@ -40,6 +41,7 @@ from ncsn.training.checkpoints import (
 from ncsn.training.distributed import DistEnv, distributed_env, init_process_group, local_shards
 from ncsn.training.ema import EMA
 from ncsn.training.ema import _rate as _ema_rate
+from ncsn.training.step import train_step
 
 __all__ = [
     "BatchTransform",
@@ -135,6 +137,58 @@ def _first_non_finite(state: Mapping[str, Any], device: torch.device) -> str | N
     return None if bool(finite.all()) else names[int((~finite).nonzero()[0, 0])]
 
 
+class _Parts:
+    """The loss of this process's parts of a batch, for :func:`train_step` (gradient accumulation).
+
+    Called with the last part, it first backpropagates the earlier ``parts`` (each ``(x,
+    generator)``, its loss times ``scale``; under DDP without the gradient all-reduce), then
+    returns the last part's loss times ``scale``, whose backward in :func:`train_step` adds its
+    gradients (and all-reduces them all). :attr:`total` is the sum of the parts' unscaled losses.
+    """
+
+    def __init__(
+        self,
+        loss: ScoreLoss,
+        parts: list[tuple[Tensor, torch.Generator]],
+        scale: float,
+        ddp: DistributedDataParallel | None,
+    ) -> None:
+        self.loss, self.parts, self.scale, self.ddp = loss, parts, scale, ddp
+        self.total: Tensor | None = None
+
+    def _value(self, model: ScoreModel, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        value = self.loss(model, x, generator=generator)
+        detached = value.detach()
+        self.total = detached if self.total is None else self.total + detached
+        return value * self.scale if self.scale != 1.0 else value
+
+    def __call__(
+        self, model: ScoreModel, x: Tensor, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        for part, gen in self.parts:
+            with self.ddp.no_sync() if self.ddp is not None else contextlib.nullcontext():
+                torch.autograd.backward(self._value(model, part, gen))
+        return self._value(model, x, generator)
+
+
+class _HeldUpdate:
+    """The trainer's optimizer as :func:`train_step` sees it: ``step()`` first calls ``begin``
+    (which starts holding back Ctrl-C and SIGTERM until the trainer's state is whole again)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, begin: Callable[[], None]) -> None:
+        self.optimizer, self.begin = optimizer, begin
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        self.begin()
+        self.optimizer.step()
+
+    def __getattr__(self, name: str) -> Any:  # param_groups and state, for a GradScaler
+        return getattr(self.optimizer, name)
+
+
 class Trainer:
     """Train a score model with a :class:`~ncsn.ScoreLoss`: Adam, optional EMA and clipping, logs,
     crash-safe checkpoints, exact resume, and DistributedDataParallel under ``torchrun``.
@@ -195,6 +249,18 @@ class Trainer:
             takes the checkpoint's, so that the process count is free on resume (see there).
         device: where to train (default: the model's device).
         timeout: seconds a collective may wait for another process before failing.
+        autocast_dtype: run the model's forward (and so its backward) under
+            :func:`ncsn.nets.autocast` in ``torch.bfloat16`` or ``torch.float16`` (mixed
+            precision): the parameters, the optimizer state, the loss reduction and the
+            checkpoints stay in the model's dtype. float16 adds a
+            :class:`torch.amp.GradScaler` (one host synchronisation per step; its state is in
+            the checkpoints); bfloat16 needs none. Evaluation runs the EMA model unwrapped.
+        compile: call the model through :func:`ncsn.nets.compiled` (:func:`torch.compile`;
+            the first step compiles). Where the compiler cannot work, the first step raises
+            :class:`RuntimeError`.
+
+    Each step is one call of :func:`~ncsn.training.train_step` (with, when a process computes
+    several parts, the earlier parts' gradients accumulated first).
 
     Files in ``out_dir`` (written by rank 0): ``checkpoint-{step:08d}.pt`` (see
     :meth:`state_dict`), ``metrics.jsonl`` with one JSON object per record — ``step``, ``loss``
@@ -251,6 +317,8 @@ class Trainer:
         shards: int | None = None,
         device: torch.device | str | None = None,
         timeout: float = 1800.0,
+        autocast_dtype: torch.dtype | None = None,
+        compile: bool = False,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
@@ -274,6 +342,15 @@ class Trainer:
         self.progress = bool(progress)
         if ema_rate is not None:
             _ema_rate(ema_rate)
+        if autocast_dtype is not None and autocast_dtype not in (torch.bfloat16, torch.float16):
+            raise ValueError(
+                "autocast_dtype must be torch.bfloat16, torch.float16 or None; got "
+                f"autocast_dtype={autocast_dtype!r}"
+            )
+        if not isinstance(compile, bool):
+            raise TypeError(f"compile must be a bool; got compile={compile!r}")
+        self.autocast_dtype = autocast_dtype
+        self.compile = compile
         if config is not None and not isinstance(config, Mapping):
             raise TypeError(f"config must be a dict or None; got {type(config).__name__}")
         self.config = dict(config or {})
@@ -332,11 +409,23 @@ class Trainer:
             optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.optimizer = optimizer
         self.ema = None if ema_rate is None else EMA(self.model, ema_rate)
+        # What the step calls: the model (or its DDP wrapper) in the wrappers the options ask for.
+        # The parameters, the optimizer, the EMA and the checkpoints stay the plain model's.
+        forward: nn.Module = self._ddp or self.model
+        if compile:
+            forward = compiled(forward)
+        if autocast_dtype is not None:
+            forward = autocast(forward, autocast_dtype)
+        self._forward = forward
+        # float16 gradients underflow without loss scaling; bfloat16 has float32's range.
+        self.scaler = (
+            torch.amp.GradScaler(self.device.type) if autocast_dtype == torch.float16 else None
+        )
         self.seed = self._resolve_seed(seed, generator)
         self.step = 0
         self.seconds = 0.0  # training time over all runs of this training, for the metrics
         self.last_eval_loss: float | None = None
-        self._gen = torch.Generator(device=self.device)
+        self._gens: list[torch.Generator] = []  # one per part of the batch on this process
         self._eval_batch: Tensor | None = None
         self._saved_step = -1
         self._interrupts = HeldInterrupts()
@@ -375,42 +464,45 @@ class Trainer:
         if self.data.indexed:
             index, position = self.data.next_indices(self.batch_size, self.seed)
         local = local_shards(self.shards, self.env.rank, self.env.world_size)
-        # DDP averages gradients over processes; scale so the result is the mean over all shards.
-        scale = self.env.world_size / self.shards
-        self.optimizer.zero_grad(set_to_none=True)
-        total: Tensor | None = None
+        if len(self._gens) < len(local):
+            self._gens += [torch.Generator(device=self.device) for _ in range(len(local))]
+        parts: list[tuple[Tensor, torch.Generator]] = []
         for j, k in enumerate(local):
-            gen = self._gen.manual_seed(derive_seed(self.seed, _sources.STEP, step, k))
+            gen = self._gens[j].manual_seed(derive_seed(self.seed, _sources.STEP, step, k))
             if index is not None:
                 x = self.data.gather(index[slices[k]], self.device, self.dtype)
             else:
                 x = self.data.draw(self.batch_size // self.shards, gen, self.device, self.dtype)
             if self.transform is not None:
                 x = self.transform(x, generator=gen)
-            ddp = self._ddp
-            defer = ddp is not None and j < len(local) - 1
-            with ddp.no_sync() if ddp is not None and defer else contextlib.nullcontext():
-                value = self.loss(ddp or self.model, x, generator=gen)
-                torch.autograd.backward(value * scale if scale != 1.0 else value)
-            value = value.detach()
-            total = value if total is None else total + value
-        if total is None:  # shards >= world_size guarantees a part per process
+            parts.append((x, gen))
+        if not parts:  # shards >= world_size guarantees a part per process
             raise RuntimeError("this process has no shard of the batch")
-        grad_norm = None
-        if self.max_grad_norm is not None:
-            grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
-        # The update: a Ctrl-C or SIGTERM arriving in here is held back until the state is whole again, so
-        # after any interruption the trainer is consistent at self.step and save() is exact.
-        with self._interrupts.held():
-            self.optimizer.step()
-            if self.ema is not None:
-                self.ema.update(self.model)
+        # DDP averages gradients over processes; scale so the result is the mean over all shards.
+        loss = _Parts(self.loss, parts[:-1], self.env.world_size / self.shards, self._ddp)
+        x, gen = parts[-1]
+        # The update: a Ctrl-C or SIGTERM arriving from optimizer.step() on is held back until the
+        # state is whole again, so after any interruption the trainer is consistent at self.step
+        # and save() is exact.
+        with self._interrupts.held(begin=False) as begin:
+            _, grad_norm = train_step(
+                self._forward,
+                loss,
+                _HeldUpdate(self.optimizer, begin),  # type: ignore[arg-type]
+                x,
+                generator=gen,
+                max_grad_norm=self.max_grad_norm,
+                ema=self.ema,
+                scaler=self.scaler,
+            )
             if index is not None:
                 self.data.advance(position)
             self.step = step
         # Divided by the parts per process, so that the mean over processes is the batch's loss
         # also when the parts split unevenly (an even split gives this rank's mean).
-        return total / (self.shards / self.env.world_size), grad_norm
+        if loss.total is None:  # train_step called the loss, so this cannot happen
+            raise RuntimeError("the training step did not compute the loss")
+        return loss.total / (self.shards / self.env.world_size), grad_norm
 
     # ---------------------------------------------------------------- evaluation
 
@@ -519,7 +611,17 @@ class Trainer:
         window: Tensor | None = None  # this window's losses, kept on the device until a record
         filled, loss = 0, math.nan
         self.model.train()
-        with self._interrupts.installed(), Logs(self, steps, active=self.is_main) as logs:
+        with (
+            self._interrupts.installed(),
+            Logs(
+                self.out_dir,
+                self._writer_cls,
+                step=self.step,
+                steps=steps,
+                progress=self.progress,
+                active=self.is_main,
+            ) as logs,
+        ):
             while self.step < steps:
                 value, grad_norm = self._train_step()
                 if window is None:
@@ -543,7 +645,8 @@ class Trainer:
                 filled = 0
                 self.seconds = seconds_before + time.perf_counter() - start
                 eval_loss = self.evaluate() if due_eval and self.is_main else None
-                logs.record(loss, eval_loss)
+                lr = float(self.optimizer.param_groups[0]["lr"])
+                logs.record(self.step, loss, lr=lr, seconds=self.seconds, eval_loss=eval_loss)
                 if due_save:
                     self.save()
         if self.out_dir is not None and self._saved_step != self.step:
@@ -558,7 +661,9 @@ class Trainer:
         Keys: ``step``, ``model``, ``optimizer``, ``ema`` (or ``None``), ``ema_rate``, ``rng``
         (``{"seed": …}``: all randomness derives from the seed and the step), ``data`` (the
         position ``{"epoch", "offset"}`` of an indexed source), ``batch_size``, ``shards``,
-        ``seconds``, ``config``, ``torch_version``.
+        ``seconds``, ``autocast_dtype`` (``"torch.bfloat16"``, ``"torch.float16"`` or ``None``),
+        ``compile``, ``scaler`` (the float16 gradient scaler's state, or ``None``), ``config``,
+        ``torch_version``. ``model`` is the plain model's ``state_dict``, never a wrapper's.
         """
         return {
             "step": self.step,
@@ -571,6 +676,9 @@ class Trainer:
             "batch_size": self.batch_size,
             "shards": self.shards,
             "seconds": self.seconds,
+            "autocast_dtype": None if self.autocast_dtype is None else str(self.autocast_dtype),
+            "compile": self.compile,
+            "scaler": None if self.scaler is None else self.scaler.state_dict(),
             "config": self.config,
             "torch_version": str(torch.__version__),
         }
@@ -653,6 +761,8 @@ class Trainer:
             self.optimizer.load_state_dict(ckpt["optimizer"])
             if self.ema is not None:
                 self.ema.load_state_dict(ckpt["ema"])
+            if self.scaler is not None and ckpt.get("scaler") is not None:
+                self.scaler.load_state_dict(ckpt["scaler"])
             self.data.load_state(ckpt["data"], str(path))
             step, seed, seconds, saved_shards = (
                 int(ckpt["step"]),
