@@ -87,9 +87,19 @@ _RUN_SETTINGS = (
     "flip",
     "logit",
     "seed",
+    "bf16",
 )
-_BOOKKEEPING = ("checkpoint_every", "keep", "log_every")
-_FLAGS = {"dequantize": "--no-dequantize", "flip": "--flip", "logit": "--logit"}
+# Settings added after the first release: what a run recorded before them used.
+_ADDED_SETTINGS = {"bf16": False}
+# --compile changes only the round-off, so a resumed run may switch it like the bookkeeping.
+_BOOKKEEPING = ("checkpoint_every", "keep", "log_every", "compile")
+_FLAGS = {
+    "dequantize": "--no-dequantize",
+    "flip": "--flip",
+    "logit": "--logit",
+    "bf16": "--bf16",
+    "compile": "--compile",
+}
 
 
 def _option(name: str) -> str:
@@ -154,6 +164,8 @@ def _resume_settings(
 ) -> tuple[dict[str, Any], int]:
     """The recorded settings of the run in ``found``, checked against the explicit options."""
     recorded = checkpoint.get("config", {}).get("train")
+    if isinstance(recorded, dict):
+        recorded = _ADDED_SETTINGS | recorded
     if not isinstance(recorded, dict) or not all(k in recorded for k in _RUN_SETTINGS):
         raise CommandError(
             f"--resume: {found} records no `ncsn train` settings to rebuild the run from "
@@ -292,6 +304,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             config=config,
             seed=args.seed,
             device=device,
+            autocast_dtype=torch.bfloat16 if args.bf16 else None,
+            compile=args.compile,
         )
     try:
         with _one_line_warnings():
@@ -429,6 +443,16 @@ def add_parser(sub: Any) -> None:
         "--resume",
         action="store_true",
         help="continue the run in --output from its newest checkpoint, with the settings it recorded",
+    )
+    t.add_argument(
+        "--bf16",
+        action="store_true",
+        help="mixed precision: the network runs under bfloat16 autocast (weights, optimizer and loss stay float32)",
+    )
+    t.add_argument(
+        "--compile",
+        action="store_true",
+        help="run the network through torch.compile (the first step compiles; may change on --resume)",
     )
     t.add_argument("--seed", type=seed_arg, default=0)
     t.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
