@@ -19,7 +19,6 @@ from ncsn import data as ncsn_data
 from ncsn import training
 from ncsn.nets.config import build_model
 from ncsn.nets.official import load_official_checkpoint
-from ncsn.training.checkpoints import _reason, _state_dict_mismatch
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -40,7 +39,9 @@ class RunError(CommandError):
 def load_model(
     path: str, *, image_size: int | None, use_ema: bool
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """A model from one of our checkpoints or an official one, plus what we know of its data."""
+    """A model from one of our checkpoints or an official one, plus what we know of its data
+    (``shape``, ``logit_transform``, ``sigma``) and the sampling settings its run recorded
+    (``meta["sampling"]``: a dict, empty when none are recorded)."""
     file = Path(path)
     if not file.exists():
         raise CommandError(f"{path}: no such checkpoint file or folder")
@@ -50,9 +51,9 @@ def load_model(
             raise CommandError(f"{path}: folder holds no checkpoint-*.pt file")
         file = found
     try:
-        obj = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch.load raises UnpicklingError, RuntimeError, EOFError, ...
-        raise CommandError(f"{file}: not a readable checkpoint ({_reason(err)})") from err
+        obj = training.read_file(file)
+    except training.CheckpointError as err:
+        raise CommandError(one_line(err)) from err
     if isinstance(obj, list):
         if not (len(obj) >= 1 and isinstance(obj[0], dict)):
             kinds = sorted({type(v).__name__ for v in obj}) or ["nothing"]
@@ -81,23 +82,34 @@ def load_model(
         and isinstance(obj["config"], dict)
         and "model" in obj["config"]
     ):
-        checkpoint = training.load_checkpoint(file)
-        config = checkpoint["config"]
+        if obj.get("format") != training.CHECKPOINT_FORMAT:
+            raise CommandError(
+                f"{file}: expected format={training.CHECKPOINT_FORMAT!r}; "
+                f"got format={obj.get('format')!r}"
+            )
+        checkpoint, config = obj, obj["config"]
         try:
             model = build_model(config["model"])
         except (ValueError, TypeError) as err:
             raise CommandError(f"{file}: cannot rebuild its model ({one_line(err)})") from err
         weights = training.model_weights(checkpoint, ema=use_ema)
-        mismatch = _state_dict_mismatch(model, weights)
+        mismatch = training.state_dict_mismatch(model, weights)
         if mismatch is not None:
             raise CommandError(
                 f"{file}: the weights do not fit its recorded {type(model).__name__}: {mismatch}"
             )
         model.load_state_dict(weights)
-        return model, dict(config.get("data", {}))
+        sampling = config.get("sampling")
+        return model, dict(config.get("data", {})) | {
+            "sampling": dict(sampling) if isinstance(sampling, dict) else {}
+        }
     net = load_official_checkpoint(file)
     size = image_size or (28 if net.channels == 1 else 32)
-    return net, {"shape": [net.channels, size, size], "logit_transform": net.logit_transform}
+    return net, {
+        "shape": [net.channels, size, size],
+        "logit_transform": net.logit_transform,
+        "sampling": {},
+    }
 
 
 def to_images(x: Tensor, meta: dict[str, Any]) -> Tensor:

@@ -6,7 +6,9 @@
   returning a :class:`StepResult`.
 * :class:`EMA` — exponential moving average of the weights.
 * :func:`save_checkpoint`, :func:`load_checkpoint`, :func:`latest_checkpoint` — atomic files
-  read with ``torch.load(weights_only=True)``; :class:`CheckpointError` for unusable files.
+  read with ``torch.load(weights_only=True)``; :class:`CheckpointError` for unusable files;
+  :func:`read_file` for any other ``.pt`` file, :func:`state_dict_mismatch` to say in one line
+  why weights do not fit a model.
 * :func:`distributed_env` — rank, world size and local rank under ``torchrun``.
 
 Example:
@@ -29,7 +31,9 @@ from ncsn.training.checkpoints import (
     list_checkpoints,
     load_checkpoint,
     model_weights,
+    read_file,
     save_checkpoint,
+    state_dict_mismatch,
 )
 from ncsn.training.distributed import DistEnv, distributed_env
 from ncsn.training.ema import EMA
@@ -61,6 +65,8 @@ __all__ = [
     "list_checkpoints",
     "load_checkpoint",
     "model_weights",
+    "read_file",
     "save_checkpoint",
+    "state_dict_mismatch",
     "train_step",
 ]

@@ -33,7 +33,9 @@ __all__ = [
     "list_checkpoints",
     "load_checkpoint",
     "model_weights",
+    "read_file",
     "save_checkpoint",
+    "state_dict_mismatch",
 ]
 
 CHECKPOINT_FORMAT = "ncsn.training.checkpoint/1"
@@ -216,9 +218,20 @@ def _names(keys: list[str]) -> str:
     return shown + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
 
 
-def _state_dict_mismatch(module: torch.nn.Module, state: Mapping[str, Any]) -> str | None:
+def state_dict_mismatch(module: torch.nn.Module, state: Mapping[str, Any]) -> str | None:
     """One line naming the missing and unexpected keys and the shape mismatches between
-    ``module.state_dict()`` and ``state``, or ``None`` when ``state`` fits (private to ncsn)."""
+    ``module.state_dict()`` and ``state``, or ``None`` when ``state`` fits.
+
+    ``module.load_state_dict`` reports the same in a multi-line message that lists every key;
+    this names three of each and counts the rest, for an error of one line.
+
+    Example:
+        >>> net = torch.nn.Linear(2, 3)
+        >>> ncsn.training.state_dict_mismatch(net, {"weight": torch.zeros(3, 2)})
+        'missing keys bias'
+        >>> ncsn.training.state_dict_mismatch(net, net.state_dict()) is None
+        True
+    """
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -235,6 +248,51 @@ def _state_dict_mismatch(module: torch.nn.Module, state: Mapping[str, Any]) -> s
     if shapes:
         parts.append(f"shape mismatches (checkpoint vs model) {_names(shapes)}")
     return "; ".join(parts) or None
+
+
+def read_file(
+    path: str | os.PathLike[str], *, map_location: str | torch.device | None = "cpu"
+) -> Any:
+    """Whatever a ``.pt``/``.pth`` file holds, read safely: every stored CRC-32 is checked, then
+    ``torch.load(weights_only=True)`` (tensors and plain Python values only, no code runs).
+
+    :func:`load_checkpoint` is this plus the check that the file is an ``ncsn`` training
+    checkpoint; use ``read_file`` for other files (an official ``[model, optimizer]`` list, a
+    tensor of samples).
+
+    Args:
+        path: the file.
+        map_location: where tensors go (default the CPU).
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        CheckpointError: one line saying why the file does not load (truncated, a checksum
+            mismatch, an object that would need unpickling code, not a torch file).
+
+    Example:
+        >>> obj = ncsn.training.read_file("checkpoint.pth")  # doctest: +SKIP
+        >>> type(obj).__name__  # doctest: +SKIP
+        'list'
+    """
+    source = _as_path(path, "path")
+    if not source.exists():
+        raise FileNotFoundError(f"file {str(source)!r} does not exist")
+    if source.is_dir():
+        raise CheckpointError(f"{source}: a folder, not a file")
+    try:
+        # torch does not verify the zip's CRC-32s, so a flipped bit in tensor data would load.
+        if zipfile.is_zipfile(source):
+            with zipfile.ZipFile(source) as archive:
+                broken = archive.testzip()
+            if broken is not None:
+                raise CheckpointError(
+                    f"{source}: corrupt checkpoint (checksum mismatch in {broken})"
+                )
+        return torch.load(source, map_location=map_location, weights_only=True)
+    except CheckpointError:
+        raise
+    except Exception as err:  # zipfile and torch raise BadZipFile, EOFError, UnpicklingError, ...
+        raise CheckpointError(f"{source}: not a readable checkpoint ({_reason(err)})") from err
 
 
 def load_checkpoint(
@@ -266,19 +324,7 @@ def load_checkpoint(
         if latest is None:
             raise FileNotFoundError(f"no checkpoint-*.pt file in folder {str(source)!r}")
         source = latest
-    if not source.exists():
-        raise FileNotFoundError(f"checkpoint {str(source)!r} does not exist")
-    try:
-        # torch does not verify the zip's CRC-32s, so a flipped bit in tensor data would load.
-        with zipfile.ZipFile(source) as archive:
-            broken = archive.testzip()
-        if broken is not None:
-            raise CheckpointError(f"{source}: corrupt checkpoint (checksum mismatch in {broken})")
-        obj = torch.load(source, map_location=map_location, weights_only=True)
-    except (FileNotFoundError, CheckpointError):
-        raise
-    except Exception as err:  # zipfile and torch raise BadZipFile, EOFError, UnpicklingError, ...
-        raise CheckpointError(f"{source}: not a readable checkpoint ({_reason(err)})") from err
+    obj = read_file(source, map_location=map_location)
     if not isinstance(obj, dict):
         hint = " (an official NCSN [model, optimizer] file?)" if isinstance(obj, list) else ""
         raise CheckpointError(

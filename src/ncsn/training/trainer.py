@@ -32,11 +32,11 @@ from ncsn.training._sources import Data, Source, derive_seed
 from ncsn.training.checkpoints import (
     CheckpointError,
     _check_plain,
-    _state_dict_mismatch,
     checkpoint_path,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
+    state_dict_mismatch,
 )
 from ncsn.training.distributed import DistEnv, distributed_env, init_process_group, local_shards
 from ncsn.training.ema import EMA
@@ -789,7 +789,7 @@ class Trainer:
     def _check_fits(self, ckpt: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
         """Raise :class:`CheckpointError` naming both values where the checkpoint's recorded
         settings differ from this trainer's: resuming then would not continue that run."""
-        mismatch = _state_dict_mismatch(self.model, ckpt["model"])
+        mismatch = state_dict_mismatch(self.model, ckpt["model"])
         if mismatch is not None:
             raise CheckpointError(
                 f"{path}: the model weights do not fit this Trainer's "
