@@ -33,6 +33,8 @@ def as_sigmas(sigmas: Tensor | Sequence[float], name: str = "sigmas") -> Tensor:
             sigmas = torch.as_tensor(sigmas, dtype=torch.get_default_dtype())
         except (TypeError, ValueError, RuntimeError) as err:
             raise TypeError(f"{name} must be a 1-D tensor of floats; got {sigmas!r}") from err
+    if not has_values(sigmas):
+        raise ValueError(f"{name} must hold values; got a tensor on the meta device")
     if not torch.is_floating_point(sigmas):
         raise TypeError(f"{name} must be a floating-point tensor; got dtype {sigmas.dtype}")
     if sigmas.ndim != 1:
@@ -82,12 +84,61 @@ def positive_int(value: int, name: str) -> int:
     return int(number)
 
 
+def has_values(t: Tensor) -> bool:
+    """Whether a tensor's values can be read (a ``meta`` tensor has a shape but no values)."""
+    return t.device.type != "meta"
+
+
+def check_finite(t: Tensor, name: str) -> None:
+    """``t`` must be finite (a ``meta`` tensor has no values to check).
+
+    Reading the values synchronises with an accelerator: for entry points that check their
+    arguments once (the loss kernels, the samplers' starts), never for a per-step hot path.
+    """
+    if not has_values(t):
+        return
+    finite = torch.isfinite(t.detach())
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        first = tuple(int(i) for i in (~finite).nonzero()[0].tolist())
+        value = t.detach()[first].item() if first else t.detach().item()
+        raise ValueError(
+            f"{name} must be finite; got {bad} NaN or infinite value(s) in {name} of shape "
+            f"{tuple(t.shape)}, the first {name}[{', '.join(map(str, first))}]={value}"
+        )
+
+
+def to_device_of(t: Tensor, x: Tensor, name: str, xname: str = "x") -> Tensor:
+    """``t`` moved to ``x``'s device (a no-op when it is there already); a move that cannot be
+    made (e.g. out of a ``meta`` tensor) is a ``ValueError`` naming both devices."""
+    if same_device(t.device, x.device):
+        return t
+    try:
+        return t.to(x.device)
+    except (NotImplementedError, RuntimeError) as err:
+        raise ValueError(
+            f"{name} is on device {t.device} but {xname} is on device {x.device}; "
+            f"move {name} to {x.device}"
+        ) from err
+
+
+def check_same_device(device: torch.device, x: Tensor, owner: str, xname: str = "x") -> None:
+    """``x`` must be on the device of ``owner``'s parameters: no implicit move."""
+    if not same_device(x.device, device):
+        raise ValueError(
+            f"{xname} is on device {x.device} but the {owner} parameters are on device "
+            f"{device}; move one of them (e.g. net.to({str(x.device)!r}))"
+        )
+
+
 def check_sigma_values(sigma: Tensor, *, allow_zero: bool, name: str = "sigma") -> None:
     """σ values must be finite and positive (or non-negative with ``allow_zero``).
 
     Reading the values synchronises with the device: call this in kernels, not in loops whose σ
-    come from a schedule validated once.
+    come from a schedule validated once. A ``meta`` tensor has no values to check.
     """
+    if not has_values(sigma):
+        return
     values = sigma.detach()
     bad = ~torch.isfinite(values) | ((values < 0) if allow_zero else (values <= 0))
     if bool(bad.any()):
@@ -131,10 +182,16 @@ def check_bool(value: object, name: str) -> bool:
     return bool(value)
 
 
-def check_callable(value: object, name: str) -> None:
+def check_callable(value: object, name: str, what: str = "a callable score model") -> None:
     """A score model (or anything called like one) must be callable."""
     if not callable(value):
-        raise TypeError(f"{name} must be a callable score model; got {value!r}")
+        raise TypeError(f"{name} must be {what}; got {value!r}")
+
+
+def check_optional_callable(value: object, name: str) -> None:
+    """``callback=``, ``hook=``, ``prior=``: a callable or None."""
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be callable or None; got {name}={value!r}")
 
 
 def same_device(a: torch.device, b: torch.device) -> bool:
@@ -178,9 +235,20 @@ def check_generator(generator: torch.Generator | None, x: Tensor, name: str = "x
 
 
 def check_output(out: Tensor, x: Tensor, what: str = "model") -> None:
-    """A score model must return a tensor of the input's shape."""
+    """A score model must return a real floating tensor of the input's shape on its device
+    (metadata only: no values are read)."""
     if not isinstance(out, Tensor):
         raise TypeError(f"{what} must return a torch.Tensor; got {type(out).__name__}")
+    if not torch.is_floating_point(out):
+        raise TypeError(
+            f"{what} must return a real floating-point tensor; got dtype {out.dtype} for an "
+            f"input of dtype {x.dtype}"
+        )
+    if not same_device(out.device, x.device):
+        raise ValueError(
+            f"{what} returned a tensor on device {out.device} but its input x is on device "
+            f"{x.device}"
+        )
     if out.shape != x.shape:
         raise ValueError(
             f"{what} output shape {tuple(out.shape)} differs from its input shape {tuple(x.shape)}"
@@ -206,6 +274,8 @@ def as_sigma_tensor(
         sigma, (numbers.Real, Sequence, np.ndarray)
     ):
         raise TypeError(f"{name} must be a real number or a tensor of them; got {name}={sigma!r}")
+    if isinstance(sigma, Tensor):
+        sigma = to_device_of(sigma, x, name)
     try:
         return torch.as_tensor(sigma, device=x.device, dtype=x.dtype if dtype is None else dtype)
     except (TypeError, ValueError, RuntimeError) as err:
@@ -224,6 +294,36 @@ def per_example(sigma: Tensor | float, x: Tensor, name: str = "sigma") -> Tensor
             f"{name} must be a scalar or have shape [B]={[x.shape[0]]}; got {tuple(sigma_t.shape)}"
         )
     return sigma_t
+
+
+def sigma_vector(sigma: Tensor | float, x: Tensor, *, allow_zero: bool = True) -> Tensor:
+    """σ as ``[B]`` on x's device and dtype, checked finite and ≥ 0 (> 0 without ``allow_zero``).
+
+    A Python number is checked in Python and filled in on the device; a tensor's values are read
+    only on the CPU (free there). The configured samplers pass Python numbers (levels validated
+    once, at construction), so their loops never wait for the device. The σ-dividing network
+    adapters (:class:`~ncsn.nets.ScaledByInverseSigma` ...) follow the same rule.
+    """
+    if isinstance(sigma, Tensor):
+        if sigma.dtype == torch.bool or sigma.is_complex():
+            raise TypeError(f"sigma must hold real numbers; got dtype {sigma.dtype}")
+        s = to_device_of(sigma, x, "sigma").to(dtype=x.dtype)
+        if s.device.type == "cpu":
+            check_sigma_values(s, allow_zero=allow_zero)
+    else:
+        value = _real(sigma, "sigma")
+        if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+            what = "non-negative" if allow_zero else "positive"
+            raise ValueError(f"sigma must be {what} and finite; got sigma={sigma!r}")
+        # A fill kernel: no host-to-device copy, so no synchronisation on an accelerator.
+        return torch.full((x.shape[0],), value, dtype=x.dtype, device=x.device)
+    if s.ndim == 0:
+        return s.expand(x.shape[0])
+    if s.shape != (x.shape[0],):
+        raise ValueError(
+            f"sigma must be a scalar or have shape [B]={[x.shape[0]]}; got {tuple(s.shape)}"
+        )
+    return s
 
 
 def pad_event(v: Tensor, x: Tensor) -> Tensor:
@@ -250,9 +350,14 @@ def draw_device_dtype(
     CPU; ``dtype``, else torch's default. A generator on another device than ``device`` is refused."""
     check_generator_type(generator)
     dtype = torch.get_default_dtype() if dtype is None else dtype
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point torch.dtype; got dtype={dtype!r}")
     if device is None:
         return (generator.device if generator is not None else torch.device("cpu")), dtype
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must name a torch device; got device={device!r}") from err
     if generator is not None and not same_device(generator.device, dev):
         raise ValueError(
             f"generator is on device {generator.device} but device={str(dev)!r} was asked for"

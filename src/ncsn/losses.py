@@ -8,6 +8,17 @@ Two levels, as everywhere in ``ncsn``:
   :class:`~ncsn.ScoreLoss`: they draw a noise level per example from a schedule and return the mean
   over the batch of the per-example values (the official reduction: ½ · sum over event dims, mean
   over the batch).
+
+Non-finite inputs follow one rule, the same on every device, chosen so that the training loop
+never waits for an accelerator:
+
+* the kernels check their arguments' values (they read σ already): NaN or inf in ``x``,
+  ``noise`` or ``directions`` is a ``ValueError`` naming the argument and the first bad entry;
+* the configured losses, called once per training step, read no values at all (metadata checks
+  only): NaN or inf in ``x`` (or a NaN score from the model) gives a NaN or inf loss, which
+  :class:`~ncsn.training.Trainer` turns into :class:`~ncsn.training.NonFiniteLossError` when it
+  reads the losses back (:func:`~ncsn.training.train_step` returns the loss tensor for its
+  caller to check).
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from ncsn._checks import (
     check_batch,
     check_bool,
     check_callable,
+    check_finite,
     check_float_tensor,
     check_generator,
     check_nonempty,
@@ -36,6 +48,7 @@ from ncsn._checks import (
     positive_int,
     randn_like,
     sum_event,
+    to_device_of,
 )
 from ncsn._types import NoiseSchedule, ScoreModel
 
@@ -56,7 +69,8 @@ _JACOBIAN_MODES: tuple[str, ...] = get_args(JacobianMode)
 
 
 def _check_x(x: Tensor, generator: torch.Generator | None) -> None:
-    """The data of every loss: a non-empty floating ``[B, *event]`` batch, a matching generator."""
+    """The data of every loss: a non-empty floating ``[B, *event]`` batch, a matching generator
+    (metadata only: the kernels check the values too, the configured losses do not)."""
     check_batch(x)
     check_nonempty(x)
     check_generator(generator, x)
@@ -83,7 +97,8 @@ def _noise(x: Tensor, noise: Tensor | None, generator: torch.Generator | None) -
         raise ValueError(
             f"noise must have the shape of x {tuple(x.shape)}; got {tuple(noise.shape)}"
         )
-    return noise.to(x)
+    check_finite(noise, "noise")
+    return to_device_of(noise, x, "noise").to(x.dtype)
 
 
 def _perturb(
@@ -99,6 +114,7 @@ def _perturb(
     a schedule validated once, skip this and call the ``_*_core`` functions directly.
     """
     _check_x(x, generator)
+    check_finite(x, "x")
     finite_float(power, "power")
     sigma = as_sigma_tensor(sigma, x)
     check_sigma_values(sigma, allow_zero=False)
@@ -142,7 +158,8 @@ def dsm(
         TypeError: a non-floating ``x`` or ``noise``, a σ that is not a number or tensor, or a
             ``generator`` that is not a ``torch.Generator``.
         ValueError: an empty batch, a non-positive or non-finite σ, a noise of the wrong shape,
-            or a model output whose shape differs from its input.
+            NaN or inf in ``x`` or ``noise``, a ``noise`` that cannot be moved to x's device, or
+            a model output whose shape or device differs from its input.
 
     Example:
         >>> gmm = ncsn.toy.paper_mixture()
@@ -260,8 +277,9 @@ def ssm(
         TypeError: a non-floating ``x`` or ``directions``, a σ that is not a number or tensor, a
             non-bool ``variance_reduction``, or a ``generator`` that is not a ``torch.Generator``.
         ValueError: an empty batch, a negative or non-finite σ, ``projections`` < 1, an unknown
-            ``distribution`` or ``jacobian``, ``directions`` of the wrong shape, or a model
-            output whose shape differs from its input.
+            ``distribution`` or ``jacobian``, ``directions`` of the wrong shape, NaN or inf in
+            ``x`` or ``directions``, a model output whose shape or device differs from its input, or one
+            that does not depend differentiably on x (``jacobian="backward"``).
 
     Example:
         >>> net = ncsn.nets.ScoreMLP(2)
@@ -273,6 +291,7 @@ def ssm(
     """
     check_callable(model, "model")
     _check_x(x, generator)
+    check_finite(x, "x")
     projections = _check_slicing(projections, distribution, jacobian, variance_reduction)
     sigma = as_sigma_tensor(sigma, x)
     check_sigma_values(sigma, allow_zero=True)
@@ -316,11 +335,18 @@ def _ssm_core(
                 f"directions must have shape [projections, B, *event]={list(expected)}; "
                 f"got {tuple(directions.shape)}"
             )
-        v = directions.reshape(x.shape).to(x)
+        check_finite(directions, "directions")
+        v = to_device_of(directions, x, "directions").reshape(x.shape).to(x.dtype)
     with torch.enable_grad():
         if jacobian == "backward":
             xg = x.detach().requires_grad_(True)
             score = call_model(model, xg, sig)
+            if not score.requires_grad:
+                raise ValueError(
+                    "model output does not depend differentiably on x (its output has no "
+                    "grad_fn: a model run under torch.no_grad() or one that detaches its output); "
+                    "sliced score matching differentiates the model's output in x"
+                )
             (jv,) = torch.autograd.grad((score * v).sum(), xg, create_graph=True)
         else:
             primal_and_tangent = torch.func.jvp(
@@ -440,7 +466,7 @@ def _levels(
             f"schedule.sample(batch) must return a [batch] tensor of σ values; got {got} "
             f"for batch={x.shape[0]}"
         )
-    return sigma.to(device=x.device, dtype=x.dtype)
+    return to_device_of(sigma, x, "schedule.sample(batch)").to(dtype=x.dtype)
 
 
 @dataclass(frozen=True)
@@ -455,7 +481,10 @@ class DenoisingScoreMatching:
             levels is a ``TypeError``: wrap it in :class:`ncsn.Schedule`).
         power: p in λ(σ) = σ^p (paper: 2; the single-σ baseline: 0).
 
-    Calling it with an empty batch is a ``ValueError``, as everywhere in ``ncsn``.
+    Calling it with an empty batch is a ``ValueError``, as everywhere in ``ncsn``. Its checks
+    read no values (no device synchronisation per step): NaN or inf in ``x`` gives a NaN or inf
+    loss, which the Trainer raises as :class:`~ncsn.training.NonFiniteLossError` (see the
+    module docstring).
 
     Example:
         >>> loss = ncsn.losses.DenoisingScoreMatching(ncsn.GeometricSchedule(1.0, 0.01, 10))
@@ -494,6 +523,9 @@ class SlicedScoreMatching:
         power: p in λ(σ) = σ^p.
         jacobian: how vᵀJv is computed, ``"backward"`` (default; the faster, as measured in
             ``benchmarks/training.py``) or ``"forward"`` (see :func:`ssm`).
+
+    Like :class:`DenoisingScoreMatching` it reads no values when called: NaN or inf in ``x``
+    gives a non-finite loss (see the module docstring).
 
     Example:
         >>> loss = ncsn.losses.SlicedScoreMatching(ncsn.GeometricSchedule(1.0, 0.01, 10))
