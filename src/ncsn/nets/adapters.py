@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
-from ncsn._checks import check_batch, check_output, pad_event, per_example
+from ncsn._checks import check_batch, check_nonempty, check_output, pad_event, sigma_vector
 
 __all__ = ["DenoiserScore", "NoisePredictorScore", "ScaledByInverseSigma"]
 
@@ -27,9 +27,15 @@ def _check_callable(module: object) -> None:
         raise TypeError(f"module must be callable (an nn.Module or a function); got {module!r}")
 
 
+def _check_x(x: Tensor) -> None:
+    check_batch(x)
+    check_nonempty(x)
+
+
 def _sigma(sigma: Tensor | float, x: Tensor) -> Tensor:
-    sigma_b = per_example(sigma, x)
-    return pad_event(sigma_b, x)
+    """σ as ``[B]``, positive and finite: a Python number checked in Python, a tensor's values
+    read on the CPU only (never a device synchronisation), as in the samplers."""
+    return sigma_vector(sigma, x, allow_zero=False)
 
 
 class ScaledByInverseSigma(nn.Module):
@@ -44,8 +50,9 @@ class ScaledByInverseSigma(nn.Module):
             callable taking one tensor.
 
     Raises:
-        ValueError: (on call) ``f(x)`` does not have the shape of ``x``, or ``sigma`` is not a
-            scalar or ``[B]``.
+        ValueError: (on call) ``f(x)`` does not have the shape of ``x``, ``sigma`` is not a
+            scalar or ``[B]``, or not positive and finite (a Python number is always checked, a
+            tensor on the CPU only: elsewhere that would synchronise), or the batch is empty.
 
     Example:
         >>> f = ncsn.nets.RefineNetBaseline(channels=1, ngf=4)
@@ -64,10 +71,11 @@ class ScaledByInverseSigma(nn.Module):
         self.module = module
 
     def forward(self, x: Tensor, sigma: Tensor | float) -> Tensor:
-        check_batch(x)
+        _check_x(x)
+        sigma_b = _sigma(sigma, x)
         out = self.module(x)
         check_output(out, x, "module")
-        return out / _sigma(sigma, x)
+        return out / pad_event(sigma_b, x)
 
 
 class DenoiserScore(nn.Module):
@@ -90,8 +98,8 @@ class DenoiserScore(nn.Module):
         self.module = denoiser
 
     def forward(self, x: Tensor, sigma: Tensor | float) -> Tensor:
-        check_batch(x)
-        sigma_b = per_example(sigma, x)
+        _check_x(x)
+        sigma_b = _sigma(sigma, x)
         out = self.module(x, sigma_b)
         check_output(out, x, "denoiser")
         return (out - x) / pad_event(sigma_b, x).square()
@@ -120,8 +128,8 @@ class NoisePredictorScore(nn.Module):
         self.module = predictor
 
     def forward(self, x: Tensor, sigma: Tensor | float) -> Tensor:
-        check_batch(x)
-        sigma_b = per_example(sigma, x)
+        _check_x(x)
+        sigma_b = _sigma(sigma, x)
         out = self.module(x, sigma_b)
         check_output(out, x, "noise predictor")
         return -out / pad_event(sigma_b, x)

@@ -53,6 +53,15 @@ def _check_features(num_features: int) -> int:
     return num_features
 
 
+def _check_channels(x: Tensor, num_features: int, name: str) -> None:
+    """Metadata only (it compiles into no graph break)."""
+    if x.ndim < 3 or x.shape[1] != num_features:
+        raise ValueError(
+            f"{name}({num_features}) expects x of shape [B, {num_features}, *spatial]; "
+            f"got x.shape={tuple(x.shape)}"
+        )
+
+
 def _inside_function_transform(x: Tensor) -> bool:
     """Whether ``x`` is traced by a torch.func transform (jvp, vmap, grad)."""
     if torch.compiler.is_compiling():
@@ -247,6 +256,11 @@ class CondInstanceNorm2dPlus(nn.Module):
             nn.init.zeros_(self.embed.weight[:, 2 * c :])
 
     def forward(self, x: Tensor, labels: Tensor) -> Tensor:
+        _check_channels(x, self.num_features, type(self).__name__)
+        if labels.shape != (x.shape[0],):
+            raise ValueError(
+                f"labels must have shape [B]={[x.shape[0]]}; got labels.shape={tuple(labels.shape)}"
+            )
         gamma, alpha, beta = self.embed(labels).chunk(3, dim=-1)
         return instance_norm_plus(x, gamma, alpha, beta, self.form)
 
@@ -297,6 +311,7 @@ class InstanceNorm2dPlus(nn.Module):
         nn.init.zeros_(self.beta)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        _check_channels(x, self.num_features, type(self).__name__)
         return instance_norm_plus(x, self.gamma, self.alpha, self.beta, self.form)
 
     def extra_repr(self) -> str:

@@ -23,8 +23,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from ncsn._checks import check_nonempty, positive_int
+from ncsn._checks import (
+    as_sigma_tensor,
+    as_sigmas,
+    check_float_tensor,
+    check_nonempty,
+    check_same_device,
+    positive_int,
+    to_device_of,
+)
 from ncsn.nets._conditioning import LevelLookup
+from ncsn.nets._upsample import upsample_bilinear
 from ncsn.nets.layers import (
     CondInstanceNorm2dPlus,
     ConvMeanPool,
@@ -172,7 +181,7 @@ class _MSFBlock(nn.Module):
         for x, norm, conv in zip(xs, self.norms, self.convs, strict=True):
             h = conv(norm(x, labels))
             if tuple(h.shape[-2:]) != size:
-                h = F.interpolate(h, size=size, mode="bilinear", align_corners=True)
+                h = upsample_bilinear(h, size)
             out = h if out is None else out.add_(h)  # out is a fresh conv/upsampling output
         assert out is not None  # at least two inputs by construction
         return out
@@ -290,8 +299,7 @@ class _RefineNetTopology(nn.Module):
         self.refine4 = _RefineBlock([ngf, ngf], ngf, make_norm, end=True)
 
     def _check_input(self, x: Tensor) -> None:
-        if not isinstance(x, Tensor):
-            raise TypeError(f"x must be a torch.Tensor; got {type(x).__name__}")
+        check_float_tensor(x, "x")
         name = type(self).__name__
         if x.ndim != 4 or x.shape[1] != self.channels or x.shape[2] % 2 or x.shape[3] % 2:
             raise ValueError(
@@ -313,6 +321,7 @@ class _RefineNetTopology(nn.Module):
                 f"x has dtype {x.dtype} but the {name} parameters have dtype {weight.dtype}; "
                 f"convert one of them (e.g. net.to({x.dtype}))"
             )
+        check_same_device(weight.device, x, name)
 
     def _features(self, x: Tensor, labels: Tensor | None) -> Tensor:
         if not self.logit_transform:
@@ -410,9 +419,7 @@ class RefineNet(_RefineNetTopology):
         generator: torch.Generator | None = None,
         gradient_checkpointing: bool = False,
     ) -> None:
-        if not isinstance(sigmas, Tensor):
-            sigmas = torch.as_tensor(sigmas, dtype=torch.get_default_dtype(), device="cpu")
-        lookup = LevelLookup(sigmas)
+        lookup = LevelLookup(as_sigmas(sigmas))
         form = _check_form(norm)
         levels = lookup.num_levels
 
@@ -451,11 +458,20 @@ class RefineNet(_RefineNetTopology):
             ``[B, channels, H, W]``.
 
         Raises:
-            ValueError: a σ not in the schedule, a wrong ``x`` shape, odd H or W, H or W below 4.
+            TypeError: ``x`` not a floating tensor or of another dtype than the parameters; a σ
+                that is not a real number or a tensor of them (a bool or complex tensor).
+            ValueError: a σ not in the schedule or of a shape other than ``[B]`` or a scalar, a
+                wrong ``x`` shape, odd H or W, H or W below 4, an empty batch, ``x`` on another
+                device than the parameters.
         """
         self._check_input(x)
-        if not isinstance(sigma, Tensor):
-            sigma = torch.as_tensor(sigma, device=x.device)
+        if isinstance(sigma, Tensor):
+            # A σ tensor is looked up where it is (a CPU σ is checked at once, even for x on an
+            # accelerator), in its own floating dtype; bool and complex are refused.
+            if sigma.dtype == torch.bool or sigma.is_complex():
+                raise TypeError(f"sigma must hold real numbers; got dtype {sigma.dtype}")
+        else:
+            sigma = as_sigma_tensor(sigma, x, dtype=torch.float64)
         if sigma.ndim == 0:
             sigma = sigma.expand(x.shape[0])
         elif sigma.shape != (x.shape[0],):
@@ -463,8 +479,7 @@ class RefineNet(_RefineNetTopology):
                 f"sigma must be a scalar or have shape [B]={[x.shape[0]]}; "
                 f"got sigma.shape={tuple(sigma.shape)}"
             )
-        labels = self.lookup(sigma).to(x.device)
-        return self._features(x, labels)
+        return self._features(x, to_device_of(self.lookup(sigma), x, "sigma"))
 
     def forward_levels(self, x: Tensor, labels: Tensor) -> Tensor:
         """Score estimate at level *indices* (the fast path; no σ lookup).
@@ -499,7 +514,7 @@ class RefineNet(_RefineNetTopology):
                 raise ValueError(
                     f"labels must lie in [0, {self.num_levels}); got labels={labels.tolist()}"
                 )
-        return self._features(x, labels.to(x.device))
+        return self._features(x, to_device_of(labels, x, "labels"))
 
 
 class RefineNetBaseline(_RefineNetTopology):

@@ -16,12 +16,13 @@ where it is called raises before any work with a message that says what to do.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ncsn._checks import check_output
+from ncsn._checks import check_batch, check_output
 from ncsn._types import ScoreModel
 
 __all__ = ["ModelWrapper", "autocast", "compiled", "cuda_graphed", "unwrap"]
@@ -85,10 +86,18 @@ class Compiled(ModelWrapper):
 
     def __init__(self, model: ScoreModel, options: dict[str, Any]) -> None:
         super().__init__(model)
+        known = inspect.signature(torch.compile).parameters
+        unknown = sorted(set(options) - set(known) - {"model"})
+        if unknown or "model" in options:
+            raise TypeError(
+                f"options must be keyword arguments of torch.compile; got {unknown or ['model']} "
+                f"(known: {sorted(set(known) - {'model'})})"
+            )
         self.options = options
         self._compiled: Any = None
 
     def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
+        check_batch(x)
         if self._compiled is None:
             _require_compiler(x.device)
             self._compiled = torch.compile(self.model, **self.options)
@@ -114,6 +123,10 @@ def compiled(model: ScoreModel, **options: Any) -> Compiled:
     Returns:
         A :class:`ModelWrapper` holding ``model``.
 
+    Raises:
+        TypeError: a ``model`` that is not callable, or an option :func:`torch.compile` does
+            not take (checked here, not at the first call).
+
     Example:
         >>> fast = ncsn.nets.compiled(net)                                     # doctest: +SKIP
         >>> x = ncsn.samplers.AnnealedLangevin(sigmas, 2e-5, 100)(fast, x0)    # doctest: +SKIP
@@ -131,6 +144,7 @@ class Autocast(ModelWrapper):
         self.dtype = dtype
 
     def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
+        check_batch(x)
         device_type = x.device.type
         if not torch.amp.is_autocast_available(device_type):
             raise ValueError(
@@ -181,6 +195,7 @@ class CudaGraphed(ModelWrapper):
         self._graphs: dict[tuple[object, ...], tuple[Any, Tensor, Tensor, Tensor]] = {}
 
     def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
+        check_batch(x)
         if x.device.type != "cuda":
             raise ValueError(
                 f"cuda_graphed(model) needs x on a CUDA device; got x on {x.device} "
