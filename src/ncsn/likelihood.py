@@ -35,9 +35,13 @@ from torch import Tensor
 from ncsn._checks import (
     as_sigmas,
     check_batch,
+    check_callable,
     check_generator,
     check_nonempty,
+    check_optional_callable,
     check_output,
+    has_values,
+    positive_float,
     positive_int,
     sum_event,
 )
@@ -59,12 +63,15 @@ def gaussian_prior(sigma: float) -> Callable[[Tensor], Tensor]:
     to N(0, σ_1²I) (the data's own spread adds to σ_1² in the variance; the error this leaves is
     of order ‖x‖²/σ_1² per dimension).
 
+    Raises:
+        ValueError: a σ that is not positive and finite; TypeError: one that is not a number.
+
     Example:
         >>> prior = ncsn.likelihood.gaussian_prior(1.0)
         >>> prior(torch.zeros(1, 2))                      # −log(2π)
         tensor([-1.8379])
     """
-    variance = float(sigma) ** 2
+    variance = positive_float(sigma, "sigma") ** 2
 
     def log_density(x: Tensor) -> Tensor:
         d = x[0].numel()
@@ -88,6 +95,12 @@ def _score_and_trace(
         x = x.detach().requires_grad_(True)
         score = model(x, sigma_vector(sigma, x))
         check_output(score, x)
+        if not score.requires_grad:
+            raise ValueError(
+                "model output does not depend differentiably on x (its output has no grad_fn: "
+                "a model run under torch.no_grad() or one that detaches its output); the "
+                "likelihood needs the divergence of the model's output in x"
+            )
         if probes is None:
             flat = score.reshape(x.shape[0], -1)
             trace = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
@@ -143,8 +156,10 @@ def log_prob(
     Raises:
         ValueError: fewer than two levels, invalid levels, an unknown ``trace``, ``probe`` or
             ``solver``, an empty or non-finite x, a prior of the wrong shape, a model output
-            of the wrong shape.
-        TypeError: a non-tensor x, a non-int ``probes``, a non-generator ``generator``.
+            of the wrong shape or device, or one that does not depend differentiably on x.
+        TypeError: a non-tensor x, a non-int ``probes``, a non-generator ``generator``, a
+            model or prior that is not callable, a model output that is not a real floating
+            tensor.
         FloatingPointError: the integration produced non-finite values.
 
     Example:
@@ -160,6 +175,8 @@ def log_prob(
         Chen, Rubanova, Bettencourt & Duvenaud (2018), "Neural ordinary differential
         equations"; Grathwohl et al. (2019), "FFJORD"; Song et al. (2021), §4.3.
     """
+    check_callable(model, "model")
+    check_optional_callable(prior, "prior")
     check_batch(x)
     check_generator(generator, x)
     grid = [float(s) for s in as_sigmas(sigmas).tolist()]
@@ -172,7 +189,7 @@ def log_prob(
     probes = positive_int(probes, "probes")
     solver = check_solver(solver)
     check_nonempty(x)
-    if not bool(torch.isfinite(x).all()):
+    if has_values(x) and not bool(torch.isfinite(x).all()):
         raise ValueError("x contains NaN or infinite values")
     prior = gaussian_prior(grid[0]) if prior is None else prior
     v = None if trace == "exact" else _probes(x, probe, probes, generator)
@@ -198,7 +215,7 @@ def log_prob(
             f"prior must return one log-density per example, [{x.shape[0]}]; got {got}"
         )
     result = start.to(x.dtype) - change
-    if not bool(torch.isfinite(result).all()):
+    if has_values(result) and not bool(torch.isfinite(result).all()):
         raise FloatingPointError(
             "log_prob produced non-finite values; the σ grid is probably too coarse for this model"
         )
@@ -255,7 +272,7 @@ def bits_per_dim(
     count = positive_int(levels, "levels")
     if count < 2:
         raise ValueError(f"levels must be >= 2; got levels={levels}")
-    if x.numel() and not bool(((x >= 0) & (x <= 1)).all()):
+    if x.numel() and has_values(x) and not bool(((x >= 0) & (x <= 1)).all()):
         low, high = float(x.min()), float(x.max())
         raise ValueError(f"x must lie in [0, 1] for bits_per_dim; got values in [{low}, {high}]")
     nats = log_prob(

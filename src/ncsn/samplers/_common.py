@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
@@ -10,15 +9,18 @@ import torch
 from torch import Tensor
 
 from ncsn._checks import (
-    _real,
     as_sigmas,
     check_batch,
+    check_callable,
     check_generator,
     check_nonempty,
+    check_optional_callable,
     check_output,
-    check_sigma_values,
+    has_values,
     pad_event,
+    same_device,
 )
+from ncsn._checks import sigma_vector as sigma_vector  # re-exported for the samplers
 from ncsn._types import ScoreModel
 
 __all__ = ["StepHook", "StepInfo", "denoise_step"]
@@ -59,13 +61,31 @@ class StepHook(Protocol):
     def __call__(self, x: Tensor, sigma: float, /) -> None: ...
 
 
-def check_start(x: Tensor, generator: torch.Generator | None) -> None:
-    """The starting point: a floating ``[B, *event]`` tensor, finite, with a matching generator."""
+def check_start(
+    x: Tensor,
+    generator: torch.Generator | None,
+    *,
+    model: object,
+    callback: object = None,
+    hook: object = None,
+) -> None:
+    """The starting point: a floating ``[B, *event]`` tensor, finite, with a matching generator;
+    a callable model, callback and hook (or None), checked before any step."""
+    check_callable(model, "model")
+    check_optional_callable(callback, "callback")
+    check_optional_callable(hook, "hook")
     check_batch(x)
     check_generator(generator, x)
     check_nonempty(x)
-    if not bool(torch.isfinite(x).all()):
+    if has_values(x) and not bool(torch.isfinite(x).all()):
         raise ValueError("x (the initial points) contains NaN or infinite values")
+
+
+def check_kernel(model: object, x: Tensor) -> None:
+    """What every step kernel checks (metadata only: kernels run once per step)."""
+    check_callable(model, "model")
+    check_batch(x)
+    check_nonempty(x)
 
 
 def check_end(x: Tensor, what: str, advice: str = "the step size is probably too large") -> None:
@@ -74,42 +94,22 @@ def check_end(x: Tensor, what: str, advice: str = "the step size is probably too
         raise FloatingPointError(f"{what} produced non-finite values; {advice} for this model")
 
 
-def sigma_vector(sigma: Tensor | float, x: Tensor, *, allow_zero: bool = True) -> Tensor:
-    """σ as ``[B]`` on x's device and dtype, checked finite and ≥ 0 (> 0 without ``allow_zero``).
-
-    A Python number is checked in Python and filled in on the device; a tensor's values are read
-    only on the CPU (free there). The configured samplers pass Python numbers (levels validated
-    once, at construction), so their loops never wait for the device.
-    """
-    if isinstance(sigma, Tensor):
-        s = sigma.to(dtype=x.dtype, device=x.device)
-        if s.device.type == "cpu":
-            check_sigma_values(s, allow_zero=allow_zero)
-    else:
-        value = _real(sigma, "sigma")
-        if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-            what = "non-negative" if allow_zero else "positive"
-            raise ValueError(f"sigma must be {what} and finite; got sigma={sigma!r}")
-        # A fill kernel: no host-to-device copy, so no synchronisation on an accelerator.
-        return torch.full((x.shape[0],), value, dtype=x.dtype, device=x.device)
-    if s.ndim == 0:
-        return s.expand(x.shape[0])
-    if s.shape != (x.shape[0],):
-        raise ValueError(
-            f"sigma must be a scalar or have shape [B]={[x.shape[0]]}; got {tuple(s.shape)}"
-        )
-    return s
-
-
 def check_noise(noise: Tensor | None, x: Tensor, name: str = "noise") -> None:
     """An optional given noise tensor must have x's shape (checked before any model call)."""
     if noise is None:
         return
     if not isinstance(noise, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor or None; got {type(noise).__name__}")
+    if not torch.is_floating_point(noise):
+        raise TypeError(f"{name} must be a floating-point tensor; got dtype {noise.dtype}")
     if noise.shape != x.shape:
         raise ValueError(
             f"{name} must have the shape of x {tuple(x.shape)}; got {tuple(noise.shape)}"
+        )
+    if not same_device(noise.device, x.device) and not (has_values(noise) and has_values(x)):
+        raise ValueError(
+            f"{name} is on device {noise.device} but x is on device {x.device}; move {name} "
+            f"to {x.device}"
         )
 
 
@@ -191,7 +191,7 @@ def denoise_step(
                 [0.5000, 0.5000],
                 [0.5000, 0.5000]], dtype=torch.float64)
     """
-    check_batch(x)
+    check_kernel(model, x)
     check_out(out, x)
     sig = sigma_vector(sigma, x, allow_zero=False)
     with torch.no_grad():

@@ -136,7 +136,7 @@ class AnnealedLangevin:
             ValueError: an empty batch or non-finite start; a model output of the wrong shape.
             FloatingPointError: the chain produced non-finite values (step size too large).
         """
-        check_start(x, generator)
+        check_start(x, generator, model=model, callback=callback, hook=hook)
         call = Recorder(model)
         with torch.no_grad():
             x = x.clone()

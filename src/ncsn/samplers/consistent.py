@@ -39,13 +39,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ncsn._checks import check_batch, check_generator, finite_float, positive_float
+from ncsn._checks import check_generator, finite_float, positive_float
 from ncsn._types import ScoreModel, StepCallback
 from ncsn.samplers._common import (
     Recorder,
     StepHook,
     StepInfo,
     check_end,
+    check_kernel,
     check_noise,
     check_out,
     check_start,
@@ -122,7 +123,7 @@ def consistent_step(
         >>> round(y.std().item(), 1)                                           # noise level 1
         1.0
     """
-    check_batch(x)
+    check_kernel(model, x)
     check_generator(generator, x)
     sigma = positive_float(sigma, "sigma")
     next_sigma = finite_float(next_sigma, "next_sigma")
@@ -266,7 +267,7 @@ class ConsistentAnnealedSampling:
             ValueError: an empty batch or non-finite start; a model output of the wrong shape.
             FloatingPointError: the chain produced non-finite values.
         """
-        check_start(x, generator)
+        check_start(x, generator, model=model, callback=callback, hook=hook)
         call = Recorder(model)
         floats = self._floats
         nexts = (*floats[1:], 0.0)

@@ -139,9 +139,10 @@ def uniform_init(
         A ``[B, *event]`` tensor of independent U[low, high] entries.
 
     Raises:
-        ValueError: an empty shape or one with a dim < 1; non-finite bounds or low ≥ high; a
-            generator on another device than ``device``.
-        TypeError: a shape that is not a sequence of ints.
+        ValueError: an empty shape or one with a dim < 1; non-finite bounds or low ≥ high, or
+            bounds beyond ``dtype``'s range; a ``device`` that names no device or another
+            device than the generator's.
+        TypeError: a shape that is not a sequence of ints; a non-floating ``dtype``.
 
     Example:
         >>> x0 = ncsn.samplers.uniform_init((64, 3, 32, 32), generator=torch.Generator().manual_seed(0))
@@ -152,6 +153,11 @@ def uniform_init(
     if not low < high:
         raise ValueError(f"low must be smaller than high; got low={low}, high={high}")
     dev, dt = draw_device_dtype(generator, device, dtype)
+    if max(abs(low), abs(high)) > torch.finfo(dt).max:
+        raise ValueError(
+            f"low={low} and high={high} must be representable in dtype={dt} (largest finite "
+            f"{torch.finfo(dt).max:g}); use a wider dtype"
+        )
     u = torch.rand(_check_shape(shape, min_dims=1), generator=generator, dtype=dt, device=dev)
     return u.mul_(high - low).add_(low)
 
@@ -180,8 +186,9 @@ def gaussian_init(
 
     Raises:
         ValueError: an empty shape or one with a dim < 1; a non-positive or non-finite σ; a
-            non-finite mean; a generator on another device than ``device``.
-        TypeError: a shape that is not a sequence of ints.
+            non-finite mean; draws that would overflow ``dtype`` (|mean| + 8σ beyond its
+            range); a ``device`` that names no device or another device than the generator's.
+        TypeError: a shape that is not a sequence of ints; a non-floating ``dtype``.
 
     Example:
         >>> x0 = ncsn.samplers.gaussian_init((16, 2), sigma=20.0, generator=torch.Generator().manual_seed(0))
@@ -191,5 +198,11 @@ def gaussian_init(
     sigma = positive_float(sigma, "sigma")
     mean = finite_float(mean, "mean")
     dev, dt = draw_device_dtype(generator, device, dtype)
+    if abs(mean) + 8 * sigma > torch.finfo(dt).max:
+        # |z| > 8 has probability 1e-15: below this bound no draw overflows.
+        raise ValueError(
+            f"sigma={sigma} with mean={mean} overflows dtype={dt} (largest finite "
+            f"{torch.finfo(dt).max:g}; |mean| + 8·sigma must stay below it); use a wider dtype"
+        )
     z = torch.randn(_check_shape(shape, min_dims=1), generator=generator, dtype=dt, device=dev)
     return z.mul_(sigma).add_(mean)

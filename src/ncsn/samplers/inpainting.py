@@ -10,11 +10,20 @@ user-written one that takes the keyword).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from ncsn._checks import check_batch, check_generator
+from ncsn._checks import (
+    check_batch,
+    check_float_tensor,
+    check_generator,
+    check_nonempty,
+    has_values,
+    to_device_of,
+)
 from ncsn._types import Sampler, ScoreModel, StepCallback
 from ncsn.samplers._common import noise_like
 from ncsn.samplers.inits import uniform_init
@@ -54,25 +63,26 @@ class Inpainting:
     ) -> None:
         check_batch(x)
         check_generator(generator, x)
-        if x.shape[0] == 0:
-            raise ValueError(f"x must hold at least one example; got shape {tuple(x.shape)}")
-        mask = torch.as_tensor(mask)
+        check_nonempty(x)
+        mask = _as_mask(mask)
+        mask = to_device_of(mask, x, "mask")
         try:
-            expanded = mask.to(x.device).expand(x.shape)
+            expanded = mask.expand(x.shape)
         except RuntimeError as err:
             raise ValueError(
                 f"mask of shape {tuple(mask.shape)} cannot broadcast to x of shape {tuple(x.shape)}"
             ) from err
         if expanded.dtype != torch.bool:
-            if not bool(((expanded == 0) | (expanded == 1)).all()):
+            # (a meta tensor has shapes only: nothing to check or observe)
+            if has_values(expanded) and not bool(((expanded == 0) | (expanded == 1)).all()):
                 bad = expanded[(expanded != 0) & (expanded != 1)][:5].tolist()
                 raise ValueError(
                     f"mask must hold only 0 and 1 (1 = known); got values such as {bad}"
                 )
             expanded = expanded == 1
-        if bool(expanded.all()):
+        if has_values(x) and bool(expanded.all()):
             raise ValueError("mask marks every entry as known (1): there is nothing to inpaint")
-        if not bool((torch.isfinite(x) | ~expanded).all()):
+        if has_values(x) and not bool((torch.isfinite(x) | ~expanded).all()):
             raise ValueError(
                 "x (the observations) contains NaN or infinite values at known entries "
                 "(mask = 1); only the unknown entries (mask = 0) are ignored"
@@ -85,6 +95,11 @@ class Inpainting:
         self._y = self.observed
 
     def __call__(self, x: Tensor, sigma: float, /) -> None:
+        if not isinstance(x, Tensor) or x.shape != self.mask.shape:
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(
+                f"x must have the shape of the observations {tuple(self.mask.shape)}; got {got}"
+            )
         if sigma != self._sigma:
             if sigma == 0:
                 self._y = self.observed
@@ -109,17 +124,36 @@ class Inpainting:
         else:
             if not isinstance(init, Tensor):
                 raise TypeError(f"init must be a torch.Tensor or None; got {type(init).__name__}")
+            check_float_tensor(init, "init")
             if init.shape != obs.shape:
                 raise ValueError(
                     f"init must have the shape of x {tuple(obs.shape)}; got {tuple(init.shape)}"
                 )
-            init = init.detach().to(obs)
-            if not bool((torch.isfinite(init) | self.mask).all()):
+            init = to_device_of(init.detach(), obs, "init").to(obs.dtype)
+            if has_values(init) and not bool((torch.isfinite(init) | self.mask).all()):
                 raise ValueError(
                     "init (the starting point) contains NaN or infinite values at unknown "
                     "entries (mask = 0)"
                 )
         return torch.where(self.mask, obs, init)
+
+
+def _as_mask(mask: object) -> Tensor:
+    """A mask as a tensor: a tensor, numpy array or nested sequence of bools or real numbers."""
+    if not isinstance(mask, Tensor):
+        if isinstance(mask, (str, bytes)) or not isinstance(mask, (Sequence, np.ndarray)):
+            raise TypeError(
+                f"mask must be a tensor of bools or 0/1 values; got {type(mask).__name__} {mask!r}"
+            )
+        try:
+            mask = torch.as_tensor(mask)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(
+                f"mask must be a tensor of bools or 0/1 values; got {mask!r} ({err})"
+            ) from err
+    if mask.is_complex():
+        raise TypeError(f"mask must hold bools or real 0/1 values; got dtype {mask.dtype}")
+    return mask
 
 
 def _accepts_hook(sampler: object) -> bool:
@@ -170,7 +204,8 @@ def inpaint(
         ValueError: a mask that cannot broadcast to x, holds values other than 0/1, or has no
             unknown entry; NaN or infinite values in x at known entries, or in ``init`` at
             unknown entries; an ``init`` of another shape than x.
-        TypeError: a sampler that takes no ``hook=``; an ``init`` that is not a tensor.
+        TypeError: a sampler that takes no ``hook=``; a mask that is not a tensor (or array or
+            sequence) of bools or real numbers; an ``init`` that is not a floating tensor.
         FloatingPointError: the chain produced non-finite values (step size too large).
 
     Example:

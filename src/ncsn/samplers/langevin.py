@@ -17,13 +17,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ncsn._checks import check_batch, check_generator, finite_float, positive_float, positive_int
+from ncsn._checks import check_generator, finite_float, positive_float, positive_int
 from ncsn._types import ScoreModel, StepCallback
 from ncsn.samplers._common import (
     Recorder,
     StepHook,
     StepInfo,
     check_end,
+    check_kernel,
     check_noise,
     check_out,
     check_start,
@@ -77,7 +78,7 @@ def langevin_step(
         >>> ncsn.samplers.langevin_step(exact, x, 0.0, 0.1).shape
         torch.Size([4, 2])
     """
-    check_batch(x)
+    check_kernel(model, x)
     check_generator(generator, x)
     step_size = positive_float(step_size, "step_size")
     sig = sigma_vector(sigma, x)
@@ -147,7 +148,7 @@ class Langevin:
             ValueError: an empty batch or non-finite start; a model output of the wrong shape.
             FloatingPointError: the chain produced non-finite values (step size too large).
         """
-        check_start(x, generator)
+        check_start(x, generator, model=model, callback=callback, hook=hook)
         call = Recorder(model)
         with torch.no_grad():
             x = x.clone()

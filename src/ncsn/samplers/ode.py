@@ -30,13 +30,14 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from ncsn._checks import check_batch, finite_float
+from ncsn._checks import finite_float
 from ncsn._types import ScoreModel, StepCallback
 from ncsn.samplers._common import (
     Recorder,
     StepHook,
     StepInfo,
     check_end,
+    check_kernel,
     check_out,
     check_start,
     levels,
@@ -137,7 +138,7 @@ def ode_step(
         >>> ncsn.samplers.ode_step(gauss.score_model(), x, 1.0, 0.5).shape
         torch.Size([3, 2])
     """
-    check_batch(x)
+    check_kernel(model, x)
     solver = check_solver(solver)
     sigma, next_sigma = check_pair(sigma, next_sigma)
     check_out(out, x)
@@ -255,7 +256,7 @@ class ProbabilityFlowODE:
             ValueError: an empty batch or non-finite start; a model output of the wrong shape.
             FloatingPointError: non-finite values (a grid too coarse for the model).
         """
-        check_start(x, generator)
+        check_start(x, generator, model=model, callback=callback, hook=hook)
         return self._run(model, x, self._floats, callback, hook, "ProbabilityFlowODE")
 
     def encode(
@@ -278,7 +279,7 @@ class ProbabilityFlowODE:
             ValueError: an empty batch or non-finite start; a model output of the wrong shape.
             FloatingPointError: non-finite values (a grid too coarse for the model).
         """
-        check_start(x, None)
+        check_start(x, None, model=model, callback=callback, hook=hook)
         up = tuple(reversed(self._floats))
         return self._run(model, x, up, callback, hook, "ProbabilityFlowODE.encode", final=False)
 

@@ -29,7 +29,6 @@ import torch
 from torch import Tensor
 
 from ncsn._checks import (
-    check_batch,
     check_generator,
     finite_float,
     positive_float,
@@ -40,6 +39,7 @@ from ncsn.samplers._common import (
     StepHook,
     StepInfo,
     check_end,
+    check_kernel,
     check_noise,
     check_out,
     check_start,
@@ -93,7 +93,7 @@ def reverse_diffusion_step(
         >>> ncsn.samplers.reverse_diffusion_step(exact, x, 10.0, 9.0).shape
         torch.Size([4, 2])
     """
-    check_batch(x)
+    check_kernel(model, x)
     check_generator(generator, x)
     sigma = positive_float(sigma, "sigma")
     next_sigma = finite_float(next_sigma, "next_sigma")
@@ -152,7 +152,7 @@ def langevin_corrector_step(
         >>> ncsn.samplers.langevin_corrector_step(exact, x, 0.1, 0.16).shape
         torch.Size([4, 2])
     """
-    check_batch(x)
+    check_kernel(model, x)
     check_generator(generator, x)
     snr = positive_float(snr, "snr")
     sig = sigma_vector(sigma, x)
@@ -281,7 +281,7 @@ class PredictorCorrector:
             ValueError: an empty batch or non-finite start; a model output of the wrong shape.
             FloatingPointError: the chain produced non-finite values.
         """
-        check_start(x, generator)
+        check_start(x, generator, model=model, callback=callback, hook=hook)
         call = Recorder(model)
         floats = self._floats
         steps = self.corrector_steps
