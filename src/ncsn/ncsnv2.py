@@ -39,6 +39,7 @@ from ncsn._checks import (
     as_sigmas,
     check_batch,
     check_generator_type,
+    has_values,
     positive_float,
     positive_int,
 )
@@ -79,6 +80,8 @@ def _flatten64(x: Tensor, name: str = "x") -> Tensor:
     check_batch(x, name)
     if x.shape[0] < 2:
         raise ValueError(f"{name} must hold at least 2 points; got shape {tuple(x.shape)}")
+    if not has_values(x):
+        raise ValueError(f"{name} must hold values; got a tensor on the meta device")
     flat = x.detach().reshape(x.shape[0], -1).to(torch.float64)
     if not bool(torch.isfinite(flat).all()):
         raise ValueError(f"{name} must be finite; it holds NaN or infinite values")

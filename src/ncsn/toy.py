@@ -16,10 +16,13 @@ import torch
 from torch import Tensor
 
 from ncsn._checks import (
+    as_sigma_tensor,
     check_batch,
     check_generator_type,
+    check_nonempty,
     check_sigma_values,
     draw_device_dtype,
+    has_values,
     positive_int,
 )
 
@@ -28,9 +31,28 @@ __all__ = ["ExactScore", "Gaussian", "GaussianMixture", "paper_mixture"]
 _LOG_2PI = math.log(2 * math.pi)
 
 
+def _float64(value: object, name: str) -> Tensor:
+    """A parameter (numbers, nested sequences, an array or a tensor) as a float64 CPU tensor."""
+    if isinstance(value, Tensor) and (value.dtype == torch.bool or value.is_complex()):
+        raise TypeError(f"{name} must hold real numbers; got dtype {value.dtype}")
+    if isinstance(value, Tensor) and not has_values(value):
+        raise ValueError(f"{name} must hold values; got a tensor on the meta device")
+    try:
+        return torch.as_tensor(value, dtype=torch.float64, device="cpu")
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"{name} must be real numbers or a tensor of them; got {value!r}") from err
+
+
+def _check_x(x: Tensor, dim: int) -> None:
+    check_batch(x)
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise ValueError(f"x must have shape [B, {dim}]; got {tuple(x.shape)}")
+    check_nonempty(x)
+
+
 def _sigma_sq(sigma: Tensor | float, x: Tensor) -> Tensor:
     """σ² as ``[B, 1, 1]`` (per example) on x's device and dtype; σ must be finite and >= 0."""
-    s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+    s = as_sigma_tensor(sigma, x)
     # Checked where reading the values is free: on an accelerator it would synchronise with the
     # host at every sampler step (and break CUDA-graph capture). The samplers validate their σ up
     # front and check the chain for non-finite values at the end.
@@ -69,8 +91,8 @@ class GaussianMixture:
         means: Tensor | Sequence[Sequence[float]],
         stds: Tensor | Sequence[float] | Sequence[Sequence[float]] | float = 1.0,
     ) -> None:
-        w = torch.as_tensor(weights, dtype=torch.float64)
-        mu = torch.as_tensor(means, dtype=torch.float64)
+        w = _float64(weights, "weights")
+        mu = _float64(means, "means")
         if mu.ndim != 2:
             raise ValueError(f"means must have shape [K, D]; got {tuple(mu.shape)}")
         k, d = mu.shape
@@ -84,7 +106,7 @@ class GaussianMixture:
             )
         if not bool(torch.isfinite(mu).all()):
             raise ValueError(f"means must be finite; got means={mu.tolist()}")
-        s = torch.as_tensor(stds, dtype=torch.float64)
+        s = _float64(stds, "stds")
         if s.ndim == 0:
             s = s.expand(k, d)
         elif s.shape == (k,):
@@ -110,9 +132,7 @@ class GaussianMixture:
         return self.means.shape[0]
 
     def _check(self, x: Tensor) -> None:
-        check_batch(x)
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"x must have shape [B, {self.dim}]; got {tuple(x.shape)}")
+        _check_x(x, self.dim)
 
     def sample(
         self,
@@ -192,8 +212,8 @@ class Gaussian:
     def __init__(
         self, mean: Tensor | Sequence[float], cov: Tensor | Sequence[Sequence[float]]
     ) -> None:
-        mu = torch.as_tensor(mean, dtype=torch.float64)
-        c = torch.as_tensor(cov, dtype=torch.float64)
+        mu = _float64(mean, "mean")
+        c = _float64(cov, "cov")
         if mu.ndim != 1:
             raise ValueError(f"mean must have shape [D]; got {tuple(mu.shape)}")
         d = mu.shape[0]
@@ -227,16 +247,14 @@ class Gaussian:
 
     def score(self, x: Tensor, sigma: Tensor | float = 0.0) -> Tensor:
         """Exact ``∇ₓ log p_σ(x) = −(Σ + σ²I)⁻¹(x − μ)``: ``[B, D] -> [B, D]``."""
-        check_batch(x)
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"x must have shape [B, {self.dim}]; got {tuple(x.shape)}")
+        _check_x(x, self.dim)
         q, lam = self._eigvecs.to(x), self._eigvals.to(x)
         coords = (x - self.mean.to(x)) @ q  # [B, D] in the eigenbasis
         return -(coords / (lam[None] + _sigma_sq(sigma, x)[:, 0])) @ q.T
 
     def log_prob(self, x: Tensor, sigma: Tensor | float = 0.0) -> Tensor:
         """Exact ``log p_σ(x)``: ``[B, D] -> [B]``."""
-        check_batch(x)
+        _check_x(x, self.dim)
         eye = torch.eye(self.dim, dtype=x.dtype, device=x.device)
         cov = self.cov.to(x)[None] + _sigma_sq(sigma, x) * eye
         diff = (x - self.mean.to(x))[..., None]
@@ -289,6 +307,14 @@ class ExactScore:
     """
 
     distribution: GaussianMixture | Gaussian
+
+    def __post_init__(self) -> None:
+        if not callable(getattr(self.distribution, "score", None)):
+            raise TypeError(
+                "distribution must be a toy distribution with an exact .score(x, sigma) (a "
+                f"GaussianMixture or Gaussian); got {type(self.distribution).__name__} "
+                f"{self.distribution!r}"
+            )
 
     def __call__(self, x: Tensor, sigma: Tensor, /) -> Tensor:
         return self.distribution.score(x, sigma)

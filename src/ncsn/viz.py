@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ncsn._checks import positive_int
+from ncsn._checks import check_nonempty, positive_int
 
 __all__ = [
     "image_grid",
@@ -29,19 +29,40 @@ def image_grid(
 
     Values are clamped to [0, 1]. ``nrow`` images per row (default: ⌈√B⌉).
 
+    Raises:
+        TypeError: ``images`` is not a floating-point tensor.
+        ValueError: ``images`` is not ``[B, C, H, W]`` with B ≥ 1, holds NaN or infinite
+            values (which no clamp can place), or ``padding`` is negative.
+
     Example:
         >>> ncsn.viz.image_grid(torch.rand(16, 1, 8, 8), nrow=4).shape
         torch.Size([1, 37, 37])
     """
+    if not isinstance(images, Tensor):
+        raise TypeError(f"images must be a torch.Tensor; got {type(images).__name__}")
+    if not torch.is_floating_point(images):
+        raise TypeError(
+            f"images must be a floating-point tensor with values in [0, 1]; got dtype "
+            f"{images.dtype} (scale integer pixels with ncsn.data.to_unit_range)"
+        )
     if images.ndim != 4:
         raise ValueError(f"images must have shape [B, C, H, W]; got {tuple(images.shape)}")
+    check_nonempty(images, "images")
+    if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
+        raise ValueError(f"padding must be an int >= 0; got padding={padding!r}")
+    pixels = images.detach().float().cpu()
+    if not bool(torch.isfinite(pixels).all()):
+        raise ValueError(
+            f"images must be finite; got {int((~torch.isfinite(pixels)).sum())} NaN or "
+            f"infinite values in images of shape {tuple(images.shape)}"
+        )
     b, c, h, w = images.shape
     nrow = positive_int(nrow if nrow is not None else math.ceil(math.sqrt(b)), "nrow")
     ncol = math.ceil(b / nrow)
     grid = torch.full(
         (c, ncol * (h + padding) + padding, nrow * (w + padding) + padding), pad_value
     )
-    for i, img in enumerate(images.detach().float().cpu().clamp(0, 1)):
+    for i, img in enumerate(pixels.clamp(0, 1)):
         r, q = divmod(i, nrow)
         top, left = padding + r * (h + padding), padding + q * (w + padding)
         grid[:, top : top + h, left : left + w] = img
@@ -53,13 +74,27 @@ def save_image_grid(
 ) -> Path:
     """Write ``[B, C, H, W]`` images in [0, 1] as a PNG grid (C = 1 or 3); returns the path.
 
-    ``scale`` enlarges each pixel (nearest neighbour), useful for 8×8 digits.
+    ``scale`` enlarges each pixel (nearest neighbour), useful for 8×8 digits. Missing folders of
+    ``path`` are created.
+
+    Raises:
+        ValueError: the errors of :func:`image_grid`; other than 1 or 3 channels; a ``path``
+            without an image extension PIL can write (``.png``, ``.jpg`` ...).
+        IsADirectoryError: ``path`` is a folder.
 
     Example:
         >>> ncsn.viz.save_image_grid(torch.rand(16, 3, 32, 32), "samples.png")  # doctest: +SKIP
     """
     from PIL import Image
 
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"path is a folder, not an image file: {str(path)!r}")
+    Image.init()
+    if path.suffix.lower() not in Image.registered_extensions():
+        raise ValueError(
+            f"path must end in an image extension such as .png; got path={str(path)!r}"
+        )
     grid = image_grid(images, nrow)
     if grid.shape[0] not in (1, 3):
         raise ValueError(
@@ -72,7 +107,6 @@ def save_image_grid(
         picture = picture.resize(
             (picture.width * scale, picture.height * scale), Image.Resampling.NEAREST
         )
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     picture.save(path)
     return path
@@ -122,7 +156,17 @@ def _save_figure(fig: Any, path: str | Path) -> Path:
 def plot_toy_samples(
     panels: Sequence[tuple[str, Tensor]], path: str | Path, *, limit: float = 8.0
 ) -> Path:
-    """Scatter plots of 2-D sample sets side by side (the paper's Fig. 3); returns the path."""
+    """Scatter plots of 2-D sample sets side by side (the paper's Fig. 3); returns the path.
+
+    Raises:
+        ValueError: no panel, or a panel whose points are not a ``[N, 2]`` tensor.
+    """
+    if len(panels) == 0:
+        raise ValueError("panels must hold at least one (title, points) pair; got none")
+    for title, x in panels:
+        if not isinstance(x, Tensor) or x.ndim != 2 or x.shape[1] != 2:
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"panel {title!r} must hold 2-D points [N, 2]; got {got}")
     fig = require_matplotlib()(figsize=(4 * len(panels), 4))
     axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (title, x) in zip(axes[0], panels, strict=True):

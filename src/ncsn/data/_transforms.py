@@ -6,7 +6,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ncsn._checks import check_batch, check_generator, finite_float, pad_event, positive_int
+from ncsn._checks import (
+    check_batch,
+    check_generator,
+    check_nonempty,
+    finite_float,
+    pad_event,
+    positive_int,
+)
 from ncsn.data._common import float_dtype
 
 __all__ = [
@@ -72,8 +79,12 @@ def dequantize(x: Tensor, *, levels: int = 256, generator: torch.Generator | Non
     With 256 levels this is exactly the official code's ``X / 256 * 255 + rand / 256``, applied to
     train and test batches before the noise of the loss.
 
+    A batch transform, called once per training step, so it reads no values (that would wait for
+    an accelerator): x outside ``[0, 1]`` is dequantised all the same, and NaN stays NaN (the
+    loss is then NaN and the Trainer raises :class:`~ncsn.training.NonFiniteLossError`).
+
     Args:
-        x: ``[B, *event]`` floating batch in ``[0, 1]``.
+        x: ``[B, *event]`` floating batch in ``[0, 1]``, at least one example.
         levels: number of grey levels in the data (256 for 8-bit images, 17 for the UCI digits).
         generator: source of the uniform noise; on ``x``'s device.
 
@@ -82,7 +93,7 @@ def dequantize(x: Tensor, *, levels: int = 256, generator: torch.Generator | Non
 
     Raises:
         TypeError: ``x`` is not a floating tensor, or ``levels`` is not an int.
-        ValueError: ``levels < 2``, or the generator is on another device.
+        ValueError: ``levels < 2``, an empty batch, or the generator is on another device.
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
@@ -93,6 +104,7 @@ def dequantize(x: Tensor, *, levels: int = 256, generator: torch.Generator | Non
         Song & Ermon (2019), official code ``anneal_runner.py`` L136.
     """
     check_batch(x)
+    check_nonempty(x)
     positive_int(levels, "levels")
     if levels < 2:
         raise ValueError(f"levels must be >= 2; got levels={levels}")
@@ -117,8 +129,8 @@ def random_flip(x: Tensor, *, p: float = 0.5, generator: torch.Generator | None 
 
     Raises:
         TypeError: ``x`` is not a tensor.
-        ValueError: ``x`` has no event dimension, ``p`` is outside ``[0, 1]``, or the generator
-            is on another device.
+        ValueError: ``x`` has no event dimension or no example, ``p`` is outside ``[0, 1]``, or
+            the generator is on another device.
 
     Example:
         >>> x = torch.arange(4.0).reshape(1, 1, 1, 4)
@@ -129,6 +141,7 @@ def random_flip(x: Tensor, *, p: float = 0.5, generator: torch.Generator | None 
         raise TypeError(f"x must be a torch.Tensor; got {type(x).__name__}")
     if x.ndim < 2:
         raise ValueError(f"x must have shape [B, *event] with an event axis; got {tuple(x.shape)}")
+    check_nonempty(x)
     p = finite_float(p, "p")
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"p must lie in [0, 1]; got p={p!r}")
