@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ncsn._checks import check_batch
+from ncsn._checks import check_batch, has_values
 
 _MASK = (1 << 64) - 1
 
@@ -86,6 +86,8 @@ class Source:
                 raise ValueError(
                     f"{name} must hold at least one example; got shape {tuple(data.shape)}"
                 )
+            if not has_values(data):
+                raise ValueError(f"{name} must hold values; got a tensor on the meta device")
             self.tensor = data
         elif isinstance(data, IndexedData) and not isinstance(data, (str, bytes)):
             if len(data) < 1:

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ncsn._checks import CheckpointError, positive_int
+from ncsn._checks import CheckpointError, check_bool, positive_int
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -50,6 +50,37 @@ def _as_path(path: str | os.PathLike[str], name: str) -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{name} must be a str or os.PathLike; got {path!r}")
     return Path(path).expanduser()
+
+
+def check_writable_folder(folder: Path, name: str) -> None:
+    """Create ``folder`` (with its parents) and check that a file can be written in it, before
+    any work that would be lost; the ``OSError`` subclass of the failure, naming ``name``."""
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{name} {str(folder)!r} is a file, not a folder")
+    probe = folder / f"{_TMP_PREFIX}probe.{os.getpid()}.{secrets.token_hex(4)}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        os.unlink(probe)
+    except OSError as err:
+        raise type(err)(
+            err.errno, f"{name} {str(folder)!r} cannot be created or written to ({err.strerror})"
+        ) from err
+
+
+def _map_location(map_location: object) -> None:
+    if map_location is None or isinstance(map_location, torch.device):
+        return
+    if not isinstance(map_location, str):
+        raise TypeError(
+            f"map_location must be a str, a torch.device or None; got map_location={map_location!r}"
+        )
+    try:
+        torch.device(map_location)
+    except RuntimeError as err:
+        raise ValueError(
+            f"map_location must name a torch device; got map_location={map_location!r}"
+        ) from err
 
 
 def _check_plain(value: object, where: str = "checkpoint") -> None:
@@ -148,6 +179,10 @@ def save_checkpoint(
     Raises:
         TypeError: if ``checkpoint`` holds anything but tensors and plain values.
         ValueError: if ``keep`` < 1 or ``checkpoint`` has a ``"format"`` entry of its own.
+        IsADirectoryError: ``path`` is a folder.
+        OSError: the folder of ``path`` cannot be created or written to (the subclass of the
+            failure, e.g. :class:`PermissionError` or :class:`NotADirectoryError`), checked
+            before anything is written.
 
     Example:
         >>> net = ncsn.nets.ScoreMLP(2)
@@ -165,8 +200,13 @@ def save_checkpoint(
     if keep is not None:
         keep = positive_int(keep, "keep")
     _check_plain(checkpoint)
+    if target.is_dir():
+        raise IsADirectoryError(
+            f"path {str(target)!r} is a folder; give a file path such as "
+            "ncsn.training.checkpoint_path(folder, step)"
+        )
     folder = target.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    check_writable_folder(folder, "the folder of path")
     for stale in folder.glob(f"{_TMP_PREFIX}*"):
         stale.unlink(missing_ok=True)
     tmp_name = folder / f"{_TMP_PREFIX}{target.name}.{os.getpid()}.{secrets.token_hex(4)}"
@@ -232,6 +272,10 @@ def state_dict_mismatch(module: torch.nn.Module, state: Mapping[str, Any]) -> st
         >>> ncsn.training.state_dict_mismatch(net, net.state_dict()) is None
         True
     """
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module; got {type(module).__name__}")
+    if not isinstance(state, Mapping):
+        raise TypeError(f"state must be a mapping (a state_dict); got {type(state).__name__}")
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -266,6 +310,8 @@ def read_file(
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
+        ValueError: a ``map_location`` that names no device (TypeError: one that is not a
+            string, device or None).
         CheckpointError: one line saying why the file does not load (truncated, a checksum
             mismatch, an object that would need unpickling code, not a torch file).
 
@@ -275,6 +321,7 @@ def read_file(
         'list'
     """
     source = _as_path(path, "path")
+    _map_location(map_location)
     if not source.exists():
         raise FileNotFoundError(f"file {str(source)!r} does not exist")
     if source.is_dir():
@@ -352,7 +399,11 @@ def model_weights(checkpoint: Mapping[str, Any], *, ema: bool = True) -> dict[st
         >>> net.load_state_dict(ncsn.training.model_weights(ckpt))  # doctest: +SKIP
         <All keys matched successfully>
     """
-    weights = checkpoint.get("ema") if ema else None
+    if not isinstance(checkpoint, Mapping):
+        raise TypeError(
+            f"checkpoint must be a dict from load_checkpoint; got {type(checkpoint).__name__}"
+        )
+    weights = checkpoint.get("ema") if check_bool(ema, "ema") else None
     if weights is None:
         weights = checkpoint.get("model")
     if not isinstance(weights, dict):

@@ -20,6 +20,11 @@ from ncsn.training.ema import EMA
 
 __all__ = ["StepResult", "train_step"]
 
+# (id(model), id(optimizer)) pairs whose parameters were checked to overlap: the check is a
+# Python loop over the parameters, done once per pair rather than at every step. An id reused
+# after garbage collection can only skip a check, never raise wrongly.
+_CHECKED: set[tuple[int, int]] = set()
+
 
 class StepResult(NamedTuple):
     """What :func:`train_step` returns.
@@ -33,6 +38,41 @@ class StepResult(NamedTuple):
 
     loss: Tensor
     grad_norm: Tensor | None
+
+
+def check_optimizer_params(optimizer: object, model: nn.Module) -> None:
+    """``optimizer`` must update at least one of ``model``'s parameters (one built for another
+    model's parameters would train nothing, silently)."""
+    groups = getattr(optimizer, "param_groups", None)
+    if not isinstance(groups, list):
+        raise TypeError(
+            f"optimizer must be a torch.optim.Optimizer; got {type(optimizer).__name__}"
+        )
+    mine = {id(p) for p in model.parameters()}
+    if not any(id(p) in mine for group in groups for p in group["params"]):
+        raise ValueError(
+            "optimizer holds none of the model's parameters: it was built for another model "
+            "(or a copy of it); build it from model.parameters()"
+        )
+
+
+def _check_value(value: object) -> Tensor:
+    """What the loss returned: a 0-d real floating tensor that depends on the parameters
+    (metadata only: no device synchronisation)."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"loss must return a 0-d torch.Tensor; got {type(value).__name__}")
+    if not torch.is_floating_point(value):
+        raise TypeError(f"loss must return a real floating-point tensor; got dtype {value.dtype}")
+    if value.ndim != 0:
+        raise ValueError(
+            f"loss must return a 0-d tensor (the batch mean); got shape {tuple(value.shape)}"
+        )
+    if not value.requires_grad:
+        raise ValueError(
+            "loss returned a tensor that does not depend on the model's parameters (no "
+            "grad_fn); was it computed under torch.no_grad(), or with a model that detaches?"
+        )
+    return value
 
 
 def train_step(
@@ -77,8 +117,16 @@ def train_step(
         A :class:`StepResult` ``(loss, grad_norm)``.
 
     Raises:
-        ValueError: ``max_grad_norm`` not a positive number.
-        TypeError: ``loss`` not callable.
+        ValueError: ``max_grad_norm`` not a positive number; an optimizer holding none of
+            ``model``'s parameters; a loss value that is not 0-d or has no gradient.
+        TypeError: ``model`` not an :class:`torch.nn.Module`, ``loss`` not callable, an
+            ``optimizer``, ``ema`` or ``scaler`` of the wrong type, a loss value that is not a
+            real floating tensor.
+
+    Its checks read no values: a NaN or infinite loss (NaN in ``x``, say) is returned as it
+    is, after an optimizer step with NaN gradients; a loop checks ``result.loss`` when it
+    reads it back, as the :class:`~ncsn.training.Trainer` does
+    (:class:`~ncsn.training.NonFiniteLossError`).
 
     Example:
         >>> schedule = ncsn.GeometricSchedule(5.0, 0.1, 5)
@@ -92,12 +140,26 @@ def train_step(
         >>> result.loss.shape
         torch.Size([])
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     if not callable(loss):
         raise TypeError(f"loss must be a callable ScoreLoss; got {loss!r}")
+    if not (
+        callable(getattr(optimizer, "zero_grad", None))
+        and callable(getattr(optimizer, "step", None))
+    ):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer; got {optimizer!r}")
+    if ema is not None and not isinstance(ema, EMA):
+        raise TypeError(f"ema must be an ncsn.training.EMA or None; got {ema!r}")
+    if scaler is not None and not isinstance(scaler, torch.amp.GradScaler):
+        raise TypeError(f"scaler must be a torch.amp.GradScaler or None; got {scaler!r}")
     if max_grad_norm is not None:
         max_grad_norm = positive_float(max_grad_norm, "max_grad_norm")
+    if (id(model), id(optimizer)) not in _CHECKED:
+        check_optimizer_params(optimizer, model)
+        _CHECKED.add((id(model), id(optimizer)))
     optimizer.zero_grad(set_to_none=True)
-    value = loss(model, x, generator=generator)
+    value = _check_value(loss(model, x, generator=generator))
     torch.autograd.backward(value if scaler is None else scaler.scale(value))
     grad_norm = None
     if max_grad_norm is not None:

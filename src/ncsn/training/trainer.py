@@ -32,6 +32,7 @@ from ncsn.training._sources import Data, Source, derive_seed
 from ncsn.training.checkpoints import (
     CheckpointError,
     _check_plain,
+    check_writable_folder,
     checkpoint_path,
     latest_checkpoint,
     load_checkpoint,
@@ -41,7 +42,7 @@ from ncsn.training.checkpoints import (
 from ncsn.training.distributed import DistEnv, distributed_env, init_process_group, local_shards
 from ncsn.training.ema import EMA
 from ncsn.training.ema import _rate as _ema_rate
-from ncsn.training.step import train_step
+from ncsn.training.step import check_optimizer_params, train_step
 
 __all__ = [
     "BatchTransform",
@@ -355,12 +356,17 @@ class Trainer:
             raise TypeError(f"config must be a dict or None; got {type(config).__name__}")
         self.config = dict(config or {})
         _check_plain(self.config, "config")
+        if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):
+            raise TypeError(f"out_dir must be a str, an os.PathLike or None; got {out_dir!r}")
         self.out_dir = None if out_dir is None else Path(out_dir).expanduser()
         if tensorboard and self.out_dir is None:
             raise ValueError("tensorboard=True needs an out_dir to write to")
         self._writer_cls = summary_writer(tensorboard) if self.out_dir is not None else None
 
         self.env: DistEnv = distributed_env()
+        if self.out_dir is not None and self.env.rank == 0:
+            # Before any training: a run whose checkpoints cannot be written would be lost.
+            check_writable_folder(self.out_dir, "out_dir")
         self._shards_given = shards is not None  # if not, restore() takes the checkpoint's
         if shards is None:
             shards = self.env.world_size
@@ -377,6 +383,8 @@ class Trainer:
 
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer; got {optimizer!r}")
+        if optimizer is not None:
+            check_optimizer_params(optimizer, model)
         if seed is not None and generator is not None:
             raise ValueError("pass seed or generator, not both")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
