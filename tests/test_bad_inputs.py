@@ -1,8 +1,40 @@
 """Bad inputs to the public API: each is a ``TypeError``/``ValueError`` that names the argument.
 
-One table of single cases (``CASES``) and hypothesis properties where the space of bad values is
-large (dtypes, σ vectors, shapes, non-generators). Empty batches follow one rule everywhere, the
-samplers' one: ``ValueError("x must hold at least one example; got shape (0, ...)")``.
+Second hostile audit (issue 12) of the Python API, every public module but ``cli`` and
+``metrics`` (schedules, losses, nets, samplers, likelihood, toy, data, viz, ncsnv2, training):
+
+==========================================================  =====
+cases tried (calls with bad or edge-case inputs)              678
+clear typed errors already (type, argument and value named)   417
+fine already (a correct result, e.g. any even image size)     123
+untyped errors or tracebacks found (RuntimeError,             101
+NotImplementedError, AttributeError, IndexError, or a
+TypeError/ValueError whose message names no argument)
+  ... fixed: a typed error naming the argument                 97
+  ... fixed: now correct (meta tensors: no values read)         3
+  ... left                                                      1
+silent wrong results found (a value returned, no error)        37
+  ... fixed                                                    36
+  ... left                                                      1
+stricter now (a NaN kernel input, an integer model output)      9
+==========================================================  =====
+
+Left, with reasons: ``CondInstanceNorm2dPlus`` given level labels outside ``[0, L)`` raises
+torch's ``IndexError`` (the layer runs inside RefineNet, which checks its labels; a value check
+per layer would break compiled graphs and synchronise on accelerators); ``ssm(...,
+jacobian="forward")`` of a model that detaches its output gives a zero Jacobian term (forward
+mode cannot tell a detached output from a constant one, whose Jacobian is zero; the default
+``jacobian="backward"`` raises).
+
+``AUDIT_CASES`` holds one case per defect fixed (each failed before its fix). The rule for NaN and
+inf chosen there is in ``ncsn.losses``' module docstring and ``docs/gotchas.md``: the loss
+kernels raise a ``ValueError`` naming the argument, the configured losses and ``train_step``
+read no values (a NaN loss, which the Trainer raises as ``NonFiniteLossError``).
+
+One table of single cases (``CASES``, ``AUDIT_CASES``) and hypothesis properties where the space
+of bad values is large (dtypes, σ vectors, shapes, non-generators). Empty batches follow one rule
+everywhere, the samplers' one: ``ValueError("x must hold at least one example; got shape (0,
+...)")``.
 """
 
 from __future__ import annotations
@@ -518,6 +550,823 @@ def test_bad_input_raises_naming_the_argument(
 ) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+def _meta(shape: tuple[int, ...] = (4, 2)) -> torch.Tensor:
+    """A tensor on another device than the CPU models (meta: shapes, no values)."""
+    return torch.zeros(shape, device="meta")
+
+
+def _detached(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    return (-x).detach()
+
+
+def _stepped(model: Any, **kwargs: Any) -> Any:
+    """One train_step of a DSM loss on ``model`` with its own Adam, extra options in kwargs."""
+    optimizer = kwargs.pop("optimizer", None) or torch.optim.Adam(model.parameters())
+    return ncsn.training.train_step(model, kwargs.pop("loss", _dsm_loss()), optimizer, X, **kwargs)
+
+
+AL = ncsn.samplers.AnnealedLangevin(SIGMAS, 0.01, 1)
+OBS = torch.rand(4, 2)
+KNOWN_LEFT = torch.tensor([1, 0])
+
+# The second audit (see the module docstring): each case was an untyped error, a traceback or a
+# silent wrong result before its fix.
+AUDIT_CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
+    # --- losses: values of the kernels' inputs, devices, model outputs -----------------------
+    (
+        "dsm/NaN x",
+        lambda: losses.dsm(gaussian_score, NAN, 1.0),
+        ValueError,
+        r"x must be finite; got 8 NaN or infinite value\(s\) in x of shape \(4, 2\), the first x\[0, 0\]=nan",
+    ),
+    (
+        "ssm/inf x",
+        lambda: losses.ssm(gaussian_score, torch.full((4, 2), math.inf), 1.0),
+        ValueError,
+        r"x must be finite; .* the first x\[0, 0\]=inf",
+    ),
+    (
+        "annealed_ssm/NaN x",
+        lambda: losses.annealed_ssm(gaussian_score, NAN, 1.0),
+        ValueError,
+        r"x must be finite",
+    ),
+    (
+        "dsm/NaN noise",
+        lambda: losses.dsm(gaussian_score, X, 1.0, noise=NAN),
+        ValueError,
+        r"noise must be finite; .* noise\[0, 0\]=nan",
+    ),
+    (
+        "ssm/NaN directions",
+        lambda: losses.ssm(gaussian_score, X, 1.0, directions=NAN[None]),
+        ValueError,
+        r"directions must be finite; .* directions\[0, 0, 0\]=nan",
+    ),
+    (
+        "dsm/noise on another device",
+        lambda: losses.dsm(gaussian_score, X, 1.0, noise=_meta()),
+        ValueError,
+        r"noise is on device meta but x is on device cpu",
+    ),
+    (
+        "ssm/directions on another device",
+        lambda: losses.ssm(gaussian_score, X, 1.0, directions=_meta((1, 4, 2))),
+        ValueError,
+        r"directions is on device meta but x is on device cpu",
+    ),
+    (
+        "dsm/sigma on another device",
+        lambda: losses.dsm(gaussian_score, X, _meta((4,))),
+        ValueError,
+        r"sigma is on device meta but x is on device cpu",
+    ),
+    (
+        "DenoisingScoreMatching()/schedule draws on another device",
+        lambda: losses.DenoisingScoreMatching(_BadSchedule(lambda b: _meta((b,))))(
+            gaussian_score, X
+        ),
+        ValueError,
+        r"schedule\.sample\(batch\) is on device meta but x is on device cpu",
+    ),
+    (
+        "dsm/model returns complex",
+        lambda: losses.dsm(lambda x, s: x.to(torch.complex64), X, 1.0),
+        TypeError,
+        r"model must return a real floating-point tensor; got dtype torch\.complex64",
+    ),
+    (
+        "dsm/model returns int64",
+        lambda: losses.dsm(lambda x, s: x.long(), X, 1.0),
+        TypeError,
+        r"model must return a real floating-point tensor; got dtype torch\.int64",
+    ),
+    (
+        "DenoisingScoreMatching()/model returns on another device",
+        lambda: _dsm_loss()(lambda x, s: x.to("meta"), X),
+        ValueError,
+        r"model returned a tensor on device meta but its input x is on device cpu",
+    ),
+    (
+        "ssm/model detaches its output",
+        lambda: losses.ssm(_detached, X, 1.0),
+        ValueError,
+        r"model output does not depend differentiably on x",
+    ),
+    (
+        "SlicedScoreMatching()/model detaches its output",
+        lambda: _ssm_loss()(_detached, X),
+        ValueError,
+        r"model output does not depend differentiably on x",
+    ),
+    # --- nets ----------------------------------------------------------------------------
+    (
+        "RefineNet/x on another device",
+        lambda: _refinenet()(_meta((2, 1, 8, 8)), SIGMAS[:1]),
+        ValueError,
+        r"x is on device meta but the RefineNet parameters are on device cpu",
+    ),
+    (
+        "RefineNet.forward_levels/x on another device",
+        lambda: _refinenet().forward_levels(_meta((2, 1, 8, 8)), torch.zeros(2, dtype=torch.int64)),
+        ValueError,
+        r"x is on device meta but the RefineNet parameters are on device cpu",
+    ),
+    (
+        "RefineNetBaseline/x on another device",
+        lambda: nets.RefineNetBaseline(1, 2)(_meta((2, 1, 8, 8))),
+        ValueError,
+        r"x is on device meta but the RefineNetBaseline parameters are on device cpu",
+    ),
+    (
+        "ScaledByInverseSigma(RefineNetBaseline)/x on another device",
+        lambda: nets.ScaledByInverseSigma(nets.RefineNetBaseline(1, 2))(_meta((2, 1, 8, 8)), 1.0),
+        ValueError,
+        r"x is on device meta but the RefineNetBaseline parameters are on device cpu",
+    ),
+    (
+        "RefineNet/sigma on another device",
+        lambda: _refinenet()(torch.rand(2, 1, 8, 8), SIGMAS[:1].expand(2).to("meta")),
+        ValueError,
+        r"sigma is on device meta but x is on device cpu",
+    ),
+    (
+        "RefineNet.forward_levels/labels on another device",
+        lambda: _refinenet().forward_levels(
+            torch.rand(2, 1, 8, 8), torch.zeros(2, dtype=torch.int64, device="meta")
+        ),
+        ValueError,
+        r"labels is on device meta but x is on device cpu",
+    ),
+    (
+        "RefineNet/sigma as a string",
+        lambda: _refinenet()(torch.rand(2, 1, 8, 8), "a"),
+        TypeError,
+        r"sigma must be a real number or a tensor of them; got sigma='a'",
+    ),
+    (
+        "RefineNet/sigma None",
+        lambda: _refinenet()(torch.rand(2, 1, 8, 8), None),
+        TypeError,
+        r"sigma must be a real number or a tensor of them; got sigma=None",
+    ),
+    (
+        "RefineNet/bool sigma (silently level 0)",
+        lambda: _refinenet()(torch.rand(2, 1, 8, 8), torch.ones(2, dtype=torch.bool)),
+        TypeError,
+        r"sigma must hold real numbers; got dtype torch\.bool",
+    ),
+    (
+        "RefineNet/complex sigma (imaginary part dropped)",
+        lambda: _refinenet()(torch.rand(2, 1, 8, 8), torch.ones(2, dtype=torch.complex64)),
+        TypeError,
+        r"sigma must hold real numbers; got dtype torch\.complex64",
+    ),
+    (
+        "RefineNet/integer x",
+        lambda: _refinenet()(torch.zeros(2, 1, 8, 8, dtype=torch.int64), 1.0),
+        TypeError,
+        r"x must be a floating-point tensor; got dtype torch\.int64",
+    ),
+    (
+        "RefineNet/sigmas None",
+        lambda: nets.RefineNet(1, 4, None),
+        TypeError,  # type: ignore[arg-type]
+        r"sigmas must be a 1-D tensor of floats; got None",
+    ),
+    (
+        "CondInstanceNorm2dPlus/wrong channel count",
+        lambda: nets.CondInstanceNorm2dPlus(4, 2)(torch.rand(2, 3, 4, 4), torch.tensor([0, 1])),
+        ValueError,
+        r"CondInstanceNorm2dPlus\(4\) expects x of shape \[B, 4, \*spatial\]; got x\.shape=\(2, 3, 4, 4\)",
+    ),
+    (
+        "InstanceNorm2dPlus/wrong channel count",
+        lambda: nets.InstanceNorm2dPlus(4)(torch.rand(2, 3, 4, 4)),
+        ValueError,
+        r"InstanceNorm2dPlus\(4\) expects x of shape \[B, 4, \*spatial\]",
+    ),
+    (
+        "ScaledByInverseSigma/sigma 0 (inf score)",
+        lambda: nets.ScaledByInverseSigma(torch.tanh)(X, 0.0),
+        ValueError,
+        r"sigma must be positive and finite; got sigma=0\.0",
+    ),
+    (
+        "ScaledByInverseSigma/negative sigma tensor (flipped score)",
+        lambda: nets.ScaledByInverseSigma(torch.tanh)(X, torch.tensor([-1.0, 1.0, 1.0, 1.0])),
+        ValueError,
+        r"sigma must be positive and finite; got sigma=\[-1\.0, 1\.0, 1\.0, 1\.0\]",
+    ),
+    (
+        "ScaledByInverseSigma/sigma on another device",
+        lambda: nets.ScaledByInverseSigma(torch.tanh)(X, _meta((4,))),
+        ValueError,
+        r"sigma is on device meta but x is on device cpu",
+    ),
+    (
+        "ScaledByInverseSigma/empty batch",
+        lambda: nets.ScaledByInverseSigma(torch.tanh)(torch.zeros(0, 2), 1.0),
+        ValueError,
+        EMPTY_RULE,
+    ),
+    (
+        "DenoiserScore/sigma 0",
+        lambda: nets.DenoiserScore(lambda x, s: x)(X, 0.0),
+        ValueError,
+        r"sigma must be positive and finite; got sigma=0\.0",
+    ),
+    (
+        "NoisePredictorScore/NaN sigma",
+        lambda: nets.NoisePredictorScore(lambda x, s: x)(X, math.nan),
+        ValueError,
+        r"sigma must be positive and finite; got sigma=nan",
+    ),
+    (
+        "NoisePredictorScore/empty batch",
+        lambda: nets.NoisePredictorScore(lambda x, s: x)(torch.zeros(0, 2), 1.0),
+        ValueError,
+        EMPTY_RULE,
+    ),
+    (
+        "autocast/x as a list",
+        lambda: nets.autocast(_mlp())([[0.0, 0.0]], 1.0),
+        TypeError,  # type: ignore[arg-type]
+        r"x must be a torch\.Tensor; got list",
+    ),
+    (
+        "compiled/x as a list",
+        lambda: nets.compiled(_mlp())([[0.0, 0.0]], 1.0),
+        TypeError,  # type: ignore[arg-type]
+        r"x must be a torch\.Tensor; got list",
+    ),
+    (
+        "compiled/unknown option (deferred to the first call)",
+        lambda: nets.compiled(_mlp(), moed="max-autotune"),
+        TypeError,
+        r"options must be keyword arguments of torch\.compile; got \['moed'\]",
+    ),
+    (
+        "cuda_graphed/x as a list",
+        lambda: nets.cuda_graphed(_mlp())([[0.0]], 1.0),
+        TypeError,  # type: ignore[arg-type]
+        r"x must be a torch\.Tensor; got list",
+    ),
+    # --- samplers ------------------------------------------------------------------------
+    (
+        "AnnealedLangevin/model not callable",
+        lambda: AL(None, X),
+        TypeError,  # type: ignore[arg-type]
+        r"model must be a callable score model; got None",
+    ),
+    (
+        "Langevin/callback not callable",
+        lambda: ncsn.samplers.Langevin(0.1, 0.01, 2)(gaussian_score, X, callback=3),
+        TypeError,  # type: ignore[arg-type]
+        r"callback must be callable or None; got callback=3",
+    ),
+    (
+        "PredictorCorrector/hook not callable",
+        lambda: ncsn.samplers.PredictorCorrector(SIGMAS)(gaussian_score, X, hook="inpaint"),
+        TypeError,  # type: ignore[arg-type]
+        r"hook must be callable or None; got hook='inpaint'",
+    ),
+    (
+        "ProbabilityFlowODE.encode/model not callable",
+        lambda: ncsn.samplers.ProbabilityFlowODE(SIGMAS).encode(1.0, X),
+        TypeError,  # type: ignore[arg-type]
+        r"model must be a callable score model; got 1\.0",
+    ),
+    (
+        "ConsistentAnnealedSampling/model returns complex",
+        lambda: ncsn.samplers.ConsistentAnnealedSampling(SIGMAS, 0.9)(
+            lambda x, s: x.to(torch.complex64), X
+        ),
+        TypeError,
+        r"model must return a real floating-point tensor; got dtype torch\.complex64",
+    ),
+    (
+        "ProbabilityFlowODE/model returns complex (imaginary part dropped)",
+        lambda: ncsn.samplers.ProbabilityFlowODE(SIGMAS)(lambda x, s: x.to(torch.complex64), X),
+        TypeError,
+        r"model must return a real floating-point tensor",
+    ),
+    (
+        "AnnealedLangevin/model returns on another device",
+        lambda: AL(lambda x, s: x.to("meta"), X),
+        ValueError,
+        r"model returned a tensor on device meta but its input x is on device cpu",
+    ),
+    (
+        "AnnealedLangevin/x on another device than the model",
+        lambda: AL(_mlp(sigmas=SIGMAS), _meta()),
+        ValueError,
+        r"x is on device meta but the ScoreMLP parameters are on device cpu",
+    ),
+    (
+        "AnnealedLangevin/sigmas on the meta device",
+        lambda: ncsn.samplers.AnnealedLangevin(SIGMAS.to("meta"), 0.1, 1),
+        ValueError,
+        r"sigmas must hold values; got a tensor on the meta device",
+    ),
+    (
+        "langevin_step/model not callable",
+        lambda: ncsn.samplers.langevin_step(None, X, 1.0, 0.1),
+        TypeError,  # type: ignore[arg-type]
+        r"model must be a callable score model; got None",
+    ),
+    (
+        "langevin_step/empty batch",
+        lambda: ncsn.samplers.langevin_step(gaussian_score, torch.zeros(0, 2), 1.0, 0.1),
+        ValueError,
+        EMPTY_RULE,
+    ),
+    (
+        "ode_step/empty batch",
+        lambda: ncsn.samplers.ode_step(gaussian_score, torch.zeros(0, 2), 1.0, 0.5),
+        ValueError,
+        EMPTY_RULE,
+    ),
+    (
+        "consistent_step/empty batch",
+        lambda: ncsn.samplers.consistent_step(gaussian_score, torch.zeros(0, 2), 1.0, 0.5, 0.9),
+        ValueError,
+        EMPTY_RULE,
+    ),
+    (
+        "reverse_diffusion_step/empty batch",
+        lambda: ncsn.samplers.reverse_diffusion_step(gaussian_score, torch.zeros(0, 2), 1.0, 0.5),
+        ValueError,
+        EMPTY_RULE,
+    ),
+    (
+        "langevin_corrector_step/empty batch",
+        lambda: ncsn.samplers.langevin_corrector_step(gaussian_score, torch.zeros(0, 2), 1.0, 0.1),
+        ValueError,
+        EMPTY_RULE,
+    ),
+    (
+        "denoise_step/empty batch",
+        lambda: ncsn.samplers.denoise_step(gaussian_score, torch.zeros(0, 2), 1.0),
+        ValueError,
+        EMPTY_RULE,
+    ),
+    (
+        "langevin_step/noise on another device",
+        lambda: ncsn.samplers.langevin_step(gaussian_score, X, 1.0, 0.1, noise=_meta()),
+        ValueError,
+        r"noise is on device meta but x is on device cpu",
+    ),
+    (
+        "langevin_step/integer noise",
+        lambda: ncsn.samplers.langevin_step(
+            gaussian_score, X, 1.0, 0.1, noise=torch.zeros(4, 2, dtype=torch.int64)
+        ),
+        TypeError,
+        r"noise must be a floating-point tensor; got dtype torch\.int64",
+    ),
+    (
+        "langevin_step/sigma on another device",
+        lambda: ncsn.samplers.langevin_step(gaussian_score, X, _meta((4,)), 0.1),
+        ValueError,
+        r"sigma is on device meta but x is on device cpu",
+    ),
+    (
+        "uniform_init/integer dtype",
+        lambda: ncsn.samplers.uniform_init((2, 2), dtype=torch.int64),
+        TypeError,
+        r"dtype must be a floating-point torch\.dtype; got dtype=torch\.int64",
+    ),
+    (
+        "gaussian_init/complex dtype (complex points)",
+        lambda: ncsn.samplers.gaussian_init((2, 2), 1.0, dtype=torch.complex64),
+        TypeError,
+        r"dtype must be a floating-point torch\.dtype; got dtype=torch\.complex64",
+    ),
+    (
+        "uniform_init/unknown device",
+        lambda: ncsn.samplers.uniform_init((2, 2), device="gpu0"),
+        ValueError,
+        r"device must name a torch device; got device='gpu0'",
+    ),
+    (
+        "gaussian_init/float16 overflow (inf points)",
+        lambda: ncsn.samplers.gaussian_init((2, 2), 1e6, dtype=torch.float16),
+        ValueError,
+        r"sigma=1000000\.0 with mean=0\.0 overflows dtype=torch\.float16",
+    ),
+    (
+        "uniform_init/bounds beyond float16",
+        lambda: ncsn.samplers.uniform_init((2, 2), 0.0, 1e6, dtype=torch.float16),
+        ValueError,
+        r"low=0\.0 and high=1000000\.0 must be representable in dtype=torch\.float16",
+    ),
+    (
+        "inpaint/mask as a string",
+        lambda: ncsn.samplers.inpaint(AL, gaussian_score, OBS, "right_half"),
+        TypeError,  # type: ignore[arg-type]
+        r"mask must be a tensor of bools or 0/1 values; got str 'right_half'",
+    ),
+    (
+        "inpaint/mask None",
+        lambda: ncsn.samplers.inpaint(AL, gaussian_score, OBS, None),
+        TypeError,  # type: ignore[arg-type]
+        r"mask must be a tensor of bools or 0/1 values; got NoneType None",
+    ),
+    (
+        "inpaint/complex mask",
+        lambda: ncsn.samplers.inpaint(AL, gaussian_score, OBS, KNOWN_LEFT.to(torch.complex64)),
+        TypeError,
+        r"mask must hold bools or real 0/1 values; got dtype torch\.complex64",
+    ),
+    (
+        "inpaint/mask on another device",
+        lambda: ncsn.samplers.inpaint(AL, gaussian_score, OBS, KNOWN_LEFT.to("meta")),
+        ValueError,
+        r"mask is on device meta but x is on device cpu",
+    ),
+    (
+        "inpaint/init on another device",
+        lambda: ncsn.samplers.inpaint(AL, gaussian_score, OBS, KNOWN_LEFT, init=_meta()),
+        ValueError,
+        r"init is on device meta but x is on device cpu",
+    ),
+    (
+        "inpaint/integer init",
+        lambda: ncsn.samplers.inpaint(
+            AL, gaussian_score, OBS, KNOWN_LEFT, init=torch.zeros(4, 2, dtype=torch.int64)
+        ),
+        TypeError,
+        r"init must be a floating-point tensor; got dtype torch\.int64",
+    ),
+    (
+        "Inpainting hook/x of another shape",
+        lambda: ncsn.samplers.Inpainting(OBS, KNOWN_LEFT)(torch.zeros(3, 2), 0.5),
+        ValueError,
+        r"x must have the shape of the observations \(4, 2\); got \(3, 2\)",
+    ),
+    # --- likelihood ----------------------------------------------------------------------
+    (
+        "log_prob/model not callable",
+        lambda: ncsn.likelihood.log_prob(None, X, SIGMAS),
+        TypeError,  # type: ignore[arg-type]
+        r"model must be a callable score model; got None",
+    ),
+    (
+        "log_prob/prior not callable",
+        lambda: ncsn.likelihood.log_prob(gaussian_score, X, SIGMAS, prior=3),
+        TypeError,  # type: ignore[arg-type]
+        r"prior must be callable or None; got prior=3",
+    ),
+    (
+        "log_prob/model detaches its output (exact trace)",
+        lambda: ncsn.likelihood.log_prob(_detached, X, SIGMAS, trace="exact"),
+        ValueError,
+        r"model output does not depend differentiably on x",
+    ),
+    (
+        "log_prob/model detaches its output (Hutchinson)",
+        lambda: ncsn.likelihood.log_prob(_detached, X, SIGMAS),
+        ValueError,
+        r"model output does not depend differentiably on x",
+    ),
+    (
+        "log_prob/model returns complex",
+        lambda: ncsn.likelihood.log_prob(lambda x, s: x.to(torch.complex64), X, SIGMAS),
+        TypeError,
+        r"model must return a real floating-point tensor",
+    ),
+    (
+        "gaussian_prior/sigma 0 (-inf densities later)",
+        lambda: ncsn.likelihood.gaussian_prior(0.0),
+        ValueError,
+        r"sigma must be positive and finite; got sigma=0\.0",
+    ),
+    (
+        "gaussian_prior/sigma as a string",
+        lambda: ncsn.likelihood.gaussian_prior("1"),
+        TypeError,  # type: ignore[arg-type]
+        r"sigma must be a real number; got sigma='1'",
+    ),
+    # --- toy -----------------------------------------------------------------------------
+    (
+        "GaussianMixture/means as a string",
+        lambda: ncsn.toy.GaussianMixture([1.0], "a"),
+        TypeError,  # type: ignore[arg-type]
+        r"means must be real numbers or a tensor of them; got 'a'",
+    ),
+    (
+        "Gaussian/complex cov",
+        lambda: ncsn.toy.Gaussian([0.0], torch.ones(1, 1, dtype=torch.complex64)),
+        TypeError,
+        r"cov must hold real numbers; got dtype torch\.complex64",
+    ),
+    (
+        "GaussianMixture.score/sigma as a string",
+        lambda: GMM.score(X, sigma="a"),
+        TypeError,  # type: ignore[arg-type]
+        r"sigma must be a real number or a tensor of them; got sigma='a'",
+    ),
+    (
+        "GaussianMixture.log_prob/empty batch",
+        lambda: GMM.log_prob(torch.zeros(0, 2)),
+        ValueError,
+        EMPTY_RULE,
+    ),
+    (
+        "Gaussian.score/empty batch",
+        lambda: ncsn.toy.Gaussian([0.0, 0.0], torch.eye(2)).score(torch.zeros(0, 2)),
+        ValueError,
+        EMPTY_RULE,
+    ),
+    (
+        "ExactScore/not a distribution",
+        lambda: ncsn.toy.ExactScore(3),
+        TypeError,  # type: ignore[arg-type]
+        r"distribution must be a toy distribution with an exact \.score\(x, sigma\) .*got int 3",
+    ),
+    # --- data and viz --------------------------------------------------------------------
+    (
+        "dequantize/empty batch",
+        lambda: ncsn.data.dequantize(torch.zeros(0, 2)),
+        ValueError,
+        EMPTY_RULE,
+    ),
+    (
+        "random_flip/empty batch",
+        lambda: ncsn.data.random_flip(torch.zeros(0, 1, 4, 4)),
+        ValueError,
+        r"x must hold at least one example; got shape \(0, 1, 4, 4\)",
+    ),
+    (
+        "image_grid/images as a list",
+        lambda: ncsn.viz.image_grid([1.0]),
+        TypeError,  # type: ignore[arg-type]
+        r"images must be a torch\.Tensor; got list",
+    ),
+    (
+        "image_grid/uint8 images (clamped to white)",
+        lambda: ncsn.viz.image_grid(torch.full((1, 1, 4, 4), 128, dtype=torch.uint8)),
+        TypeError,
+        r"images must be a floating-point tensor with values in \[0, 1\]; got dtype torch\.uint8",
+    ),
+    (
+        "image_grid/no image",
+        lambda: ncsn.viz.image_grid(torch.zeros(0, 1, 4, 4)),
+        ValueError,
+        r"images must hold at least one example; got shape \(0, 1, 4, 4\)",
+    ),
+    (
+        "image_grid/negative padding",
+        lambda: ncsn.viz.image_grid(torch.rand(2, 1, 4, 4), padding=-1),
+        ValueError,
+        r"padding must be an int >= 0; got padding=-1",
+    ),
+    (
+        "image_grid/NaN images (garbage pixels)",
+        lambda: ncsn.viz.image_grid(torch.full((2, 1, 4, 4), math.nan)),
+        ValueError,
+        r"images must be finite; got 32 NaN or infinite values in images of shape \(2, 1, 4, 4\)",
+    ),
+    (
+        "save_image_grid/unknown extension",
+        lambda: ncsn.viz.save_image_grid(torch.rand(1, 1, 4, 4), "/tmp/ncsn-audit-grid.xyz"),
+        ValueError,
+        r"path must end in an image extension such as \.png; got path='/tmp/ncsn-audit-grid\.xyz'",
+    ),
+    (
+        "save_image_grid/path is a folder",
+        lambda: ncsn.viz.save_image_grid(torch.rand(1, 1, 4, 4), "/tmp"),
+        IsADirectoryError,
+        r"path is a folder, not an image file: '/tmp'",
+    ),
+    (
+        "plot_toy_samples/3-D points (first two plotted)",
+        lambda: ncsn.viz.plot_toy_samples([("a", torch.rand(4, 3))], "/tmp/ncsn-audit-toy.png"),
+        ValueError,
+        r"panel 'a' must hold 2-D points \[N, 2\]; got \(4, 3\)",
+    ),
+    (
+        "max_pairwise_distance/x on the meta device",
+        lambda: ncsn.max_pairwise_distance(_meta()),
+        ValueError,
+        r"x must hold values; got a tensor on the meta device",
+    ),
+    # --- training ------------------------------------------------------------------------
+    (
+        "Trainer/data on the meta device",
+        lambda: ncsn.training.Trainer(_mlp(sigmas=SIGMAS), _dsm_loss(), _meta(), batch_size=2),
+        ValueError,
+        r"data must hold values; got a tensor on the meta device",
+    ),
+    (
+        "train_step/model a function",
+        lambda: ncsn.training.train_step(
+            gaussian_score, _dsm_loss(), torch.optim.SGD(_mlp().parameters(), lr=0.1), X
+        ),  # type: ignore[arg-type]
+        TypeError,
+        r"model must be a torch\.nn\.Module; got function",
+    ),
+    (
+        "train_step/optimizer an int",
+        lambda: _stepped(_mlp(sigmas=SIGMAS), optimizer=3),
+        TypeError,
+        r"optimizer must be a torch\.optim\.Optimizer; got 3",
+    ),
+    (
+        "train_step/ema an int",
+        lambda: _stepped(_mlp(sigmas=SIGMAS), ema=3),
+        TypeError,
+        r"ema must be an ncsn\.training\.EMA or None; got 3",
+    ),
+    (
+        "train_step/scaler an int",
+        lambda: _stepped(_mlp(sigmas=SIGMAS), scaler=3),
+        TypeError,
+        r"scaler must be a torch\.amp\.GradScaler or None; got 3",
+    ),
+    (
+        "train_step/optimizer of another model (trains nothing)",
+        lambda: _stepped(
+            _mlp(sigmas=SIGMAS), optimizer=torch.optim.SGD(_mlp(sigmas=SIGMAS).parameters(), lr=0.1)
+        ),
+        ValueError,
+        r"optimizer holds none of the model's parameters",
+    ),
+    (
+        "train_step/per-example loss",
+        lambda: _stepped(
+            _mlp(sigmas=SIGMAS), loss=lambda m, x, generator=None: losses.dsm(m, x, 1.0)
+        ),
+        ValueError,
+        r"loss must return a 0-d tensor \(the batch mean\); got shape \(4,\)",
+    ),
+    (
+        "train_step/loss returns a float",
+        lambda: _stepped(_mlp(sigmas=SIGMAS), loss=lambda m, x, generator=None: 1.0),
+        TypeError,
+        r"loss must return a 0-d torch\.Tensor; got float",
+    ),
+    (
+        "train_step/loss without a gradient",
+        lambda: _stepped(_mlp(sigmas=SIGMAS), loss=lambda m, x, generator=None: torch.tensor(1.0)),
+        ValueError,
+        r"loss returned a tensor that does not depend on the model's parameters",
+    ),
+    (
+        "Trainer/optimizer of another model (trains nothing)",
+        lambda: ncsn.training.Trainer(
+            _mlp(sigmas=SIGMAS),
+            _dsm_loss(),
+            X,
+            batch_size=2,
+            optimizer=torch.optim.Adam(_mlp(sigmas=SIGMAS).parameters()),
+        ),
+        ValueError,
+        r"optimizer holds none of the model's parameters",
+    ),
+    (
+        "Trainer/out_dir an int",
+        lambda: ncsn.training.Trainer(_mlp(sigmas=SIGMAS), _dsm_loss(), X, batch_size=2, out_dir=3),  # type: ignore[arg-type]
+        TypeError,
+        r"out_dir must be a str, an os\.PathLike or None; got 3",
+    ),
+    (
+        "Trainer/out_dir is a file (found at the first checkpoint)",
+        lambda: ncsn.training.Trainer(
+            _mlp(sigmas=SIGMAS), _dsm_loss(), X, batch_size=2, out_dir=__file__
+        ),
+        NotADirectoryError,
+        r"out_dir '.*test_bad_inputs\.py' is a file, not a folder",
+    ),
+    (
+        "Trainer/out_dir below a file",
+        lambda: ncsn.training.Trainer(
+            _mlp(sigmas=SIGMAS), _dsm_loss(), X, batch_size=2, out_dir=f"{__file__}/run"
+        ),
+        NotADirectoryError,
+        r"out_dir '.*test_bad_inputs\.py/run' cannot be created or written to",
+    ),
+    (
+        "Trainer/out_dir that cannot be created (/proc)",
+        lambda: ncsn.training.Trainer(
+            _mlp(sigmas=SIGMAS), _dsm_loss(), X, batch_size=2, out_dir="/proc/ncsn-run"
+        ),
+        OSError,
+        r"out_dir '/proc/ncsn-run' cannot be created or written to",
+    ),
+    (
+        "save_checkpoint/path is a folder",
+        lambda: ncsn.training.save_checkpoint("/tmp", {"step": 0}),
+        IsADirectoryError,
+        r"path '/tmp' is a folder; give a file path",
+    ),
+    (
+        "save_checkpoint/folder that cannot be created (/proc)",
+        lambda: ncsn.training.save_checkpoint("/proc/ncsn/c.pt", {"step": 0}),
+        OSError,
+        r"the folder of path '/proc/ncsn' cannot be created or written to",
+    ),
+    (
+        "load_checkpoint/unknown map_location (blamed the file)",
+        lambda: ncsn.training.load_checkpoint(__file__, map_location="gpu7"),
+        ValueError,
+        r"map_location must name a torch device; got map_location='gpu7'",
+    ),
+    (
+        "model_weights/checkpoint a list",
+        lambda: ncsn.training.model_weights([1]),
+        TypeError,  # type: ignore[arg-type]
+        r"checkpoint must be a dict from load_checkpoint; got list",
+    ),
+    (
+        "model_weights/ema as a string",
+        lambda: ncsn.training.model_weights({"model": {}}, ema="no"),  # type: ignore[arg-type]
+        TypeError,
+        r"ema must be a bool; got ema='no'",
+    ),
+    (
+        "state_dict_mismatch/module an int",
+        lambda: ncsn.training.state_dict_mismatch(3, {}),  # type: ignore[arg-type]
+        TypeError,
+        r"module must be a torch\.nn\.Module; got int",
+    ),
+    (
+        "state_dict_mismatch/state an int",
+        lambda: ncsn.training.state_dict_mismatch(_mlp(), 3),  # type: ignore[arg-type]
+        TypeError,
+        r"state must be a mapping \(a state_dict\); got int",
+    ),
+    (
+        "EMA.update/model of other shapes",
+        lambda: ncsn.training.EMA(nets.ScoreMLP(2, hidden=8)).update(nets.ScoreMLP(3, hidden=8)),
+        ValueError,
+        r"parameter fc1\.weight has shape \(8, 3\); the EMA tracks \(8, 2\)",
+    ),
+    (
+        "EMA.update/float64 model",
+        lambda: ncsn.training.EMA(nets.ScoreMLP(2, hidden=8)).update(
+            nets.ScoreMLP(2, hidden=8).double()
+        ),
+        TypeError,
+        r"parameter fc1\.weight has dtype torch\.float64; the EMA tracks torch\.float32",
+    ),
+    (
+        "EMA.update/model on another device",
+        lambda: ncsn.training.EMA(nets.ScoreMLP(2, hidden=8)).update(
+            nets.ScoreMLP(2, hidden=8).to("meta")
+        ),
+        ValueError,
+        r"parameter fc1\.weight is on device meta; the EMA is on device cpu",
+    ),
+    (
+        "EMA.update/model an int",
+        lambda: ncsn.training.EMA(_mlp()).update(3),  # type: ignore[arg-type]
+        TypeError,
+        r"model must be a torch\.nn\.Module; got int",
+    ),
+    (
+        "EMA.load_state_dict/foreign state",
+        lambda: ncsn.training.EMA(_mlp()).load_state_dict({"a": torch.zeros(1)}),
+        ValueError,
+        r"state does not fit this EMA's ScoreMLP: missing keys fc1\.weight, fc1\.bias, fc2\.weight \(\+3 more\); unexpected keys a",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"), [c[1:] for c in AUDIT_CASES], ids=[c[0] for c in AUDIT_CASES]
+)
+def test_second_audit_case_raises_naming_the_argument(
+    call: Callable[[], object], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        call()
+
+
+# --- the rule for NaN and inf in the losses' inputs (losses.py's module docstring) -----------
+
+
+def test_configured_losses_read_no_values_so_nan_x_gives_a_nan_loss() -> None:
+    for loss in (_dsm_loss(), _ssm_loss()):
+        value = loss(_mlp(sigmas=SIGMAS), NAN, generator=torch.Generator().manual_seed(0))
+        assert value.ndim == 0 and torch.isnan(value)
+
+
+def test_loss_kernels_read_no_values_of_a_meta_tensor() -> None:
+    """Shapes only: a meta x (the stand-in for an accelerator here) gives a meta loss."""
+    assert losses.dsm(gaussian_score, _meta(), 1.0).device.type == "meta"
+    assert _dsm_loss()(gaussian_score, _meta()).device.type == "meta"
+
+
+def test_trainer_turns_nan_data_into_non_finite_loss_error() -> None:
+    trainer = ncsn.training.Trainer(
+        _mlp(sigmas=SIGMAS), _dsm_loss(), NAN, batch_size=2, seed=0, progress=False
+    )
+    with pytest.raises(ncsn.training.NonFiniteLossError, match=r"non-finite \(nan\) at step 1"):
+        trainer.fit(2)
 
 
 def test_schedule_copies_its_tensor() -> None:
