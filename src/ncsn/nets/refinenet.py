@@ -34,6 +34,7 @@ from ncsn._checks import (
 )
 from ncsn.nets._conditioning import LevelLookup
 from ncsn.nets._upsample import upsample_bilinear
+from ncsn.nets._upsample import upsample_bilinear
 from ncsn.nets.layers import (
     CondInstanceNorm2dPlus,
     ConvMeanPool,
