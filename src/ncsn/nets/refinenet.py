@@ -34,7 +34,6 @@ from ncsn._checks import (
 )
 from ncsn.nets._conditioning import LevelLookup
 from ncsn.nets._upsample import upsample_bilinear
-from ncsn.nets._upsample import upsample_bilinear
 from ncsn.nets.layers import (
     CondInstanceNorm2dPlus,
     ConvMeanPool,
