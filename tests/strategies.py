@@ -84,3 +84,29 @@ def empty_batches(
 ) -> st.SearchStrategy[tuple[int, ...]]:
     """Shapes ``[0, *event]``: a batch dimension of size 0."""
     return event.map(lambda e: (0, *e))
+
+
+@st.composite
+def bad_model_outputs(draw: st.DrawFn) -> tuple[str, object]:
+    """How a score model's output can fail to fit its input ``x``: ``(kind, transform)`` with
+    ``transform(x) -> output``; ``kind`` is the error the checks give (``"type"``, ``"dtype"``,
+    ``"device"`` or ``"shape"``)."""
+    kind = draw(st.sampled_from(["type", "dtype", "device", "shape"]))
+    if kind == "type":
+        wrap = draw(st.sampled_from([list, tuple, lambda t: t.tolist(), lambda t: None]))
+        return kind, wrap
+    if kind == "dtype":
+        dtype = draw(
+            st.sampled_from([torch.int64, torch.int32, torch.bool, torch.complex64, torch.uint8])
+        )
+        return kind, lambda t: t.to(dtype)
+    if kind == "device":
+        return kind, lambda t: torch.zeros(t.shape, dtype=t.dtype, device="meta")
+    cut = draw(st.sampled_from(["drop-event", "sum", "flatten", "extra-dim"]))
+    if cut == "drop-event":
+        return kind, lambda t: t[..., :1] if t.shape[-1] > 1 else t[..., :0]
+    if cut == "sum":
+        return kind, lambda t: t.sum(dim=-1)
+    if cut == "flatten":
+        return kind, lambda t: t.reshape(-1)
+    return kind, lambda t: t.unsqueeze(-1)

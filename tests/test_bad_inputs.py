@@ -53,6 +53,7 @@ import ncsn
 from contracts import gaussian_score
 from ncsn import losses, metrics, nets
 from strategies import (
+    bad_model_outputs,
     bad_sigma_vectors,
     colliding_schedules,
     empty_batches,
@@ -1580,3 +1581,43 @@ def test_non_generator_is_a_type_error_naming_generator(
 ) -> None:
     with pytest.raises(TypeError, match=r"generator must be a torch\.Generator or None; got"):
         call(generator)
+
+
+#: every configured loss and sampler, and the kernels, called with a score model.
+MODEL_CALLS: list[Any] = [
+    pytest.param(lambda m: losses.dsm(m, X, 1.0), id="dsm"),
+    pytest.param(lambda m: losses.ssm(m, X, 1.0), id="ssm"),
+    pytest.param(lambda m: _dsm_loss()(m, X), id="DenoisingScoreMatching"),
+    pytest.param(lambda m: _ssm_loss()(m, X), id="SlicedScoreMatching"),
+    pytest.param(lambda m: AL(m, X), id="AnnealedLangevin"),
+    pytest.param(lambda m: ncsn.samplers.Langevin(0.1, 0.01, 1)(m, X), id="Langevin"),
+    pytest.param(lambda m: ncsn.samplers.ConsistentAnnealedSampling(SIGMAS, 0.9)(m, X), id="CAS"),
+    pytest.param(lambda m: ncsn.samplers.PredictorCorrector(SIGMAS)(m, X), id="PC"),
+    pytest.param(lambda m: ncsn.samplers.ProbabilityFlowODE(SIGMAS)(m, X), id="ODE"),
+    pytest.param(lambda m: ncsn.samplers.denoise_step(m, X, 1.0), id="denoise_step"),
+    pytest.param(lambda m: ncsn.likelihood.log_prob(m, X, SIGMAS), id="log_prob"),
+    pytest.param(lambda m: ncsn.samplers.inpaint(AL, m, OBS, KNOWN_LEFT), id="inpaint"),
+]
+
+_OUTPUT_ERRORS = {
+    "type": (TypeError, r"model must return a torch\.Tensor; got"),
+    "dtype": (TypeError, r"model must return a real floating-point tensor; got dtype torch\."),
+    "device": (ValueError, r"model returned a tensor on device meta but its input x is on"),
+    "shape": (ValueError, r"model output shape \(.*\) differs from its input shape \(4, 2\)"),
+}
+
+
+@pytest.mark.parametrize("call", MODEL_CALLS)
+@fast
+@given(bad_model_outputs())
+def test_a_model_output_that_does_not_fit_x_is_refused_naming_the_model(
+    call: Callable[[Callable[..., object]], object], bad: tuple[str, Callable[[Any], object]]
+) -> None:
+    kind, transform = bad
+
+    def model(x: torch.Tensor, sigma: torch.Tensor) -> object:
+        return transform(gaussian_score(x, sigma))
+
+    error, match = _OUTPUT_ERRORS[kind]
+    with pytest.raises(error, match=match):
+        call(model)
