@@ -10,6 +10,9 @@ Three groups:
   probabilities). A :class:`FeatureExtractor` / :class:`Classifier` is anything with
   ``features(x)`` / ``probabilities(x)``; :func:`extract_features` and
   :func:`extract_probabilities` run one over a large tensor in batches.
+- **The standard FID network**: :func:`inception_v3` builds the FID Inception-v3 (TensorFlow's
+  graph, in plain PyTorch) from a weights file you download once; :func:`precision_recall`
+  (Kynkäänniemi et al., 2019) over its features or any others.
 - **A built-in digits evaluator**: :func:`digits_evaluator` trains a small CNN on the embedded
   8×8 digits (deterministically from a seed) and gives features and class probabilities for the
   two metrics above; :func:`nearest_neighbour_distances` checks samples for memorisation.
@@ -42,6 +45,7 @@ from ncsn._checks import (
     randn_like,
     sum_event,
 )
+from ncsn._inception import InceptionV3Features, inception_v3
 from ncsn._types import ScoreModel
 from ncsn.data import load_digits
 
@@ -51,6 +55,7 @@ __all__ = [
     "FeatureExtractor",
     "FeatureStatistics",
     "InceptionScore",
+    "InceptionV3Features",
     "Mixture",
     "NearestNeighbours",
     "PrecisionRecall",
@@ -61,6 +66,7 @@ __all__ = [
     "frechet_distance",
     "frechet_distance_from_statistics",
     "inception_score",
+    "inception_v3",
     "mmd_rbf",
     "mode_weights",
     "nearest_neighbour_distances",
@@ -370,20 +376,13 @@ def score_error(
 class FeatureExtractor(Protocol):
     """A network that maps images to feature vectors: ``features(x [B, *event]) -> [B, F]``.
 
-    Any object with this method plugs into :func:`extract_features` and
-    :func:`frechet_distance`. For FID on CIFAR-10-style data, wrap an Inception-v3 whose
-    2048-d pool features you trust (weights are not shipped with ``ncsn``)::
+    Any object with this method plugs into :func:`extract_features`, :func:`frechet_distance`
+    and :func:`precision_recall`. For FID on CIFAR-10-style data, :func:`inception_v3` gives the
+    standard network (weights downloaded once by you, not shipped with ``ncsn``)::
 
-        class Inception:
-            def __init__(self, net):          # e.g. a torchvision inception_v3 with your weights
-                self.net = net.eval()
-                self.net.fc = torch.nn.Identity()
-            def features(self, x):            # x: [B, 3, 32, 32] in [0, 1]
-                x = torch.nn.functional.interpolate(x, size=(299, 299), mode="bilinear")
-                return self.net((x - 0.5) / 0.5)            # [B, 2048]
-
-        real = ncsn.metrics.extract_features(Inception(net), train_images)    # [50000, 2048]
-        fake = ncsn.metrics.extract_features(Inception(net), samples)         # [50000, 2048]
+        inception = ncsn.metrics.inception_v3("weights-inception-2015-12-05-6726825d.pth")
+        real = ncsn.metrics.extract_features(inception, train_images)    # [50000, 2048]
+        fake = ncsn.metrics.extract_features(inception, samples)         # [50000, 2048]
         fid = ncsn.metrics.frechet_distance(real, fake)
 
     Numbers are comparable with published FIDs only with the same Inception weights, resizing
