@@ -5,16 +5,20 @@
 #      ms/step, samples/s, peak memory and agreement with the plain sampler for eager float32,
 #      channels_last, bf16 autocast, CUDA graphs, TF32 and their combinations; samples/s for
 #      128 to 1,024 chains;
-#   2. training (training.py --device cuda --configs cifar10): batch-128 steps, examples/s and
-#      peak memory for DSM, sliced SM (both Jacobian modes), channels_last, bf16, TF32 and
-#      gradient checkpointing;
-#   3. compile (sampling.py --device cuda --only-compile), last, in the time that is left.
+#   2. training losses (training.py --device cuda --configs cifar10 --sections losses): batch-128
+#      steps, examples/s and peak memory for DSM, sliced SM (both Jacobian modes), channels_last,
+#      bf16, TF32 and gradient checkpointing;
+#   3. training speed (training.py --device cuda --sections speed): train_step at batch 128 on
+#      the MNIST and CIFAR-10 RefineNets, fp32 eager / fp32 compiled / bf16 eager / bf16
+#      compiled, with their ratios to fp32 eager and peak memory;
+#   4. compile (sampling.py --device cuda --only-compile), last, in the time that is left.
 # Each part has a time limit, so that the whole run stays under 8 minutes on a recent GPU.
-# Results: benchmarks/results/{sampling,training}_cuda[_quick].json, sampling_cuda[_quick]_compile.json.
+# Results: benchmarks/results/{sampling,training}_cuda[_quick].json, training_cuda_speed[_quick].json,
+# sampling_cuda[_quick]_compile.json.
 #
 # Usage: benchmarks/gpu.sh [--quick] [--no-compile]
 #   --quick       fewer steps and repeats (a smoke run)
-#   --no-compile  skip part 3
+#   --no-compile  skip part 4
 # Without a CUDA device it says so, skips everything and exits 0 (so CI can smoke-test it).
 # The Python interpreter is $PYTHON (default: python).
 set -euo pipefail
@@ -28,7 +32,7 @@ for arg in "$@"; do
         --quick) quick=(--quick) ;;
         --no-compile) compile=0 ;;
         -h | --help)
-            sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -64,8 +68,9 @@ part() { # part NAME LIMIT_SECONDS COMMAND...
     fi
     ((rc == 0)) || status=1
 }
-part sampling 240 "$py" "$here/sampling.py" --device cuda --no-compile ${quick[@]+"${quick[@]}"}
-part training 120 "$py" "$here/training.py" --device cuda --configs cifar10 ${quick[@]+"${quick[@]}"}
+part sampling 200 "$py" "$here/sampling.py" --device cuda --no-compile ${quick[@]+"${quick[@]}"}
+part training 90 "$py" "$here/training.py" --device cuda --configs cifar10 --sections losses ${quick[@]+"${quick[@]}"}
+part training-speed 120 "$py" "$here/training.py" --device cuda --sections speed ${quick[@]+"${quick[@]}"}
 left=$((budget - (SECONDS - start)))
 if ((compile == 0)); then
     echo "gpu.sh: compile variants skipped (--no-compile)"

@@ -22,6 +22,14 @@ its plain counterpart (``dsm``, or ``ssm_backward`` for the sliced variants), ea
 tolerance: float round-off for ``channels_last``, gradient checkpointing and ``torch.compile``,
 more for bf16 autocast and TF32. A variant outside its tolerance makes the script exit with 1.
 
+The ``speed`` section times :func:`ncsn.training.train_step` (DSM, Adam) at the issue's batch sizes
+(MNIST 16, CIFAR-10 8 on the CPU; 128 on CUDA) with the model options the Trainer offers:
+``fp32_eager``, ``fp32_compiled`` (:func:`ncsn.nets.compiled`), ``bf16_eager``
+(:func:`ncsn.nets.autocast` in bfloat16) and ``bf16_compiled`` (both), each against
+``fp32_eager``: step time, its ratio (speed-up), the first call's seconds (compilation) and the
+step's peak memory, with the targets best fp32 ≥ 1.3×, best bf16 ≥ 1.5× and no variant above
+``fp32_eager``'s peak. Its loss and gradients are compared with ``fp32_eager``'s first, as above.
+
 Reported: examples/s (batch ÷ median step time), the step-time ratio to ``dsm`` (the issue's
 target: SSM ≤ 2.5× DSM) and the peak memory of one step: the peak of live tensor bytes above the
 persistent state (parameters and optimiser moments; the gradients count as part of the step),
@@ -30,11 +38,14 @@ from ``max_memory_allocated`` on CUDA and the profiler's allocation records on t
 Usage::
 
     python benchmarks/training.py [--device cpu|cuda] [--quick] [--batch N] [--repeats N]
-                                  [--configs mnist cifar10] [--compile] [--no-memory]
+                                  [--configs mnist cifar10] [--sections losses speed]
+                                  [--compile] [--no-memory]
 
-CPU batches default to 8 (MNIST) and 4 (CIFAR-10), CUDA batches to 128. Writes
-``benchmarks/results/training_<device>[_quick].json`` after every configuration; exits with
-status 1 if the two Jacobian modes disagree or a variant's loss or gradients leave its tolerance.
+CPU batches of the ``losses`` section default to 8 (MNIST) and 4 (CIFAR-10), CUDA batches to 128.
+Writes ``benchmarks/results/training_<device>[_quick].json`` (losses) and
+``training_<device>_speed[_quick].json`` (speed) after every configuration; exits with status 1
+if the two Jacobian modes disagree or a variant's loss or gradients leave its tolerance (the
+speed targets are reported, not enforced).
 """
 
 from __future__ import annotations
@@ -43,6 +54,7 @@ import argparse
 import contextlib
 import copy
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -251,6 +263,144 @@ def jacobian_agreement(net: nn.Module, x: Tensor, device: torch.device) -> dict[
     }
 
 
+# --- the speed section: train_step with the Trainer's model options ---------------------------
+
+SPEED_BATCH = {"mnist": 16, "cifar10": 8}  # the issue's CPU configurations
+# name → (autocast dtype, compiled); fp32_eager first: it is every ratio's reference
+SPEED_VARIANTS: dict[str, tuple[torch.dtype | None, bool]] = {
+    "fp32_eager": (None, False),
+    "fp32_compiled": (None, True),
+    "bf16_eager": (torch.bfloat16, False),
+    "bf16_compiled": (torch.bfloat16, True),
+}
+TARGET_FP32 = 1.3  # best fp32 variant over fp32_eager
+TARGET_BF16 = 1.5  # best bf16 variant over fp32_eager
+
+
+def speed_model(net: nn.Module, dtype: torch.dtype | None, compile_: bool) -> nn.Module:
+    """The model as ``Trainer(autocast_dtype=dtype, compile=compile_)`` wraps it."""
+    model: nn.Module = ncsn.nets.compiled(net) if compile_ else net
+    return ncsn.nets.autocast(model, dtype) if dtype is not None else model
+
+
+def run_speed(
+    config: str, device: torch.device, batch: int, args: argparse.Namespace
+) -> tuple[dict[str, Any], bool]:
+    channels, size, ngf = CONFIGS[config]
+    ngf = QUICK_NGF if args.quick else ngf
+    net = build_net(config, args.quick, device)
+    x = torch.rand(batch, channels, size, size, generator=torch.Generator().manual_seed(1))
+    x = x.to(device)
+    loss = make_loss(Variant("dsm"))
+    print(f"\n== speed, {config}: RefineNet {channels}×{size}×{size}, ngf {ngf}, batch {batch} ==")
+    steps: dict[str, Callable[[], object]] = {}
+    outputs: dict[str, Callable[[], tuple[Tensor, Tensor]]] = {}
+    zero: dict[str, Callable[[], None]] = {}
+    for name, (dtype, compile_) in SPEED_VARIANTS.items():
+        own = copy.deepcopy(net)
+        model = speed_model(own, dtype, compile_)
+        optimizer = torch.optim.Adam(own.parameters(), lr=1e-4)
+        generator = torch.Generator(device=device).manual_seed(0)
+
+        def step(
+            model: nn.Module = model,
+            optimizer: torch.optim.Optimizer = optimizer,
+            generator: torch.Generator = generator,
+        ) -> object:
+            return ncsn.training.train_step(model, loss, optimizer, x, generator=generator)
+
+        def output(
+            model: nn.Module = model, own: nn.Module = own
+        ) -> tuple[Tensor, Tensor]:  # loss and gradients at a fixed seed, no update
+            own.zero_grad(set_to_none=True)
+            value = loss(model, x, generator=torch.Generator(device=device).manual_seed(5))
+            value.backward()
+            grads = torch.cat([p.grad.flatten() for p in own.parameters() if p.grad is not None])
+            own.zero_grad(set_to_none=True)
+            return value.detach().float(), grads.float()
+
+        steps[name], outputs[name] = step, output
+        zero[name] = lambda own=own: own.zero_grad(set_to_none=True)
+    first_call: dict[str, float] = {}
+    agreement, ok, rows = {}, True, []
+    ref_loss, ref_grad = outputs["fp32_eager"]()
+    for name, (dtype, _) in SPEED_VARIANTS.items():
+        start = time.perf_counter()
+        out_loss, out_grad = outputs[name]()  # the first call compiles where compiled
+        first_call[name] = time.perf_counter() - start
+        diffs = {
+            "loss_rel_diff": ((out_loss - ref_loss).abs() / ref_loss.abs()).item(),
+            "grad_rel_diff": ((out_grad - ref_grad).norm() / ref_grad.norm()).item(),
+            "tolerance": BF16_RTOL if dtype is not None else ROUND_OFF_RTOL,
+        }
+        good = max(diffs["loss_rel_diff"], diffs["grad_rel_diff"]) <= diffs["tolerance"]
+        ok &= good
+        agreement[name] = diffs
+        rows.append([name, *diffs.values(), "ok" if good else "MISMATCH"])
+    print(
+        _timing.format_table(["variant", "loss rel diff", "grad rel diff", "tolerance", ""], rows)
+    )
+    for step in steps.values():  # optimiser state, the backward's compilation, allocator warm-up
+        step()
+    samples = _timing.measure(steps, repeats=args.repeats, warmup=1, device=device)
+    memory: dict[str, float] = {}
+    if not args.no_memory:
+        for name, step in steps.items():
+            zero[name]()  # the gradients count as part of the step
+            if device.type == "cuda":
+                memory[name] = _timing.peak_cuda_mib(step, device)
+            else:
+                memory[name] = _timing.peak_cpu_tensor_mib(step)
+    results: dict[str, Any] = {}
+    rows = []
+    reference = samples["fp32_eager"]
+    for name, s in samples.items():
+        speedup = {c: _timing.ratio(reference, s, c) for c in _timing.clocks(device)}
+        results[name] = {
+            "step_s": s.median_wall,
+            "examples_per_s": batch / s.median_wall,
+            "speedup_over_fp32_eager": speedup,
+            "first_call_s": first_call[name],
+            "peak_mib": memory.get(name),
+            "timings": s.as_dict(),
+        }
+        rows.append(
+            [name, s.median_wall, batch / s.median_wall]
+            + [speedup[c] for c in _timing.clocks(device)]
+            + [first_call[name], memory.get(name, float("nan"))]
+        )
+    header = ["variant", "step s", "examples/s"]
+    header += [f"speed-up ({c})" for c in _timing.clocks(device)]
+    header += ["first call s", "step peak MiB"]
+    print(_timing.format_table(header, rows))
+    targets = {}
+    for kind, target in (("fp32", TARGET_FP32), ("bf16", TARGET_BF16)):
+        best = max(
+            (n for n in results if n.startswith(kind)),
+            key=lambda n: results[n]["speedup_over_fp32_eager"]["wall"],
+        )
+        speedup_wall = results[best]["speedup_over_fp32_eager"]["wall"]
+        targets[kind] = {"best": best, "speedup": speedup_wall, "target": target}
+        verdict = "meets" if speedup_wall >= target else "misses"
+        print(
+            f"best {kind}: {best}, {speedup_wall:.2f}× fp32_eager ({verdict} the ≥ {target}× target)"
+        )
+    if memory:
+        over = [n for n in memory if memory[n] > memory["fp32_eager"]]
+        targets["memory"] = {"above_fp32_eager": over}
+        print(
+            "peak memory: "
+            + (f"above fp32_eager's for {', '.join(over)}" if over else "none above fp32_eager's")
+        )
+    return {
+        "batch": batch,
+        "ngf": ngf,
+        "output_agreement": agreement,
+        "targets": targets,
+        "variants": results,
+    }, ok
+
+
 # --- main ----------------------------------------------------------------------------------------
 
 
@@ -345,6 +495,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--compile", action="store_true", help="add the torch.compile variant")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument(
+        "--sections", nargs="+", default=["losses", "speed"], choices=["losses", "speed"]
+    )
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("training.py: CUDA is not available on this machine; skipping the GPU benchmarks.")
@@ -356,18 +509,31 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"environment": env, "repeats": args.repeats, "configs": {}}
     suffix = "_quick" if args.quick else ""
     ok = True
+    speed: dict[str, Any] = {"environment": env, "repeats": args.repeats, "configs": {}}
+    paths = []
     for config in args.configs:
-        if args.batch:
-            batch = args.batch
-        elif device.type == "cuda":
-            batch = 128
-        else:
-            batch = 2 if args.quick else CPU_BATCH[config]
-        results["configs"][config], agree = run_config(config, device, batch, args)
-        ok &= agree
-        # after every configuration, so a run stopped at a time limit keeps what it measured
-        path = _timing.write_results(f"training_{device.type}{suffix}", results)
-    print(f"\nwrote {path}")
+        if "losses" in args.sections:
+            if args.batch:
+                batch = args.batch
+            elif device.type == "cuda":
+                batch = 128
+            else:
+                batch = 2 if args.quick else CPU_BATCH[config]
+            results["configs"][config], agree = run_config(config, device, batch, args)
+            ok &= agree
+            # after every configuration, so a run stopped at a time limit keeps what it measured
+            paths.append(_timing.write_results(f"training_{device.type}{suffix}", results))
+        if "speed" in args.sections:
+            if args.batch:
+                batch = args.batch
+            elif device.type == "cuda":
+                batch = 128
+            else:
+                batch = 2 if args.quick else SPEED_BATCH[config]
+            speed["configs"][config], agree = run_speed(config, device, batch, args)
+            ok &= agree
+            paths.append(_timing.write_results(f"training_{device.type}_speed{suffix}", speed))
+    print("\nwrote " + ", ".join(sorted({str(p) for p in paths})))
     if not ok:
         print("FAILED: the Jacobian modes or a variant's outputs disagree beyond the tolerance")
         return 1
