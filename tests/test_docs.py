@@ -219,6 +219,20 @@ def _check_exact_resume(ns: dict[str, Any]) -> None:
     assert ns["same"] is True
 
 
+def _check_own_loop(ns: dict[str, Any]) -> None:
+    assert ns["averaged"] is ns["ema"].model
+    assert not torch.equal(ns["averaged"].fc1.weight, ns["model"].fc1.weight)
+    fresh = ncsn.nets.ScoreMLP(
+        2, sigmas=ns["schedule"].sigmas, generator=torch.Generator().manual_seed(0)
+    )
+    x = ns["data"].sample(512, generator=torch.Generator().manual_seed(9))
+
+    def held_out(m: Any) -> float:
+        return float(ns["loss"](m, x, generator=torch.Generator().manual_seed(3)).detach())
+
+    assert held_out(ns["model"]) < 0.8 * held_out(fresh)  # 200 steps lowered the loss
+
+
 def _check_inpaint_gaussian(ns: dict[str, Any]) -> None:
     out, mean = ns["out"], ns["mean"]
     # The known entry is re-imposed as y = x + σ_L·z̃ with σ_L = 0.05 (Algorithm 2).
@@ -277,6 +291,7 @@ CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "exact-score": _check_exact_score,
     "sampler-callback": _check_sampler_callback,
     "exact-resume": _check_exact_resume,
+    "own-loop": _check_own_loop,
     "inpaint-gaussian": _check_inpaint_gaussian,
     "ncsnv2-all-five": _check_ncsnv2_all_five,
     "ncsnv2-published": _check_ncsnv2_published,
