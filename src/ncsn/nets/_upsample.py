@@ -4,9 +4,11 @@
 region under ``torch.autocast``: there torch 2.13's inductor backend on the CPU returns **zero
 gradients** through it (forward values are right), so every layer below the upsampling stops
 learning with no error. Measured on RefineNet: 129 of 173 parameters got zero gradients in bf16
-compiled training, none in eager bf16 or compiled fp32; reproduced with one conv, one
-``F.interpolate`` and ``torch.compile`` alone (``mode="nearest"`` and ``backend="aot_eager"`` are
-unaffected). There the same map is written as two small matrix products, which compile correctly.
+compiled training, none in eager bf16 or compiled fp32. The smallest reproducer found is a
+convolution at half resolution, one multi-resolution fusion (``F.interpolate`` to full size) and
+the chained residual pooling after it (``tests/test_train_step.py``); a convolution and
+``F.interpolate`` alone, or the fusion alone, compile correctly, and ``backend="aot_eager"`` is
+unaffected. There the same map is written as two small matrix products, which compile correctly.
 """
 
 from __future__ import annotations
