@@ -4,27 +4,26 @@ Second hostile audit (issue 12) of the Python API, every public module but ``cli
 ``metrics`` (schedules, losses, nets, samplers, likelihood, toy, data, viz, ncsnv2, training):
 
 ==========================================================  =====
-cases tried (calls with bad or edge-case inputs)              678
+cases tried (calls with bad or edge-case inputs)              679
 clear typed errors already (type, argument and value named)   417
 fine already (a correct result, e.g. any even image size)     123
-untyped errors or tracebacks found (RuntimeError,             101
+untyped errors or tracebacks found (RuntimeError,             102
 NotImplementedError, AttributeError, IndexError, or a
 TypeError/ValueError whose message names no argument)
-  ... fixed: a typed error naming the argument                 97
+  ... fixed: a typed error naming the argument                 99
   ... fixed: now correct (meta tensors: no values read)         3
-  ... left                                                      1
+  ... left                                                      0
 silent wrong results found (a value returned, no error)        37
-  ... fixed                                                    36
-  ... left                                                      1
+  ... fixed                                                    37
+  ... left                                                      0
 stricter now (a NaN kernel input, an integer model output)      9
 ==========================================================  =====
 
-Left, with reasons: ``CondInstanceNorm2dPlus`` given level labels outside ``[0, L)`` raises
-torch's ``IndexError`` (the layer runs inside RefineNet, which checks its labels; a value check
-per layer would break compiled graphs and synchronise on accelerators); ``ssm(...,
-jacobian="forward")`` of a model that detaches its output gives a zero Jacobian term (forward
-mode cannot tell a detached output from a constant one, whose Jacobian is zero; the default
-``jacobian="backward"`` raises).
+The last two left by the first pass are fixed too: ``CondInstanceNorm2dPlus`` checks its labels
+(one check shared with ``RefineNet.forward_levels``: on the CPU, outside compiled code, so
+compiled graphs do not break and accelerators do not synchronise), and forward-mode ``ssm``
+refuses a module with trainable parameters whose output has no ``grad_fn`` (forward mode alone
+cannot tell a detached output from a constant one).
 
 ``AUDIT_CASES`` holds one case per defect fixed (each failed before its fix). The rule for NaN and
 inf chosen there is in ``ncsn.losses``' module docstring and ``docs/gotchas.md``: the loss
@@ -1334,7 +1333,51 @@ AUDIT_CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
         ValueError,
         r"state does not fit this EMA's ScoreMLP: missing keys fc1\.weight, fc1\.bias, fc2\.weight \(\+3 more\); unexpected keys a",
     ),
+    (
+        "CondInstanceNorm2dPlus/labels beyond the levels",
+        lambda: nets.CondInstanceNorm2dPlus(4, 10)(torch.rand(2, 4, 4, 4), torch.tensor([0, 10])),
+        ValueError,
+        r"labels must lie in \[0, 10\); got labels=\[0, 10\]",
+    ),
+    (
+        "CondInstanceNorm2dPlus/negative labels",
+        lambda: nets.CondInstanceNorm2dPlus(4, 10)(torch.rand(2, 4, 4, 4), torch.tensor([-1, 0])),
+        ValueError,
+        r"labels must lie in \[0, 10\); got labels=\[-1, 0\]",
+    ),
+    (
+        "CondInstanceNorm2dPlus/float labels",
+        lambda: nets.CondInstanceNorm2dPlus(4, 10)(torch.rand(2, 4, 4, 4), torch.tensor([0.0, 1])),
+        TypeError,
+        r"labels must be an int64 or int32 tensor",
+    ),
+    (
+        "ssm/jacobian forward, a module that detaches its output",
+        lambda: losses.ssm(_Detaching(), X, 0.5, jacobian="forward"),
+        ValueError,
+        r"model output does not depend differentiably on x",
+    ),
 ]
+
+
+class _Detaching(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(2, 2)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).detach()
+
+
+def test_forward_mode_ssm_still_takes_a_parameter_free_exact_score() -> None:
+    """The detached-output check does not refuse a plain function (its output needs no grad)."""
+    x = X.double()
+    forward = losses.ssm(GMM.score_model(), x, 0.5, jacobian="forward", directions=_V)
+    backward = losses.ssm(GMM.score_model(), x, 0.5, jacobian="backward", directions=_V)
+    torch.testing.assert_close(forward, backward)
+
+
+_V = torch.randn(1, 4, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
 
 
 @pytest.mark.parametrize(

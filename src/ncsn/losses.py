@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ncsn._checks import (
     as_sigma_tensor,
@@ -308,6 +308,17 @@ def ssm(
     )
 
 
+_DETACHED_OUTPUT = (
+    "model output does not depend differentiably on x (its output has no grad_fn: a model run "
+    "under torch.no_grad() or one that detaches its output); sliced score matching "
+    "differentiates the model's output in x"
+)
+
+
+def _has_trainable_parameters(model: object) -> bool:
+    return isinstance(model, nn.Module) and any(p.requires_grad for p in model.parameters())
+
+
 def _ssm_core(
     model: ScoreModel,
     x: Tensor,
@@ -342,17 +353,18 @@ def _ssm_core(
             xg = x.detach().requires_grad_(True)
             score = call_model(model, xg, sig)
             if not score.requires_grad:
-                raise ValueError(
-                    "model output does not depend differentiably on x (its output has no "
-                    "grad_fn: a model run under torch.no_grad() or one that detaches its output); "
-                    "sliced score matching differentiates the model's output in x"
-                )
+                raise ValueError(_DETACHED_OUTPUT)
             (jv,) = torch.autograd.grad((score * v).sum(), xg, create_graph=True)
         else:
             primal_and_tangent = torch.func.jvp(
                 lambda inp: call_model(model, inp, sig), (x.detach(),), (v,)
             )
             score, jv = primal_and_tangent[0], primal_and_tangent[1]
+            # Forward mode cannot tell a detached output from a constant one (both have a zero
+            # tangent); a module with trainable parameters whose output has no grad_fn is the
+            # detached case.
+            if not score.requires_grad and _has_trainable_parameters(model):
+                raise ValueError(_DETACHED_OUTPUT)
     jacobian_term = sum_event(v * jv)
     if variance_reduction:
         norm_term = 0.5 * sum_event(score.square())

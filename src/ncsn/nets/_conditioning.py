@@ -7,7 +7,27 @@ from torch import Tensor, nn
 
 from ncsn._checks import as_sigmas
 
-__all__ = ["LevelLookup"]
+__all__ = ["LevelLookup", "check_labels"]
+
+
+def check_labels(labels: object, batch: int, num_levels: int) -> Tensor:
+    """``labels`` checked as ``[batch]`` integer level indices in ``[0, num_levels)``.
+
+    The range is checked on the CPU only, outside compiled code (reading values elsewhere would
+    synchronise with the device or break the graph; on CUDA an index out of range still fails,
+    with a device-side assertion).
+    """
+    if not isinstance(labels, Tensor) or labels.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"labels must be an int64 or int32 tensor; got {labels!r}")
+    if labels.shape != (batch,):
+        raise ValueError(
+            f"labels must have shape [B]={[batch]}; got labels.shape={tuple(labels.shape)}"
+        )
+    if labels.device.type == "cpu" and batch > 0 and not torch.compiler.is_compiling():
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= num_levels:
+            raise ValueError(f"labels must lie in [0, {num_levels}); got labels={labels.tolist()}")
+    return labels
 
 
 class LevelLookup(nn.Module):

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ncsn._checks import positive_int
+from ncsn.nets._conditioning import check_labels
 
 __all__ = [
     "CondInstanceNorm2dPlus",
@@ -216,7 +217,8 @@ class CondInstanceNorm2dPlus(nn.Module):
     One embedding row per noise level holds ``[γ | α | β]`` (the official layout, so official
     weights load unchanged). See :func:`instance_norm_plus` for the two formulas.
 
-    Shapes: ``x: [B, C, H, W]``, ``labels: [B]`` integer level indices → ``[B, C, H, W]``.
+    Shapes: ``x: [B, C, H, W]``, ``labels: [B]`` integer level indices → ``[B, C, H, W]``. On
+    the CPU an index outside ``[0, L)`` raises :class:`ValueError` naming ``labels``.
 
     Args:
         num_features: C, the number of channels (at least 2).
@@ -257,10 +259,7 @@ class CondInstanceNorm2dPlus(nn.Module):
 
     def forward(self, x: Tensor, labels: Tensor) -> Tensor:
         _check_channels(x, self.num_features, type(self).__name__)
-        if labels.shape != (x.shape[0],):
-            raise ValueError(
-                f"labels must have shape [B]={[x.shape[0]]}; got labels.shape={tuple(labels.shape)}"
-            )
+        check_labels(labels, x.shape[0], self.num_levels)
         gamma, alpha, beta = self.embed(labels).chunk(3, dim=-1)
         return instance_norm_plus(x, gamma, alpha, beta, self.form)
 

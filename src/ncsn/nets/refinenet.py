@@ -32,7 +32,7 @@ from ncsn._checks import (
     positive_int,
     to_device_of,
 )
-from ncsn.nets._conditioning import LevelLookup
+from ncsn.nets._conditioning import LevelLookup, check_labels
 from ncsn.nets._upsample import upsample_bilinear
 from ncsn.nets.layers import (
     CondInstanceNorm2dPlus,
@@ -499,21 +499,7 @@ class RefineNet(_RefineNetTopology):
             torch.Size([2, 1, 8, 8])
         """
         self._check_input(x)
-        if not isinstance(labels, Tensor) or labels.dtype not in (
-            torch.int64,
-            torch.int32,
-        ):
-            raise TypeError(f"labels must be an int64 or int32 tensor; got {labels!r}")
-        if labels.shape != (x.shape[0],):
-            raise ValueError(
-                f"labels must have shape [B]={[x.shape[0]]}; got labels.shape={tuple(labels.shape)}"
-            )
-        if labels.device.type == "cpu" and labels.numel() > 0:
-            low, high = int(labels.min()), int(labels.max())
-            if low < 0 or high >= self.num_levels:
-                raise ValueError(
-                    f"labels must lie in [0, {self.num_levels}); got labels={labels.tolist()}"
-                )
+        check_labels(labels, x.shape[0], self.num_levels)
         return self._features(x, to_device_of(labels, x, "labels"))
 
 
