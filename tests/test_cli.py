@@ -17,6 +17,7 @@ import torch
 
 import ncsn
 from ncsn.cli import main
+from ncsn.training import load_checkpoint
 
 DATA = Path(__file__).parent / "data"
 
@@ -768,3 +769,97 @@ def test_plots_leave_the_matplotlib_backend_alone(tmp_path: Path) -> None:
         matplotlib.use(before)
     for path in (toy, fields):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+
+
+# ------------------------------------------------------------------ --recipe
+
+
+def test_train_computes_the_recipe_from_the_data_prints_and_records_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--data", "digits", "--ngf", "4", "--steps", "2", "--batch-size", "4"]
+    capsys.readouterr()
+    assert main([*args, "--output", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("recipe ncsnv2, computed from the data")
+    assert any("σ₁ = 4.8" in line and "Technique 1" in line for line in printed[1:5])
+    config = load_checkpoint(out)["config"]
+    x, _ = ncsn.data.load("digits")
+    expected = ncsn.presets.recipe(x)
+    torch.testing.assert_close(
+        torch.tensor(config["model"]["sigmas"]), expected.sigmas.to(torch.float32)
+    )
+    assert config["train"]["recipe"] == "ncsnv2" and config["train"]["ema"] == 0.999
+    assert config["train"]["num_levels"] == 22
+    assert config["sampling"] == {
+        "sampler": "annealed",
+        "step_size": expected.step_size,
+        "step_size_rule": "ncsnv2",
+        "steps_per_level": 5,
+        "denoise": True,
+    }
+    # `ncsn sample RUN` with no options samples with the recorded settings
+    model = ncsn.nets.build_model(config["model"])
+    model.load_state_dict(ncsn.training.model_weights(load_checkpoint(out), ema=True))
+    g = torch.Generator().manual_seed(0)
+    x0 = ncsn.samplers.uniform_init((3, 1, 8, 8), generator=g)
+    sampler = ncsn.samplers.AnnealedLangevin(model.sigmas, expected.step_size, 5, denoise=True)
+    want = sampler(model.eval(), x0, generator=g)
+    assert (
+        main(["sample", str(out), "--num-samples", "3", "--quiet", "--output", str(tmp_path / "s")])
+        == 0
+    )
+    assert torch.equal(torch.load(tmp_path / "s" / "samples.pt", weights_only=True), want)
+
+
+def test_recipe_paper_keeps_the_seeds_settings(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--data", "digits", "--ngf", "4", "--steps", "2", "--batch-size", "4"]
+    assert main([*args, "--recipe", "paper", "--quiet", "--output", str(out)]) == 0
+    config = load_checkpoint(out)["config"]
+    torch.testing.assert_close(
+        torch.tensor(config["model"]["sigmas"]), ncsn.geometric_sigmas(1.0, 0.01, 10)
+    )
+    assert config["train"]["ema"] is None
+    assert config["sampling"] == {
+        "sampler": "annealed",
+        "step_size": ncsn.presets.OFFICIAL_STEP_SIZE,
+        "steps_per_level": 100,
+        "denoise": False,
+    }
+    # resumed with its recorded recipe, and refused with another one
+    assert main(["train", "--output", str(out), "--steps", "3", "--resume", "--quiet"]) == 0
+    assert (
+        main(["train", "--output", str(out), "--steps", "4", "--resume", "--recipe", "ncsnv2"]) == 2
+    )
+
+
+def test_explicit_levels_replace_the_recipes(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--data", "digits", "--ngf", "4", "--steps", "1", "--batch-size", "4"]
+    assert (
+        main(
+            [
+                *args,
+                "--sigma-max",
+                "3",
+                "--num-levels",
+                "6",
+                "--ema",
+                "0.9",
+                "--quiet",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    config = load_checkpoint(out)["config"]
+    torch.testing.assert_close(
+        torch.tensor(config["model"]["sigmas"]), ncsn.geometric_sigmas(3.0, 0.01, 6)
+    )
+    assert config["train"]["ema"] == 0.9
+    assert config["sampling"]["step_size"] == ncsn.ncsnv2_step_size(
+        ncsn.geometric_sigmas(3.0, 0.01, 6), 5
+    )

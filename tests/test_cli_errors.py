@@ -245,3 +245,31 @@ def test_a_file_holding_something_else_says_what_it_holds(
     code, _, err = _outcome(capsys, "sample", str(path), "--output", str(tmp_path / "s"))
     assert code == 2
     _one_line(err, shown, "not a checkpoint")
+
+
+def test_an_option_the_chosen_sampler_does_not_take_is_refused(
+    image_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = str(tmp_path / "s")
+    for args, needles in [
+        (["--eta", "0.5"], ["--eta: not an option of --sampler annealed", "--steps-per-level"]),
+        (["--sampler", "ode", "--snr", "0.2"], ["--snr: not an option of --sampler ode"]),
+        (
+            ["--sampler", "cas", "--step-size", "1e-4"],
+            ["--step-size: not an option of --sampler cas"],
+        ),
+    ]:
+        code, _, err = _outcome(capsys, "sample", str(image_run), *args, "--output", out)
+        assert code == 2
+        _one_line(err, *needles)
+    assert not (tmp_path / "s" / "samples.pt").exists()
+
+
+def test_image_size_is_refused_for_a_run_that_records_its_shape(
+    image_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _outcome(
+        capsys, "sample", str(image_run), "--image-size", "16", "--output", str(tmp_path / "s")
+    )
+    assert code == 2
+    _one_line(err, "--image-size applies to official checkpoints only", "[1, 8, 8]")

@@ -60,11 +60,14 @@ def _expected(run: Path, name: str, n: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
     sampler: ncsn.Sampler
     if name == "annealed":
-        sampler = ncsn.samplers.AnnealedLangevin(sigmas, ncsn.presets.OFFICIAL_STEP_SIZE, 2)
+        # The run's recipe (ncsnv2) recorded the denoising step and Technique 4's rule for ε:
+        # a new T gets the ε for that T.
+        step_size = ncsn.ncsnv2_step_size(sigmas, 2)
+        sampler = ncsn.samplers.AnnealedLangevin(sigmas, step_size, 2, denoise=True)
         x0 = ncsn.samplers.uniform_init((n, 2), generator=g)
     else:
         if name == "cas":
-            sampler = ncsn.samplers.ConsistentAnnealedSampling(sigmas, 0.9)
+            sampler = ncsn.samplers.ConsistentAnnealedSampling(sigmas, 0.9, denoise=True)
         elif name == "pc":
             sampler = ncsn.samplers.PredictorCorrector(sigmas, snr=0.1, corrector_steps=2)
         else:
@@ -114,7 +117,8 @@ def test_likelihood_prints_bits_per_dim_with_its_standard_error(
     )
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].startswith("warning: the ODE runs on 10 levels")
+    levels = len(ncsn.training.load_checkpoint(run)["config"]["model"]["sigmas"])
+    assert lines[0].startswith(f"warning: the ODE runs on {levels} levels")
     value, _, rest = lines[-1].partition(" ± ")
     assert float(value) > 0 and math.isfinite(float(rest.split()[0]))
     assert "bits/dim on 6 examples" in lines[-1] and "256 grey levels" in lines[-1]

@@ -88,6 +88,11 @@ def load_model(
                 f"got format={obj.get('format')!r}"
             )
         checkpoint, config = obj, obj["config"]
+        if image_size is not None:
+            raise CommandError(
+                f"--image-size applies to official checkpoints only; {file} records its data "
+                f"shape {config.get('data', {}).get('shape')}"
+            )
         try:
             model = build_model(config["model"])
         except (ValueError, TypeError) as err:

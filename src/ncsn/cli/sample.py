@@ -28,6 +28,7 @@ from ncsn.cli._common import (
     warn_if_absurd,
     writable_folder,
 )
+from ncsn.ncsnv2 import ncsnv2_step_size
 
 __all__: list[str] = []  # the command is reached through ncsn.cli.main
 
@@ -40,40 +41,87 @@ def _sigmas_of(model: nn.Module) -> Tensor | None:
 
 SAMPLERS = ("annealed", "cas", "pc", "ode")
 
+# The options each sampler takes ("langevin": plain Langevin, for single-level models).
+_OPTIONS = {
+    "langevin": ("step_size", "num_steps"),
+    "annealed": ("step_size", "steps_per_level", "denoise"),
+    "cas": ("eta", "denoise"),
+    "pc": ("snr", "corrector_steps", "denoise"),
+    "ode": ("solver", "denoise"),
+}
+_DEFAULT_DENOISE = {"annealed": False, "cas": False, "pc": True, "ode": True}
 
-def _denoise(args: argparse.Namespace, default: bool) -> bool:
-    return default if args.denoise is None else bool(args.denoise)
+
+def _settings(meta: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The sampling settings: the options given, else what the run recorded (``ncsn train``
+    records its recipe's sampler), else the options' defaults."""
+    given: set[str] = getattr(args, "given", set())
+    recorded = meta.get("sampling", {})
+    names = {"sampler", *(name for names in _OPTIONS.values() for name in names)}
+    settings = {name: getattr(args, name, None) for name in names}
+    for name, value in recorded.items():
+        if name in names and name not in given:
+            settings[name] = value
+    # The recipe's ε depends on T: a new --steps-per-level gets Technique 4's ε for it.
+    if (
+        recorded.get("step_size_rule") == "ncsnv2"
+        and "steps_per_level" in given
+        and "step_size" not in given
+    ):
+        settings["step_size"] = None
+    return settings
 
 
 def sampler_for(model: nn.Module, meta: dict[str, Any], args: argparse.Namespace) -> Sampler:
-    """The sampler ``--sampler`` names, on the model's own σ grid (no retraining)."""
+    """The sampler ``--sampler`` names (or the run recorded), on the model's own σ grid (no
+    retraining). An option the chosen sampler does not take is refused, not ignored."""
     sigmas = _sigmas_of(model)
-    kind = getattr(args, "sampler", "annealed")
-    if sigmas is None or len(sigmas) == 1:
-        if kind != "annealed":
-            raise CommandError(
-                f"--sampler {kind} needs a model trained on several noise levels; this one has one"
-            )
+    settings = _settings(meta, args)
+    kind = str(settings["sampler"] or "annealed")
+    single = sigmas is None or len(sigmas) == 1
+    if single and kind != "annealed":
+        raise CommandError(
+            f"--sampler {kind} needs a model trained on several noise levels; this one has one"
+        )
+    takes = _OPTIONS["langevin" if single else kind]
+    ignored = sorted(
+        name
+        for name in getattr(args, "given", set())
+        if name in settings and name != "sampler" and name not in takes
+    )
+    if ignored:
+        named = "plain Langevin (a single-level model)" if single else f"--sampler {kind}"
+        options = ", ".join("--" + name.replace("_", "-") for name in ignored)
+        raise CommandError(
+            f"{options}: not an option of {named}, which takes "
+            + ", ".join("--" + name.replace("_", "-") for name in takes)
+        )
+    denoise = settings["denoise"]
+    denoise = _DEFAULT_DENOISE.get(kind, False) if denoise is None else bool(denoise)
+    if single:
         sigma = float(meta.get("sigma", sigmas[0] if sigmas is not None else 0.01))
-        return samplers.Langevin(sigma, args.step_size, args.num_steps)
+        return samplers.Langevin(sigma, settings["step_size"], settings["num_steps"])
+    assert sigmas is not None
     if kind == "cas":
-        eta = args.eta
+        eta = settings["eta"]
         if eta is None:  # halfway between the deterministic end 1 − γ and Tweedie's η = 1
             ratio = float((sigmas[1:] / sigmas[:-1]).max())
             eta = 1.0 - ratio / 2
-        return samplers.ConsistentAnnealedSampling(sigmas, eta, denoise=_denoise(args, False))
+        return samplers.ConsistentAnnealedSampling(sigmas, eta, denoise=denoise)
     if kind == "pc":
         return samplers.PredictorCorrector(
             sigmas,
-            snr=args.snr,
-            corrector_steps=args.corrector_steps,
-            denoise=_denoise(args, True),
+            snr=settings["snr"],
+            corrector_steps=settings["corrector_steps"],
+            denoise=denoise,
         )
     if kind == "ode":
-        return samplers.ProbabilityFlowODE(sigmas, solver=args.solver, denoise=_denoise(args, True))
-    return samplers.AnnealedLangevin(
-        sigmas, args.step_size, args.steps_per_level, denoise=_denoise(args, False)
-    )
+        return samplers.ProbabilityFlowODE(sigmas, solver=settings["solver"], denoise=denoise)
+    steps = settings["steps_per_level"]
+    step_size = settings["step_size"]
+    if step_size is None:
+        step_size = ncsnv2_step_size(sigmas, steps)
+    return samplers.AnnealedLangevin(sigmas, step_size, steps, denoise=denoise)
 
 
 def start_for(
@@ -124,19 +172,21 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
         default="annealed",
         help="annealed: annealed Langevin (Algorithm 1, L·T calls); cas: consistent annealed "
         "sampling (one call per level); pc: predictor-corrector for the VE SDE; ode: the "
-        "probability-flow ODE (deterministic); all on the model's own σ grid (default annealed)",
+        "probability-flow ODE (deterministic); all on the model's own σ grid (default: what the "
+        "run recorded, else annealed)",
     )
     p.add_argument(
         "--step-size",
         type=positive_float_arg,
         default=presets.OFFICIAL_STEP_SIZE,
-        help="Langevin ε in the paper's convention (default 4e-5 = the released code's step_lr 2e-5)",
+        help="Langevin ε in the paper's convention (default: what the run recorded, else 4e-5 = "
+        "the released code's step_lr 2e-5)",
     )
     p.add_argument(
         "--steps-per-level",
         type=positive_int_arg,
         default=100,
-        help="T, Langevin steps per noise level (default 100)",
+        help="T, Langevin steps per noise level (default: what the run recorded, else 100)",
     )
     p.add_argument(
         "--num-steps",
@@ -148,8 +198,8 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
         "--denoise",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="end with the denoising step x + σ_L² s(x, σ_L) (NCSNv2); default: on for pc and "
-        "ode, off for annealed and cas",
+        help="end with the denoising step x + σ_L² s(x, σ_L) (NCSNv2); default: what the run "
+        "recorded, else on for pc and ode, off for annealed and cas",
     )
     p.add_argument(
         "--eta",

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ncsn import data as ncsn_data
-from ncsn import losses, training
+from ncsn import losses, presets, training
 from ncsn.cli._common import (
     CommandError,
     RunError,
@@ -67,6 +67,7 @@ def _build_network(
 # differs. The bookkeeping options may change on resume (they default to the recorded values);
 # --steps, --output, --device and --quiet are never recorded.
 _RUN_SETTINGS = (
+    "recipe",
     "data",
     "split",
     "model",
@@ -90,7 +91,7 @@ _RUN_SETTINGS = (
     "bf16",
 )
 # Settings added after the first release: what a run recorded before them used.
-_ADDED_SETTINGS = {"bf16": False}
+_ADDED_SETTINGS = {"bf16": False, "recipe": "paper"}
 # --compile changes only the round-off, so a resumed run may switch it like the bookkeeping.
 _BOOKKEEPING = ("checkpoint_every", "keep", "log_every", "compile")
 _FLAGS = {
@@ -238,20 +239,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     images = len(shape) == 3
     kind = _resolve_kind(args, images)
     power = _resolve_power(args, kind)
-    if kind != "baseline" and args.sigma_max <= args.sigma_min:
-        raise CommandError(
-            f"--sigma-max {args.sigma_max:g} must be larger than --sigma-min {args.sigma_min:g}"
-        )
     if args.logit and not (float(x.min()) >= 0.0 and float(x.max()) <= 1.0):
         raise CommandError(
             f"--logit needs data in [0, 1]; {args.data} holds values in "
             f"[{float(x.min()):g}, {float(x.max()):g}]"
         )
     with user_input():
-        if kind == "baseline":
-            sigmas = torch.tensor([args.sigma_min])
-        else:
-            sigmas = geometric_sigmas(args.sigma_max, args.sigma_min, args.num_levels)
+        sigmas, sampling, notes = _noise_levels(args, kind, x)
         schedule = Schedule(sigmas)
         loss: Any
         if args.loss == "dsm":
@@ -283,7 +277,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         },
         "loss": {"kind": args.loss, "power": power},
         "train": settings | {"model": kind, "power": power},
+        "sampling": sampling,
     }
+    if notes and not args.quiet and found is None:
+        say("\n".join(notes))
     with user_input():
         trainer = training.Trainer(
             model,
@@ -330,6 +327,64 @@ def _cmd_train(args: argparse.Namespace) -> int:
         trainer.close()
     say(f"trained {summary.step} steps; checkpoints in {out}")
     return 0
+
+
+def _noise_levels(
+    args: argparse.Namespace, kind: str, x: Tensor
+) -> tuple[Tensor, dict[str, Any], list[str]]:
+    """σ levels, the sampling settings to record, and one line per choice of the recipe.
+
+    Resolves ``args.sigma_max``, ``sigma_min``, ``num_levels`` and ``ema`` in place, so that the
+    checkpoint records (and ``--resume`` reuses) the values the run trains with.
+    """
+    if args.sigma_min is None:
+        args.sigma_min = 0.01
+    if kind == "baseline":
+        args.sigma_max = args.sigma_max or args.sigma_min
+        args.num_levels = 1
+        sampling = {"sampler": "annealed", "step_size": presets.OFFICIAL_STEP_SIZE}
+        return torch.tensor([args.sigma_min]), sampling, []
+    if args.recipe == "paper":
+        args.sigma_max = 1.0 if args.sigma_max is None else args.sigma_max
+        args.num_levels = 10 if args.num_levels is None else args.num_levels
+        if args.sigma_max <= args.sigma_min:
+            raise CommandError(
+                f"--sigma-max {args.sigma_max:g} must be larger than --sigma-min {args.sigma_min:g}"
+            )
+        sampling = {
+            "sampler": "annealed",
+            "step_size": presets.OFFICIAL_STEP_SIZE,
+            "steps_per_level": 100,
+            "denoise": False,
+        }
+        return geometric_sigmas(args.sigma_max, args.sigma_min, args.num_levels), sampling, []
+    units = ncsn_data.logit_transform(x) if args.logit else x
+    if args.sigma_max is not None and args.sigma_max <= args.sigma_min:
+        raise CommandError(
+            f"--sigma-max {args.sigma_max:g} must be larger than --sigma-min {args.sigma_min:g}"
+        )
+    r = presets.recipe(
+        units,
+        sigma_max=args.sigma_max,
+        sigma_min=args.sigma_min,
+        num_levels=args.num_levels,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    args.sigma_max, args.num_levels = float(r.sigmas[0]), len(r.sigmas)
+    notes = list(r.notes)
+    if args.ema is None:
+        args.ema = r.ema_rate
+    else:
+        notes[-1] = f"EMA of the weights at {args.ema:g} (given)"
+    sampling = {
+        "sampler": "annealed",
+        "step_size": r.step_size,
+        "step_size_rule": "ncsnv2",
+        "steps_per_level": r.steps_per_level,
+        "denoise": r.denoise,
+    }
+    header = "recipe ncsnv2, computed from the data (--recipe paper keeps the paper's settings):"
+    return r.sigmas, sampling, [header, *("  " + line for line in notes)]
 
 
 def _restore(trainer: training.Trainer, found: Path) -> None:
@@ -405,9 +460,27 @@ def add_parser(sub: Any) -> None:
     t.add_argument(
         "--power", type=float, default=None, help="λ(σ) = σ^power (default 2; 0 for the baseline)"
     )
-    t.add_argument("--sigma-max", type=positive_float_arg, default=1.0)
-    t.add_argument("--sigma-min", type=positive_float_arg, default=0.01)
-    t.add_argument("--num-levels", type=positive_int_arg, default=10)
+    t.add_argument(
+        "--recipe",
+        choices=["ncsnv2", "paper"],
+        default="ncsnv2",
+        help="ncsnv2 (default): σ₁ from the data's largest pairwise distance, L, ε and EMA 0.999 "
+        "from NCSNv2's techniques, the final denoising step; paper: σ 1 → 0.01 with L = 10, "
+        "ε = 4e-5, T = 100, no EMA (the seed's settings, for reproduction)",
+    )
+    t.add_argument(
+        "--sigma-max",
+        type=positive_float_arg,
+        default=None,
+        help="σ₁ (default: from the data; 1 with --recipe paper)",
+    )
+    t.add_argument("--sigma-min", type=positive_float_arg, default=None, help="σ_L (default 0.01)")
+    t.add_argument(
+        "--num-levels",
+        type=positive_int_arg,
+        default=None,
+        help="L (default: NCSNv2's Technique 2 for the data's dimension; 10 with --recipe paper)",
+    )
     t.add_argument(
         "--steps",
         type=positive_int_arg,
@@ -417,7 +490,10 @@ def add_parser(sub: Any) -> None:
     t.add_argument("--batch-size", type=positive_int_arg, default=128)
     t.add_argument("--lr", type=positive_float_arg, default=1e-3)
     t.add_argument(
-        "--ema", type=rate_arg, default=None, help="EMA rate in (0, 1), e.g. 0.999 (off by default)"
+        "--ema",
+        type=rate_arg,
+        default=None,
+        help="EMA rate in (0, 1) (default: 0.999; off with --recipe paper)",
     )
     t.add_argument(
         "--grad-clip", type=positive_float_arg, default=None, help="clip the gradient norm"
