@@ -313,6 +313,9 @@ def test_demo_runs_end_to_end_on_tiny_settings(tmp_path: Path) -> None:
         assert (tmp_path / name).exists(), name
     summary = (tmp_path / "summary.txt").read_text()
     assert "annealed Langevin" in summary and "Frechet distance" in summary
+    assert "NCSNv2's recipe: sigma 4.80 -> 0.01, L=22, EMA 0.999" in summary
+    recorded = ncsn.training.load_checkpoint(tmp_path / "run")["config"]["sampling"]
+    assert recorded["steps_per_level"] == 2 and recorded["denoise"] is True
     # a rerun into the same folder starts over instead of mixing with the first run
     assert _run(*args, "--steps", "2") == 0
     assert [p.name for p in ncsn.training.list_checkpoints(tmp_path / "run")] == [

@@ -1,4 +1,4 @@
-"""``ncsn demo``: the paper's toy figure and a small NCSN on the embedded digits."""
+"""``ncsn demo``: the paper's toy figure and a small NCSN (NCSNv2's recipe) on the embedded digits."""
 
 from __future__ import annotations
 
@@ -75,16 +75,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         for old in training.list_checkpoints(run):
             old.unlink()
         (run / "metrics.jsonl").unlink(missing_ok=True)
-    sigmas = geometric_sigmas(1.0, 0.01, 10)
-    setup = presets.ncsn_paper(
-        1, args.ngf, sigmas=sigmas, generator=torch.Generator().manual_seed(args.seed)
+    # NCSNv2's recipe from the data (σ₁ = the largest pairwise distance, L from Technique 2,
+    # ε from Technique 4), as `ncsn train` uses by default.
+    recipe = presets.recipe(train_x, steps_per_level=args.steps_per_level)
+    sigmas = recipe.sigmas
+    step_size = recipe.step_size if args.step_size is None else args.step_size
+    setup = presets.from_data(
+        train_x,
+        ngf=args.ngf,
+        steps_per_level=args.steps_per_level,
+        generator=torch.Generator().manual_seed(args.seed),
     )
     trainer = training.Trainer(
         setup.model,
         setup.loss,
         train_x,
         batch_size=args.batch_size,
-        ema_rate=0.999,
+        ema_rate=recipe.ema_rate,
         transform=ImageTransform(flip=False, levels=GREY_LEVELS["digits"]),
         out_dir=run,
         checkpoint_every=max(1, args.steps // 4),
@@ -94,6 +101,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         config={
             "model": model_config(setup.model),
             "data": {"source": "digits", "shape": [1, 8, 8], "logit_transform": False},
+            "sampling": {
+                "sampler": "annealed",
+                "step_size": step_size,
+                "steps_per_level": args.steps_per_level,
+                "denoise": True,
+            },
         },
         seed=args.seed,
     )
@@ -105,7 +118,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     # 3. Sample and inpaint.
     say("[3/3] sampling with annealed Langevin dynamics and inpainting")
-    sampler = samplers.AnnealedLangevin(sigmas, args.step_size, args.steps_per_level, denoise=True)
+    sampler = samplers.AnnealedLangevin(sigmas, step_size, args.steps_per_level, denoise=True)
     gen = torch.Generator().manual_seed((args.seed + 1) % SEED_LIMIT)
     x = sampler(model, samplers.uniform_init((64, 1, 8, 8), generator=gen), generator=gen)
     viz.save_image_grid(x.clamp(0, 1), out / "samples.png", nrow=8, scale=8)
@@ -159,7 +172,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"  {summary.step} steps of batch {args.batch_size}, final loss {records[-1]['loss']:.3f}"
         if records
         else f"  {summary.step} steps",
-        f"  annealed Langevin: L=10, T={args.steps_per_level}, eps={args.step_size:g}, final denoising step",
+        f"  NCSNv2's recipe: sigma {float(sigmas[0]):.2f} -> {float(sigmas[-1]):g}, L={len(sigmas)},"
+        f" EMA {recipe.ema_rate:g}",
+        f"  annealed Langevin: T={args.steps_per_level}, eps={step_size:.3g}, final denoising step",
         "  Frechet distance of 64 images to the held-out digits (digits classifier features):",
         f"    samples {fd:.1f}   64 real training digits {fd_real:.1f}   uniform noise {fd_noise:.1f}",
         f"  classifier score of 64 samples: {score.mean:.2f} (10 = all classes, confident)",
@@ -203,8 +218,15 @@ def add_parser(sub: Any) -> None:
     # 12.7 min with batch 128, on a machine running 2.2x slower than usual)
     d.add_argument("--batch-size", type=positive_int_arg, default=64)
     d.add_argument("--ngf", type=positive_int_arg, default=32)
-    d.add_argument("--step-size", type=positive_float_arg, default=presets.OFFICIAL_STEP_SIZE)
-    d.add_argument("--steps-per-level", type=positive_int_arg, default=100)
+    d.add_argument(
+        "--step-size",
+        type=positive_float_arg,
+        default=None,
+        help="Langevin ε (default: NCSNv2's Technique 4 for T)",
+    )
+    d.add_argument(
+        "--steps-per-level", type=positive_int_arg, default=5, help="T (default 5, NCSNv2's)"
+    )
     d.add_argument("--seed", type=seed_arg, default=0)
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(run=_cmd_demo)
