@@ -3,6 +3,14 @@
 Each case asserts the exit status, that stderr is exactly one line naming the problem, and that
 no Python traceback was printed; cases that must be refused before any work also check that no
 training or sampling started.
+
+Second CLI audit (issue 12): 76 bad or edge-case invocations of the five commands (bad numbers,
+files that are not what they claim, options of another sampler, data that does not fit the
+model, folders in the way). None ended in a traceback or an untyped error; four were silently
+ignored options, all refused now with one line: a sampler option the chosen sampler does not
+take (``--eta`` with annealed Langevin, ``--snr`` with the ODE, ``--step-size`` with CAS, ...),
+``--image-size`` for a checkpoint of ours (which records its shape), and ``--levels`` for vector
+data in ``ncsn likelihood``.
 """
 
 from __future__ import annotations
@@ -273,3 +281,14 @@ def test_image_size_is_refused_for_a_run_that_records_its_shape(
     )
     assert code == 2
     _one_line(err, "--image-size applies to official checkpoints only", "[1, 8, 8]")
+
+
+def test_grey_levels_are_refused_for_vector_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "toy"
+    args = ["--steps", "1", "--hidden", "8", "--batch-size", "8", "--quiet"]
+    assert main(["train", "--data", "mixture", *args, "--output", str(run)]) == 0
+    code, _, err = _outcome(capsys, "likelihood", str(run), "--data", "mixture", "--levels", "4")
+    assert code == 2
+    _one_line(err, "--levels applies to images", "[2]")

@@ -67,6 +67,11 @@ def _cmd_likelihood(args: argparse.Namespace) -> int:
         )
     x = x[: args.num_examples]
     images = len(shape) == 3
+    if args.levels is not None and not images:
+        raise CommandError(
+            f"--levels applies to images (bits/dim over grey levels); {args.data} holds vectors "
+            f"of shape {list(shape)}, scored in nats"
+        )
     if len(sigmas) < _FINE_GRID:
         say(
             f"warning: the ODE runs on {len(sigmas)} levels (the model's grid); the "
