@@ -17,6 +17,7 @@ import torch
 
 import ncsn
 from ncsn.cli import main
+from ncsn.cli.sample import chunk_seed
 from ncsn.training import load_checkpoint
 
 DATA = Path(__file__).parent / "data"
@@ -805,7 +806,7 @@ def test_train_computes_the_recipe_from_the_data_prints_and_records_it(
     # `ncsn sample RUN` with no options samples with the recorded settings
     model = ncsn.nets.build_model(config["model"])
     model.load_state_dict(ncsn.training.model_weights(load_checkpoint(out), ema=True))
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(chunk_seed(0, 0))
     x0 = ncsn.samplers.uniform_init((3, 1, 8, 8), generator=g)
     sampler = ncsn.samplers.AnnealedLangevin(model.sigmas, expected.step_size, 5, denoise=True)
     want = sampler(model.eval(), x0, generator=g)

@@ -208,21 +208,6 @@ def test_absurd_finite_samples_give_one_warning_line(
     _one_line(err, "warning: the samples lie in", "far outside the data range [0, 1]")
 
 
-def test_only_rank_0_prints(
-    image_run: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    args = ["sample", str(image_run), "--steps-per-level", "1", "--num-samples", "2"]
-    monkeypatch.setenv("RANK", "1")
-    code, out, err = _outcome(capsys, *args, "--output", str(tmp_path / "r1"))
-    assert (code, out, err) == (0, "", "")  # no progress bar, no message
-    monkeypatch.setenv("RANK", "0")
-    code, out, _ = _outcome(capsys, *args, "--quiet", "--output", str(tmp_path / "r0"))
-    assert code == 0 and "2 samples in" in out
-
-
 # ------------------------------------------------------------------------- checkpoints
 def test_a_python_trainer_checkpoint_says_what_it_is(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

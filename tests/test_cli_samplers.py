@@ -11,6 +11,7 @@ import torch
 
 import ncsn
 from ncsn.cli import main
+from ncsn.cli.sample import chunk_seed
 
 TOY = ["--data", "mixture", "--steps", "3", "--batch-size", "16", "--quiet"]
 SAMPLERS = {
@@ -57,7 +58,7 @@ def _expected(run: Path, name: str, n: int) -> torch.Tensor:
     model.load_state_dict(ncsn.training.model_weights(checkpoint, ema=True))
     model.eval()
     sigmas = model.sigmas
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(chunk_seed(0, 0))  # one chunk: n <= --batch-size
     sampler: ncsn.Sampler
     if name == "annealed":
         # The run's recipe (ncsnv2) recorded the denoising step and Technique 4's rule for ε:
@@ -191,3 +192,55 @@ def test_likelihood_errors_are_one_line(
         code, _, err = _outcome(capsys, *args)
         assert code == 2 and message in err and len(err.splitlines()) == 1, (args, err)
         assert "Traceback" not in err
+
+
+def test_an_interrupted_sampling_run_finishes_on_rerun_with_the_same_samples(
+    image_run: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ncsn.cli.sample as sample_command
+
+    run, _ = image_run
+    args = ["sample", str(run), "--num-samples", "5", "--batch-size", "2", "--steps-per-level", "1"]
+    assert main([*args, "--quiet", "--output", str(tmp_path / "straight")]) == 0
+    straight = torch.load(tmp_path / "straight" / "samples.pt", weights_only=True)
+
+    real_start, calls = sample_command.start_for, []
+
+    def interrupted_at_the_second_chunk(*a: object, **k: object) -> torch.Tensor:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_start(*a, **k)  # type: ignore[arg-type]
+
+    out = tmp_path / "resumed"
+    monkeypatch.setattr(sample_command, "start_for", interrupted_at_the_second_chunk)
+    code, _, err = _outcome(capsys, *args, "--quiet", "--output", str(out))
+    assert code == 130 and "1 of 3 chunks are finished" in err and "rerun" in err
+    assert not (out / "samples.pt").exists()
+    monkeypatch.setattr(sample_command, "start_for", real_start)
+    code, printed, _ = _outcome(capsys, *args, "--quiet", "--output", str(out))
+    assert code == 0 and "kept 1 finished chunk(s)" in printed
+    assert torch.equal(torch.load(out / "samples.pt", weights_only=True), straight)
+
+    # chunks of other settings are never mixed in
+    monkeypatch.setattr(sample_command, "start_for", interrupted_at_the_second_chunk)
+    calls.clear()
+    assert _outcome(capsys, *args, "--quiet", "--output", str(out))[0] == 130
+    code, _, err = _outcome(capsys, *args, "--seed", "3", "--quiet", "--output", str(out))
+    assert code == 2 and "holds the chunks of a run with other settings (seed differ)" in err
+
+
+def test_the_samples_do_not_depend_on_how_many_fit_in_one_chunk_only_by_seed(
+    image_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Chunk k draws from chunk_seed(seed, k): the first chunk of a run equals a run of that size."""
+    run, _ = image_run
+    args = ["sample", str(run), "--batch-size", "2", "--steps-per-level", "1", "--quiet"]
+    assert main([*args, "--num-samples", "4", "--output", str(tmp_path / "four")]) == 0
+    assert main([*args, "--num-samples", "2", "--output", str(tmp_path / "two")]) == 0
+    four = torch.load(tmp_path / "four" / "samples.pt", weights_only=True)
+    two = torch.load(tmp_path / "two" / "samples.pt", weights_only=True)
+    assert torch.equal(four[:2], two) and not torch.equal(four[2:], two)

@@ -175,3 +175,57 @@ def test_shards_must_be_a_multiple_of_the_number_of_processes(
     net, loss, data = ddp_train.build("dsm")
     with pytest.raises(ValueError, match="shards must be a multiple of the number of processes 2"):
         Trainer(net, loss, data, batch_size=16, shards=3, seed=0, progress=False)
+
+
+# ------------------------------------------------------------------ sharded sampling (ncsn sample)
+
+
+def _torchrun_cli(*args: str, nproc: int, timeout: float) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"RANK", "WORLD_SIZE", "LOCAL_RANK"}}
+    env["OMP_NUM_THREADS"] = "1"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={nproc}",
+        "--nnodes=1",
+        "--master_addr=127.0.0.1",
+        f"--master_port={_free_port()}",
+        "-m",
+        "ncsn",
+        *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ncsn.cli import main
+
+    out = tmp_path_factory.mktemp("sharded") / "run"
+    args = ["train", "--data", "digits", "--ngf", "4", "--steps", "2", "--batch-size", "4"]
+    assert main([*args, "--quiet", "--output", str(out)]) == 0
+    return out
+
+
+def test_sharded_sampling_gives_the_same_samples_on_one_and_two_processes(
+    image_run: Path, tmp_path: Path
+) -> None:
+    """7 samples in chunks of 2 (4 chunks, the last of 1): rank 0 draws chunks 0 and 2, rank 1
+    chunks 1 and 3; rank 0 alone writes the file and prints one line."""
+    from ncsn.cli import main
+
+    args = ["sample", str(image_run), "--num-samples", "7", "--batch-size", "2"]
+    args += ["--steps-per-level", "1"]
+    assert main([*args, "--quiet", "--output", str(tmp_path / "one")]) == 0
+    result = _torchrun_cli(*args, "--output", str(tmp_path / "two"), nproc=2, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1 and "7 samples in" in lines[0] and "(2 processes)" in lines[0], lines
+    # one progress bar (rank 0's: 2 chunks of 23 calls) and one warning, not one per process
+    assert result.stderr.count("| 0/46") == 1 and result.stderr.count("warning:") <= 1
+    one = torch.load(tmp_path / "one" / "samples.pt", weights_only=True)
+    two = torch.load(tmp_path / "two" / "samples.pt", weights_only=True)
+    assert one.shape == (7, 1, 8, 8) and torch.equal(one, two)
+    assert (tmp_path / "two" / "samples.png").exists()
+    assert not (tmp_path / "two" / "chunks").exists()  # removed once samples.pt is written

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
+import shutil
+import sys
 import time
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ncsn import data as ncsn_data
-from ncsn import presets, samplers, viz
+from ncsn import presets, samplers, training, viz
 from ncsn._types import Sampler
 from ncsn.cli._common import (
     CommandError,
@@ -19,6 +27,7 @@ from ncsn.cli._common import (
     grid_scale,
     load_model,
     non_negative_int_arg,
+    one_line,
     positive_float_arg,
     positive_int_arg,
     say,
@@ -136,8 +145,68 @@ def start_for(
 
 
 # ---------------------------------------------------------------------------------------- sample
+def chunk_seed(seed: int, chunk: int) -> int:
+    """The seed of chunk ``chunk`` of a run seeded ``seed``: every chunk of ``--batch-size``
+    samples draws its start and noise from its own ``torch.Generator().manual_seed(...)``, so
+    the set of samples does not depend on how many processes draw it."""
+    state = np.random.SeedSequence([seed, chunk]).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 32 | int(state[1])) >> 1  # 63 bits, any device's generator takes it
+
+
+def _manifest(args: argparse.Namespace, sampler: Sampler, checkpoint: Path) -> dict[str, Any]:
+    return {
+        "checkpoint": str(checkpoint),
+        "num_samples": args.num_samples,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "sampler": repr(sampler),
+        "ema": not args.no_ema,
+    }
+
+
+def _chunk_folder(out: Path, manifest: dict[str, Any], rank: int) -> Path:
+    """``out/chunks``, created with the run's manifest, or checked to hold this run's chunks."""
+    folder = out / "chunks"
+    file = folder / "manifest.json"
+    if file.exists():
+        try:
+            theirs = json.loads(file.read_text())
+        except (OSError, ValueError) as err:
+            raise CommandError(f"{file}: unreadable ({one_line(err)}); remove {folder}") from err
+        differ = sorted(k for k in manifest if theirs.get(k) != manifest[k])
+        if differ:
+            raise CommandError(
+                f"{folder} holds the chunks of a run with other settings ({', '.join(differ)} "
+                "differ); remove it, or sample into another --output"
+            )
+        return folder
+    if rank == 0:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(manifest, indent=1))
+        os.replace(tmp, file)
+    return folder
+
+
+def _save_atomic(x: Tensor, path: Path, rank: int) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{rank}")
+    torch.save(x, tmp)
+    os.replace(tmp, path)
+
+
+def _barrier(env: training.DistEnv, device: torch.device) -> None:
+    if env.distributed:
+        if not torch.distributed.is_initialized():
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            torch.distributed.init_process_group(backend, timeout=timedelta(hours=1))
+        torch.distributed.barrier()
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
+    env = training.distributed_env()
     device = device_from(args.device)
+    if env.distributed and device == torch.device("cuda"):  # no index: one device per process
+        device = torch.device("cuda", env.local_rank)
     out = writable_folder(args.output)
     model, meta = load_model(args.checkpoint, image_size=args.image_size, use_ema=not args.no_ema)
     model = model.to(device).eval()
@@ -146,21 +215,51 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.checkpoint}: the checkpoint does not say its data shape")
     with user_input():
         sampler = sampler_for(model, meta, args)
-    gen = torch.Generator(device=device).manual_seed(args.seed)
-    x0 = start_for(sampler, (args.num_samples, *shape), gen, device)
-    if meta.get("logit_transform") and isinstance(sampler, samplers.AnnealedLangevin):
-        x0 = ncsn_data.logit_transform(x0)
+    manifest = _manifest(args, sampler, Path(args.checkpoint).resolve())
+    _barrier(env, device)  # rank 0 has checked the folder and written the manifest
+    chunks = _chunk_folder(out, manifest, env.rank)
+    _barrier(env, device)
+    count = math.ceil(args.num_samples / args.batch_size)
+    names = [chunks / f"chunk-{k:06d}.pt" for k in range(count)]
+    mine = [k for k in range(env.rank, count, env.world_size)]
+    todo = [k for k in mine if not names[k].exists()]
+    if len(todo) < len(mine):
+        say(f"kept {len(mine) - len(todo)} finished chunk(s) in {chunks}")
     start = time.perf_counter()
-    with Progress(sampler, args.quiet) as progress:
-        x = sampler(progress.watch(model), x0, generator=gen)
-    if len(shape) == 3 and not meta.get("logit_transform"):
-        warn_if_absurd(x, 0.0, 1.0)  # pixels live in [0, 1]
-    torch.save(x.cpu(), out / "samples.pt")
-    if len(shape) == 3:
-        viz.save_image_grid(to_images(x, meta), out / "samples.png", scale=grid_scale(shape))
+    per_chunk = Progress(sampler, args.quiet)
+    per_chunk.total *= len(todo)
+    try:
+        with per_chunk as progress:
+            for k in todo:
+                n = min(args.batch_size, args.num_samples - k * args.batch_size)
+                gen = torch.Generator(device=device).manual_seed(chunk_seed(args.seed, k))
+                x0 = start_for(sampler, (n, *shape), gen, device)
+                if meta.get("logit_transform") and isinstance(sampler, samplers.AnnealedLangevin):
+                    x0 = ncsn_data.logit_transform(x0)
+                x = sampler(progress.watch(model), x0, generator=gen)
+                _save_atomic(x.cpu(), names[k], env.rank)
+    except KeyboardInterrupt:
+        done = sum(name.exists() for name in names)
+        say(
+            f"\ninterrupted: {done} of {count} chunks are finished in {chunks}; rerun the same "
+            "command to finish the others",
+            file=sys.stderr,
+        )
+        return 130
+    _barrier(env, device)  # every chunk is on disk
+    if env.rank == 0:
+        x = torch.cat([torch.load(name, weights_only=True) for name in names])
+        if len(shape) == 3 and not meta.get("logit_transform"):
+            warn_if_absurd(x, 0.0, 1.0)  # pixels live in [0, 1]
+        _save_atomic(x, out / "samples.pt", env.rank)
+        if len(shape) == 3:
+            grid = to_images(x[:64], meta)
+            viz.save_image_grid(grid, out / "samples.png", scale=grid_scale(shape))
+        shutil.rmtree(chunks)
     say(
         f"{args.num_samples} samples in {time.perf_counter() - start:.1f} s -> {out / 'samples.pt'}"
         + (f", {out / 'samples.png'}" if len(shape) == 3 else "")
+        + (f" ({env.world_size} processes)" if env.distributed else "")
     )
     return 0
 
@@ -250,6 +349,13 @@ def add_parser(sub: Any) -> None:
         help="a checkpoint file or a training folder (newest checkpoint), or an official checkpoint.pth",
     )
     s.add_argument("--num-samples", type=positive_int_arg, default=64)
+    s.add_argument(
+        "--batch-size",
+        type=positive_int_arg,
+        default=256,
+        help="samples drawn together; each such chunk has its own seed, so the samples depend on "
+        "--seed and --batch-size, not on the number of processes (default 256)",
+    )
     s.add_argument("--output", default="samples")
     add_sampling_options(s)
     s.set_defaults(run=_cmd_sample)
