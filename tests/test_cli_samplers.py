@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -244,3 +245,59 @@ def test_the_samples_do_not_depend_on_how_many_fit_in_one_chunk_only_by_seed(
     four = torch.load(tmp_path / "four" / "samples.pt", weights_only=True)
     two = torch.load(tmp_path / "two" / "samples.pt", weights_only=True)
     assert torch.equal(four[:2], two) and not torch.equal(four[2:], two)
+
+
+# ------------------------------------------------------------------ ncsn evaluate
+
+
+@pytest.fixture(scope="module")
+def digit_samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Stand-in samples: 150 training digits with a little noise."""
+    folder = tmp_path_factory.mktemp("evaluate")
+    x, _ = ncsn.data.load("digits", split="train")
+    noisy = x[:150] + 0.05 * torch.randn(x[:150].shape, generator=torch.Generator().manual_seed(0))
+    torch.save(noisy.clamp(0, 1), folder / "samples.pt")
+    return folder
+
+
+def test_evaluate_equals_the_library_metrics_computed_at_once(
+    digit_samples: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _outcome(
+        capsys, "evaluate", str(digit_samples), "--reference", "digits", "--batch-size", "40"
+    )
+    assert code == 0, err
+    result = json.loads((digit_samples / "evaluation.json").read_text())
+    evaluator = ncsn.metrics.digits_evaluator(seed=0)
+    x = torch.load(digit_samples / "samples.pt", weights_only=True)
+    reference, _ = ncsn.data.load("digits", split="test")
+    fd = ncsn.metrics.frechet_distance(evaluator.features(x), evaluator.features(reference))
+    score = ncsn.metrics.inception_score(evaluator.probabilities(x), splits=10)
+    assert result["frechet_distance"] == pytest.approx(fd, rel=1e-6)
+    assert result["classifier_score"] == pytest.approx(score.mean, rel=1e-6)
+    assert (result["samples"], result["reference_examples"]) == (150, 297)
+    assert out.startswith("Fréchet distance (digits features) ") and len(out.splitlines()) == 1
+
+
+def test_evaluate_errors_are_one_line(
+    digit_samples: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torch.save(torch.rand(4, 3, 8, 8), tmp_path / "rgb.pt")
+    torch.save(torch.full((4, 1, 8, 8), float("nan")), tmp_path / "nan.pt")
+    torch.save({"a": 1}, tmp_path / "dict.pt")
+    (tmp_path / "torn.pt").write_bytes(b"not a tensor file")
+    cases = [
+        ([str(tmp_path / "missing")], "no such file"),
+        ([str(tmp_path / "torn.pt")], "not a readable tensor file"),
+        (
+            [str(tmp_path / "dict.pt")],
+            "expected a floating [N, *event] tensor of samples; got dict",
+        ),
+        ([str(tmp_path / "rgb.pt")], "do not match the samples' [3, 8, 8]"),
+        ([str(tmp_path / "nan.pt")], "hold NaN or infinity"),
+        ([str(digit_samples), "--features", "inception"], "needs --inception-weights FILE"),
+    ]
+    for args, needle in cases:
+        code, _, err = _outcome(capsys, "evaluate", *args, "--reference", "digits")
+        assert code == 2, (args, err)
+        assert len(err.splitlines()) == 1 and "Traceback" not in err and needle in err, err

@@ -59,6 +59,7 @@ __all__ = [
     "Mixture",
     "NearestNeighbours",
     "PrecisionRecall",
+    "RunningStatistics",
     "digits_evaluator",
     "extract_features",
     "extract_probabilities",
@@ -504,6 +505,74 @@ def feature_statistics(features: Tensor) -> FeatureStatistics:
     centred = f - mean
     cov = centred.T @ centred / (f.shape[0] - 1)
     return FeatureStatistics(mean, cov)
+
+
+class RunningStatistics:
+    """:func:`feature_statistics` of features seen in chunks, in bounded memory.
+
+    Keeps the count, the sum and the sum of outer products in float64 (``F + F²`` numbers,
+    whatever the number of rows), so a Fréchet distance on 50,000 samples never holds more than
+    one chunk of features. :attr:`sums` is one flat tensor: summing it across processes
+    (``torch.distributed.all_reduce``) and loading it back with :meth:`load_sums` gives the
+    statistics of every process's rows.
+
+    Example:
+        >>> running = ncsn.metrics.RunningStatistics()
+        >>> x = torch.randn(100, 8)
+        >>> for chunk in x.split(30):
+        ...     running.update(chunk)
+        >>> torch.allclose(running.statistics().cov, ncsn.metrics.feature_statistics(x).cov)
+        True
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._sum: Tensor | None = None
+        self._outer: Tensor | None = None
+
+    def update(self, features: Tensor) -> None:
+        """Add ``[N, F]`` features (N >= 1, finite; the same F every time)."""
+        check_batch(features, "features")
+        if features.ndim != 2:
+            raise ValueError(f"features must be 2-D [N, F]; got shape {tuple(features.shape)}")
+        f = _flat64(features, "features").cpu()
+        if self._sum is None or self._outer is None:
+            self._sum = torch.zeros(f.shape[1], dtype=torch.float64)
+            self._outer = torch.zeros(f.shape[1], f.shape[1], dtype=torch.float64)
+        elif f.shape[1] != self._sum.shape[0]:
+            raise ValueError(
+                f"features must have {self._sum.shape[0]} columns like the earlier chunks; got "
+                f"shape {tuple(features.shape)}"
+            )
+        self.count += f.shape[0]
+        self._sum += f.sum(dim=0)
+        self._outer += f.T @ f
+
+    @property
+    def sums(self) -> Tensor:
+        """``[1 + F + F²]`` float64: the count, the sum and the outer-product sum, flattened."""
+        if self._sum is None or self._outer is None:
+            raise ValueError("no features were added (call update first)")
+        count = torch.tensor([float(self.count)], dtype=torch.float64)
+        return torch.cat([count, self._sum, self._outer.flatten()])
+
+    def load_sums(self, sums: Tensor) -> None:
+        """Replace the state with ``sums`` (as :attr:`sums` returns, e.g. summed over processes)."""
+        n = int(round(math.sqrt(sums.numel() - 0.75) - 0.5))  # 1 + F + F² = numel
+        if sums.ndim != 1 or 1 + n + n * n != sums.numel():
+            raise ValueError(f"sums must be [1 + F + F²]; got shape {tuple(sums.shape)}")
+        sums = sums.to(dtype=torch.float64, device="cpu")
+        self.count = int(round(float(sums[0])))
+        self._sum = sums[1 : 1 + n].clone()
+        self._outer = sums[1 + n :].reshape(n, n).clone()
+
+    def statistics(self) -> FeatureStatistics:
+        """Mean ``[F]`` and unbiased covariance ``[F, F]`` of every row added (needs N >= 2)."""
+        if self._sum is None or self._outer is None or self.count < 2:
+            raise ValueError(f"statistics need at least 2 rows of features; got {self.count}")
+        mean = self._sum / self.count
+        cov = (self._outer - self.count * torch.outer(mean, mean)) / (self.count - 1)
+        return FeatureStatistics(mean, 0.5 * (cov + cov.T))
 
 
 def _psd_sqrt(matrix: Tensor) -> Tensor:

@@ -1,5 +1,5 @@
-"""The ``ncsn`` command: ``ncsn train``, ``ncsn sample``, ``ncsn inpaint``, ``ncsn likelihood`` and
-``ncsn demo``.
+"""The ``ncsn`` command: ``ncsn train``, ``ncsn sample``, ``ncsn evaluate``, ``ncsn inpaint``,
+``ncsn likelihood`` and ``ncsn demo``.
 
 Every subcommand has ``--help``. A bad argument or a missing file prints one line and exits with
 status 2, a training run whose loss becomes non-finite prints one line naming the step and exits
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from ncsn import training
-from ncsn.cli import demo, inpaint, likelihood, sample, train
+from ncsn.cli import demo, evaluate, inpaint, likelihood, sample, train
 from ncsn.cli._common import EXIT_FAILURE, EXIT_USAGE, CommandError, Parser, one_line
 
 __all__ = ["main"]
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    for command in (train, sample, inpaint, likelihood, demo):
+    for command in (train, sample, evaluate, inpaint, likelihood, demo):
         command.add_parser(sub)
     return parser
 
