@@ -45,3 +45,42 @@ def test_digits_ablation_writes_every_row_into_its_output_folder(tmp_path: Path)
     # a rerun into the same folder starts its training runs over
     again = ablation.main(steps=2, ngf=4, num_samples=8, steps_per_level=1, output=tmp_path)
     assert again["NCSN (annealed Langevin)"]["steps"] == 2
+
+
+@pytest.mark.slow
+def test_quality_table_writes_every_row_and_its_columns(tmp_path: Path) -> None:
+    quality = _load("quality")
+    result = quality.main(
+        budgets=(2, 3),
+        recipes=("ncsnv2",),
+        samplers=("annealed", "annealed+denoise", "pc"),
+        ngf=4,
+        batch_size=8,
+        num_samples=8,
+        baseline=False,
+        output=tmp_path,
+    )
+    names = [row["row"] for row in result["rows"]]
+    assert names == [
+        "real vs real (floor)",
+        "uniform noise",
+        *(
+            f"ncsnv2 / {s} / {b} steps"
+            for b in (2, 3)
+            for s in ("annealed", "annealed+denoise", "pc")
+        ),
+    ]
+    floor = result["rows"][0]
+    assert floor["fd_ratio"] == 1.0 and floor["nn_ratio"] is None
+    for row in result["rows"][1:]:
+        assert 0.0 <= row["precision"] <= 1.0 and 0.0 <= row["recall"] <= 1.0
+        assert row["nn_ratio"] > 0 and row["frechet_distance"] > 0
+    by_name = {row["row"]: row for row in result["rows"]}
+    plain, denoised = (
+        by_name["ncsnv2 / annealed / 2 steps"],
+        by_name["ncsnv2 / annealed+denoise / 2 steps"],
+    )
+    assert denoised["model_calls"] == plain["model_calls"] + 1
+    assert json.loads((tmp_path / "quality.json").read_text()) == result
+    assert "| ncsnv2 / pc / 3 steps |" in (tmp_path / "quality.md").read_text()
+    assert (tmp_path / "quality_ncsnv2_annealed_denoise_3.png").stat().st_size > 0

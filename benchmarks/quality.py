@@ -1,0 +1,346 @@
+"""Sample quality on the embedded 8×8 digits against the real floor: recipe × sampler × budget.
+
+Rows: the training recipe (``paper``: σ 1 → 0.01 with L = 10, no EMA, annealed Langevin with
+ε = 4e-5 and T = 100; ``ncsnv2``: :func:`ncsn.presets.recipe` computed from the data, EMA 0.999)
+× the sampler (annealed Langevin with and without the final denoising step, consistent annealed
+sampling, predictor–corrector, the probability-flow ODE, each on the model's own σ grid) × the
+training budget (each budget continues the same run); the single-σ baseline; and the reference
+rows real-vs-real (training digits against the held-out split, the floor) and uniform noise.
+
+Columns, all with the library's digits evaluator (``ncsn.metrics.digits_evaluator(seed=0)``):
+Fréchet distance of its features to the held-out digits and its ratio to the floor, the
+classifier score, precision and recall (Kynkäänniemi et al. 2019, k = 3, in the same features),
+the median distance of each sample to its nearest training digit against the held-out digits'
+(memorisation: a ratio ≥ 0.9 means no copying), model calls per sample, training and sampling
+seconds.
+
+Run:   python benchmarks/quality.py                     (1k and 3k steps: about 2 hours on 2 CPU cores)
+       python benchmarks/quality.py --budgets 1000 --samplers annealed+denoise pc
+       python benchmarks/quality.py --quick             (a smoke run, about a minute)
+Writes benchmarks/results/quality.json, quality.md and one sample grid per row (a --quick run
+writes into benchmarks/results/quality_quick/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+import ncsn
+
+HERE = Path(__file__).resolve().parent
+SAMPLERS = ("annealed", "annealed+denoise", "cas", "pc", "ode")
+
+
+class _Dequantize:
+    """Uniform dequantisation of the 17-level digits (the official transform, for 17 levels)."""
+
+    def __call__(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        return ncsn.data.dequantize(x, levels=17, generator=generator)
+
+
+class _Scorer:
+    """Every column of a row from a set of samples."""
+
+    def __init__(self, num_samples: int, seed: int) -> None:
+        self.evaluator = ncsn.metrics.digits_evaluator(seed=0)
+        self.train, _ = ncsn.data.load_digits("train")
+        self.test, _ = ncsn.data.load_digits("test")
+        self.test_features = self.evaluator.features(self.test)
+        held_out = ncsn.metrics.nearest_neighbour_distances(self.test, self.train)
+        self.nn_reference = float(held_out.distances.median())
+        g = torch.Generator().manual_seed(seed)
+        real = self.train[torch.randperm(len(self.train), generator=g)[:num_samples]]
+        self.floor = 1.0  # the floor's own row is scored against 1, then the floor is set
+        self.floor = self(real, memorisation=False)["frechet_distance"]
+
+    def __call__(self, samples: Tensor, *, memorisation: bool = True) -> dict[str, Any]:
+        samples = samples.clamp(0, 1)
+        features = self.evaluator.features(samples)
+        fd = ncsn.metrics.frechet_distance(features, self.test_features)
+        pr = ncsn.metrics.precision_recall(self.test_features, features, k=3)
+        row: dict[str, Any] = {
+            "frechet_distance": fd,
+            "fd_ratio": fd / self.floor,
+            "classifier_score": ncsn.metrics.inception_score(
+                self.evaluator.probabilities(samples), splits=1
+            ).mean,
+            "precision": pr.precision,
+            "recall": pr.recall,
+            "median_nn_distance": None,
+            "nn_ratio": None,
+        }
+        if memorisation:
+            nn_distance = ncsn.metrics.nearest_neighbour_distances(samples, self.train)
+            median = float(nn_distance.distances.median())
+            row["median_nn_distance"] = median
+            row["nn_ratio"] = median / self.nn_reference
+        return row
+
+
+def _samplers(model: nn.Module, recorded: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """Each named sampler on the model's own σ grid with the recipe's recorded settings."""
+    sigmas = model.sigmas  # type: ignore[attr-defined]
+    gamma = float((sigmas[1:] / sigmas[:-1]).max())
+    out: dict[str, Any] = {}
+    for name in names:
+        if name.startswith("annealed"):
+            out[name] = ncsn.samplers.AnnealedLangevin(
+                sigmas,
+                recorded["step_size"],
+                recorded["steps_per_level"],
+                denoise=name.endswith("+denoise"),
+            )
+        elif name == "cas":
+            out[name] = ncsn.samplers.ConsistentAnnealedSampling(
+                sigmas, 1.0 - gamma / 2, denoise=True
+            )
+        elif name == "pc":
+            out[name] = ncsn.samplers.PredictorCorrector(sigmas)
+        elif name == "ode":
+            out[name] = ncsn.samplers.ProbabilityFlowODE(sigmas)
+        else:
+            raise ValueError(f"unknown sampler {name!r}; expected one of {SAMPLERS}")
+    return out
+
+
+def _row(
+    recipe: str, name: str, steps: int, model: Any, sampler: Any, train_seconds: float
+) -> dict[str, Any]:
+    return {
+        "row": f"{recipe} / {name} / {steps} steps",
+        "recipe": recipe,
+        "sampler": name,
+        "steps": steps,
+        "levels": len(model.sigmas),
+        "model_calls": sampler.num_model_calls,
+        "train_seconds": train_seconds,
+    }
+
+
+def _setup(recipe: str, ngf: int, train_x: Tensor, seed: int) -> tuple[Any, float | None, dict]:
+    """The setup, its EMA rate and its sampling settings for ``recipe``."""
+    gen = torch.Generator().manual_seed(seed)
+    if recipe == "paper":
+        setup = ncsn.presets.ncsn_paper(1, ngf, generator=gen)
+        return setup, None, {"step_size": ncsn.presets.OFFICIAL_STEP_SIZE, "steps_per_level": 100}
+    r = ncsn.presets.recipe(train_x)
+    setup = ncsn.presets.from_data(train_x, ngf=ngf, generator=gen)
+    return setup, r.ema_rate, {"step_size": r.step_size, "steps_per_level": r.steps_per_level}
+
+
+def main(
+    *,
+    budgets: tuple[int, ...] = (1000, 3000),
+    recipes: tuple[str, ...] = ("paper", "ncsnv2"),
+    samplers: tuple[str, ...] = SAMPLERS,
+    ngf: int = 32,
+    batch_size: int = 128,
+    num_samples: int = 500,
+    baseline: bool = True,
+    seed: int = 0,
+    output: str | Path = HERE / "results",
+) -> dict[str, Any]:
+    """Train, sample and score every row; return (and write) the results."""
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    train_x, _ = ncsn.data.load_digits("train")
+    scorer = _Scorer(num_samples, seed)
+    rows: list[dict[str, Any]] = []
+
+    def add(row: dict[str, Any], samples: Tensor | None, grid: str | None) -> None:
+        rows.append(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "seed"}), flush=True)
+        if samples is not None and grid is not None:
+            ncsn.viz.save_image_grid(
+                samples[:64].clamp(0, 1), output / f"quality_{grid}.png", nrow=8, scale=6
+            )
+        _write(output, settings, rows)
+
+    settings = {
+        "ngf": ngf,
+        "batch_size": batch_size,
+        "num_samples": num_samples,
+        "seed": seed,
+        "floor": scorer.floor,
+        "held_out_nn_distance": scorer.nn_reference,
+        "classifier_test_accuracy": scorer.evaluator.test_accuracy,
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+    }
+    g = torch.Generator().manual_seed(seed)
+    real = train_x[torch.randperm(len(train_x), generator=g)[:num_samples]]
+    add({"row": "real vs real (floor)", **scorer(real, memorisation=False)}, real, "real")
+    noise = torch.rand(num_samples, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
+    add({"row": "uniform noise", **scorer(noise)}, None, None)
+
+    for recipe in recipes:
+        setup, ema_rate, recorded = _setup(recipe, ngf, train_x, seed)
+        run = output / "quality_runs" / recipe
+        shutil.rmtree(run, ignore_errors=True)
+        trainer = ncsn.training.Trainer(
+            setup.model,
+            setup.loss,
+            train_x,
+            batch_size=batch_size,
+            ema_rate=ema_rate,
+            transform=_Dequantize(),
+            out_dir=run,
+            checkpoint_every=None,
+            log_every=100,
+            progress=False,
+            seed=seed,
+        )
+        trained, train_seconds = 0, 0.0
+        try:
+            for budget in budgets:
+                print(f"== {recipe}: training to step {budget}", flush=True)
+                start = time.perf_counter()
+                trainer.fit(budget)
+                train_seconds += time.perf_counter() - start
+                trained = budget
+                model = (trainer.ema_model() if ema_rate else setup.model).eval()
+                annealed: Tensor | None = None
+                annealed_seconds = 0.0
+                for name, sampler in _samplers(model, recorded, list(samplers)).items():
+                    start = time.perf_counter()
+                    if name == "annealed+denoise" and annealed is not None:
+                        # the same chain (same start and noise) and one denoising call
+                        last = sampler.sigmas[-1]
+                        with torch.no_grad():
+                            samples = annealed + last**2 * model(annealed, last.expand(num_samples))
+                        sample_seconds = annealed_seconds + time.perf_counter() - start
+                        add(
+                            _row(recipe, name, trained, model, sampler, train_seconds)
+                            | {"sample_seconds": sample_seconds, **scorer(samples)},
+                            samples,
+                            f"{recipe}_annealed_denoise_{trained}",
+                        )
+                        continue
+                    gen = torch.Generator().manual_seed(seed + 1)
+                    shape = (num_samples, 1, 8, 8)
+                    if isinstance(sampler, ncsn.samplers.AnnealedLangevin):
+                        x0 = ncsn.samplers.uniform_init(shape, generator=gen)
+                    else:
+                        x0 = ncsn.samplers.gaussian_init(
+                            shape, float(model.sigmas[0]), generator=gen
+                        )
+                    samples = sampler(model, x0, generator=gen)
+                    seconds = time.perf_counter() - start
+                    if name == "annealed":
+                        annealed, annealed_seconds = samples, seconds
+                    row = _row(recipe, name, trained, model, sampler, train_seconds)
+                    row |= {"sample_seconds": seconds, **scorer(samples)}
+                    add(row, samples, f"{recipe}_{name.replace('+', '_')}_{trained}")
+        finally:
+            trainer.close()
+
+    if baseline:
+        setup = ncsn.presets.baseline(1, ngf, generator=torch.Generator().manual_seed(seed))
+        run = output / "quality_runs" / "baseline"
+        shutil.rmtree(run, ignore_errors=True)
+        with ncsn.training.Trainer(
+            setup.model,
+            setup.loss,
+            train_x,
+            batch_size=batch_size,
+            transform=_Dequantize(),
+            out_dir=run,
+            checkpoint_every=None,
+            progress=False,
+            seed=seed,
+        ) as trainer:
+            start = time.perf_counter()
+            trainer.fit(budgets[0])
+            train_seconds = time.perf_counter() - start
+        gen = torch.Generator().manual_seed(seed + 1)
+        x0 = ncsn.samplers.uniform_init((num_samples, 1, 8, 8), generator=gen)
+        start = time.perf_counter()
+        samples = setup.sampler(setup.model.eval(), x0, generator=gen)
+        row = {
+            "row": f"baseline (single σ = 0.01) / {budgets[0]} steps",
+            "recipe": "baseline",
+            "sampler": "langevin",
+            "steps": budgets[0],
+            "model_calls": setup.sampler.num_model_calls,
+            "train_seconds": train_seconds,
+            "sample_seconds": time.perf_counter() - start,
+            **scorer(samples),
+        }
+        add(row, samples, "baseline")
+    return {"settings": settings, "rows": rows}
+
+
+def _write(output: Path, settings: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    (output / "quality.json").write_text(json.dumps({"settings": settings, "rows": rows}, indent=1))
+    (output / "quality.md").write_text(_table(settings, rows))
+
+
+def _table(settings: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    head = (
+        "| row | FD ↓ | ÷ floor | classifier score ↑ | precision ↑ | recall ↑ "
+        "| NN distance ÷ held-out | model calls | train s | sample s |"
+    )
+    lines = [head, "| --- " * 10 + "|"]
+
+    def cell(value: Any, spec: str = ".2f") -> str:
+        return "—" if value is None else format(value, spec)
+
+    for r in rows:
+        lines.append(
+            f"| {r['row']} | {cell(r['frechet_distance'], '.1f')} | {cell(r['fd_ratio'])} "
+            f"| {cell(r['classifier_score'])} | {cell(r['precision'])} | {cell(r['recall'])} "
+            f"| {cell(r['nn_ratio'])} | {cell(r.get('model_calls'), 'd')} "
+            f"| {cell(r.get('train_seconds'), '.0f')} | {cell(r.get('sample_seconds'), '.0f')} |"
+        )
+    s = settings
+    lines += [
+        "",
+        f"{s['num_samples']} samples per row against the {297} held-out digits; RefineNet ngf "
+        f"{s['ngf']}, batch {s['batch_size']}, seed {s['seed']}; real floor FD {s['floor']:.1f}; "
+        f"held-out NN distance {s['held_out_nn_distance']:.2f}; digits classifier test accuracy "
+        f"{s['classifier_test_accuracy']:.3f}; {s['machine']}.",
+        "Targets (issue 11), best row: FD ≤ 2× the floor, classifier score ≥ 9.0, recall ≥ 0.5, "
+        "NN distance ≥ 0.9× the held-out digits'.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="a smoke run with tiny settings")
+    parser.add_argument("--budgets", type=int, nargs="+", default=[1000, 3000])
+    parser.add_argument("--recipes", nargs="+", default=["paper", "ncsnv2"])
+    parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=SAMPLERS)
+    parser.add_argument("--ngf", type=int, default=32)
+    parser.add_argument("--num-samples", type=int, default=500)
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--output", default=None, help="results folder")
+    args = parser.parse_args()
+    if args.quick:
+        main(
+            budgets=(3, 5),
+            ngf=4,
+            batch_size=16,
+            num_samples=32,
+            output=args.output or HERE / "results" / "quality_quick",
+        )
+    else:
+        main(
+            budgets=tuple(args.budgets),
+            recipes=tuple(args.recipes),
+            samplers=tuple(args.samplers),
+            ngf=args.ngf,
+            num_samples=args.num_samples,
+            baseline=not args.no_baseline,
+            output=args.output or HERE / "results",
+        )
