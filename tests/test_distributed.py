@@ -7,10 +7,7 @@ with the single-process runs below.
 from __future__ import annotations
 
 import importlib.util
-import os
-import socket
 import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -24,6 +21,7 @@ from ncsn.training import (
     latest_checkpoint,
     load_checkpoint,
 )
+from torchrun import torchrun
 
 SCRIPT = Path(__file__).parent / "_scripts" / "ddp_train.py"
 STEPS = 6
@@ -40,27 +38,8 @@ def _script() -> ModuleType:
 ddp_train = _script()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _torchrun(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"RANK", "WORLD_SIZE", "LOCAL_RANK"}}
-    env["OMP_NUM_THREADS"] = "1"
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--nnodes=1",
-        "--master_addr=127.0.0.1",
-        f"--master_port={_free_port()}",
-        str(SCRIPT),
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    return torchrun(str(SCRIPT), *args, timeout=timeout)
 
 
 def _assert_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
@@ -181,21 +160,7 @@ def test_shards_must_be_a_multiple_of_the_number_of_processes(
 
 
 def _torchrun_cli(*args: str, nproc: int, timeout: float) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"RANK", "WORLD_SIZE", "LOCAL_RANK"}}
-    env["OMP_NUM_THREADS"] = "1"
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        f"--nproc_per_node={nproc}",
-        "--nnodes=1",
-        "--master_addr=127.0.0.1",
-        f"--master_port={_free_port()}",
-        "-m",
-        "ncsn",
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    return torchrun("-m", "ncsn", *args, nproc=nproc, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from ncsn.training import (
     list_checkpoints,
     load_checkpoint,
 )
+from torchrun import free_port, torchrun
 
 SCHEDULE = ncsn.GeometricSchedule(2.0, 0.1, 4)
 DSM = ncsn.losses.DenoisingScoreMatching(SCHEDULE)
@@ -397,27 +397,8 @@ def test_ranks_split_the_shards_contiguously_and_as_evenly_as_possible() -> None
                 assert parts == [range(r * size, (r + 1) * size) for r in range(world_size)]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _torchrun_train(nproc: int, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        f"--nproc_per_node={nproc}",
-        "--nnodes=1",
-        "--master_addr=127.0.0.1",
-        f"--master_port={_free_port()}",
-        "-m",
-        "ncsn",
-        "train",
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=ENV)
+    return torchrun("-m", "ncsn", "train", *args, nproc=nproc, env=ENV)
 
 
 def _halfway_copy(src: Path, dst: Path, step: int) -> None:
@@ -501,7 +482,7 @@ def test_sigterm_under_torchrun_leaves_rank_zeros_checkpoint_of_the_current_step
         "--nproc_per_node=2",
         "--nnodes=1",
         "--master_addr=127.0.0.1",
-        f"--master_port={_free_port()}",
+        f"--master_port={free_port()}",
         "-m",
         "ncsn",
         "train",
