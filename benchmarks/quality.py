@@ -86,9 +86,8 @@ class _Scorer:
         return row
 
 
-def _samplers(model: nn.Module, recorded: dict[str, Any], names: list[str]) -> dict[str, Any]:
-    """Each named sampler on the model's own σ grid with the recipe's recorded settings."""
-    sigmas = model.sigmas  # type: ignore[attr-defined]
+def _samplers(sigmas: Tensor, recorded: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """Each named sampler on the model's σ grid with the recipe's recorded settings."""
     gamma = float((sigmas[1:] / sigmas[:-1]).max())
     out: dict[str, Any] = {}
     for name in names:
@@ -120,21 +119,49 @@ def _row(
         "recipe": recipe,
         "sampler": name,
         "steps": steps,
-        "levels": len(model.sigmas),
+        "levels": len(sampler.sigmas),
         "model_calls": sampler.num_model_calls,
         "train_seconds": train_seconds,
     }
 
 
-def _setup(recipe: str, ngf: int, train_x: Tensor, seed: int) -> tuple[Any, float | None, dict]:
-    """The setup, its EMA rate and its sampling settings for ``recipe``."""
+def _setup(spec: str, ngf: int, train_x: Tensor, seed: int) -> tuple[Any, float | None, dict]:
+    """The setup, its EMA rate and its sampling settings for a row spec
+    ``recipe[:network[:ngf]]``: recipe ``paper`` or ``ncsnv2``, network ``refinenet`` (the
+    paper's level-conditioned RefineNet, the default) or ``scaled`` (NCSNv2's unconditional
+    RefineNet with the 1/σ output scaling, Technique 3)."""
+    parts = spec.split(":")
+    recipe = parts[0]
+    network = parts[1] if len(parts) > 1 else "refinenet"
+    width = int(parts[2]) if len(parts) > 2 else ngf
     gen = torch.Generator().manual_seed(seed)
     if recipe == "paper":
-        setup = ncsn.presets.ncsn_paper(1, ngf, generator=gen)
-        return setup, None, {"step_size": ncsn.presets.OFFICIAL_STEP_SIZE, "steps_per_level": 100}
-    r = ncsn.presets.recipe(train_x)
-    setup = ncsn.presets.from_data(train_x, ngf=ngf, generator=gen)
-    return setup, r.ema_rate, {"step_size": r.step_size, "steps_per_level": r.steps_per_level}
+        sigmas = ncsn.geometric_sigmas(1.0, 0.01, 10)
+        ema_rate, recorded = (
+            None,
+            {"step_size": ncsn.presets.OFFICIAL_STEP_SIZE, "steps_per_level": 100},
+        )
+    elif recipe == "ncsnv2":
+        r = ncsn.presets.recipe(train_x)
+        sigmas, ema_rate = r.sigmas, r.ema_rate
+        recorded = {"step_size": r.step_size, "steps_per_level": r.steps_per_level}
+    else:
+        raise ValueError(f"unknown recipe {recipe!r} in {spec!r}; expected paper or ncsnv2")
+    model: nn.Module
+    if network == "refinenet":
+        model = ncsn.nets.RefineNet(1, width, sigmas, generator=gen)
+    elif network == "scaled":
+        model = ncsn.nets.ScaledByInverseSigma(ncsn.nets.RefineNetBaseline(1, width, generator=gen))
+    else:
+        raise ValueError(f"unknown network {network!r} in {spec!r}; expected refinenet or scaled")
+    schedule = ncsn.Schedule(sigmas)
+    setup = ncsn.presets.Setup(
+        model,
+        ncsn.losses.DenoisingScoreMatching(schedule, power=2.0),
+        ncsn.samplers.AnnealedLangevin(sigmas, recorded["step_size"], recorded["steps_per_level"]),
+        schedule,
+    )
+    return setup, ema_rate, recorded
 
 
 def main(
@@ -183,7 +210,7 @@ def main(
 
     for recipe in recipes:
         setup, ema_rate, recorded = _setup(recipe, ngf, train_x, seed)
-        run = output / "quality_runs" / recipe
+        run = output / "quality_runs" / recipe.replace(":", "_")
         shutil.rmtree(run, ignore_errors=True)
         trainer = ncsn.training.Trainer(
             setup.model,
@@ -209,7 +236,8 @@ def main(
                 model = (trainer.ema_model() if ema_rate else setup.model).eval()
                 annealed: Tensor | None = None
                 annealed_seconds = 0.0
-                for name, sampler in _samplers(model, recorded, list(samplers)).items():
+                sigmas = setup.schedule.sigmas
+                for name, sampler in _samplers(sigmas, recorded, list(samplers)).items():
                     start = time.perf_counter()
                     if name == "annealed+denoise" and annealed is not None:
                         # the same chain (same start and noise) and one denoising call
@@ -221,7 +249,7 @@ def main(
                             _row(recipe, name, trained, model, sampler, train_seconds)
                             | {"sample_seconds": sample_seconds, **scorer(samples)},
                             samples,
-                            f"{recipe}_annealed_denoise_{trained}",
+                            f"{recipe.replace(':', '_')}_annealed_denoise_{trained}",
                         )
                         continue
                     gen = torch.Generator().manual_seed(seed + 1)
@@ -229,16 +257,18 @@ def main(
                     if isinstance(sampler, ncsn.samplers.AnnealedLangevin):
                         x0 = ncsn.samplers.uniform_init(shape, generator=gen)
                     else:
-                        x0 = ncsn.samplers.gaussian_init(
-                            shape, float(model.sigmas[0]), generator=gen
-                        )
+                        x0 = ncsn.samplers.gaussian_init(shape, float(sigmas[0]), generator=gen)
                     samples = sampler(model, x0, generator=gen)
                     seconds = time.perf_counter() - start
                     if name == "annealed":
                         annealed, annealed_seconds = samples, seconds
                     row = _row(recipe, name, trained, model, sampler, train_seconds)
                     row |= {"sample_seconds": seconds, **scorer(samples)}
-                    add(row, samples, f"{recipe}_{name.replace('+', '_')}_{trained}")
+                    add(
+                        row,
+                        samples,
+                        f"{recipe.replace(':', '_')}_{name.replace('+', '_')}_{trained}",
+                    )
         finally:
             trainer.close()
 
@@ -319,7 +349,12 @@ if __name__ == "__main__":
     )
     parser.add_argument("--quick", action="store_true", help="a smoke run with tiny settings")
     parser.add_argument("--budgets", type=int, nargs="+", default=[1000, 3000])
-    parser.add_argument("--recipes", nargs="+", default=["paper", "ncsnv2"])
+    parser.add_argument(
+        "--recipes",
+        nargs="+",
+        default=["paper", "ncsnv2"],
+        help="row specs recipe[:network[:ngf]], e.g. ncsnv2:scaled:32 or ncsnv2:refinenet:16",
+    )
     parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=SAMPLERS)
     parser.add_argument("--ngf", type=int, default=32)
     parser.add_argument("--num-samples", type=int, default=500)
