@@ -280,7 +280,14 @@ def _check_likelihood_exact(ns: dict[str, Any]) -> None:
     assert (ns["nats"] - ns["gmm"].log_prob(ns["x"], sigma=0.1)).abs().max() < 1e-2
 
 
+def _check_recipe(ns: dict[str, Any]) -> None:
+    r, x = ns["r"], ns["x"]
+    assert float(r.sigmas[0]) == pytest.approx(ncsn.max_pairwise_distance(x))
+    assert len(r.sigmas) == 22 and ns["setup"].sampler.denoise
+
+
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "recipe-in-one-call": _check_recipe,
     "five-samplers": _check_five_samplers,
     "ode-encode": _check_ode_encode,
     "likelihood-exact": _check_likelihood_exact,
