@@ -301,3 +301,36 @@ def test_evaluate_errors_are_one_line(
         code, _, err = _outcome(capsys, "evaluate", *args, "--reference", "digits")
         assert code == 2, (args, err)
         assert len(err.splitlines()) == 1 and "Traceback" not in err and needle in err, err
+
+
+def test_a_scaled_network_is_sampled_and_scored_on_its_recorded_training_grid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """NCSNv2's unconditional network takes any σ: the CLI samples it on the grid its run
+    trained on (recorded in the checkpoint), with every sampler and the likelihood."""
+    run = tmp_path / "run"
+    args = ["train", "--data", "digits", "--model", "scaled", "--ngf", "4", "--steps", "1"]
+    assert main([*args, "--batch-size", "4", "--quiet", "--output", str(run)]) == 0
+    config = ncsn.training.load_checkpoint(run)["config"]
+    assert config["model"]["kind"] == "ScaledByInverseSigma"
+    assert len(config["sampling"]["sigmas"]) == 22
+    for sampler in ("annealed", "pc"):
+        out = tmp_path / sampler
+        code = main(
+            [
+                "sample",
+                str(run),
+                "--sampler",
+                sampler,
+                "--num-samples",
+                "2",
+                "--quiet",
+                "--output",
+                str(out),
+            ]
+        )
+        assert code == 0
+    code, out_text, err = _outcome(
+        capsys, "likelihood", str(run), "--data", "digits", "--num-examples", "2"
+    )
+    assert code == 0 and "22 ODE levels" in out_text, err

@@ -558,11 +558,11 @@ class RunningStatistics:
 
     def load_sums(self, sums: Tensor) -> None:
         """Replace the state with ``sums`` (as :attr:`sums` returns, e.g. summed over processes)."""
-        n = int(round(math.sqrt(sums.numel() - 0.75) - 0.5))  # 1 + F + F² = numel
+        n = round(math.sqrt(sums.numel() - 0.75) - 0.5)  # 1 + F + F² = numel
         if sums.ndim != 1 or 1 + n + n * n != sums.numel():
             raise ValueError(f"sums must be [1 + F + F²]; got shape {tuple(sums.shape)}")
         sums = sums.to(dtype=torch.float64, device="cpu")
-        self.count = int(round(float(sums[0])))
+        self.count = round(float(sums[0]))
         self._sum = sums[1 : 1 + n].clone()
         self._outer = sums[1 + n :].reshape(n, n).clone()
 

@@ -20,7 +20,7 @@ from ncsn.cli._common import (
     seed_arg,
     user_input,
 )
-from ncsn.cli.sample import _sigmas_of
+from ncsn.cli.sample import sigmas_of
 from ncsn.cli.train import GREY_LEVELS
 
 __all__: list[str] = []  # the command is reached through ncsn.cli.main
@@ -42,7 +42,7 @@ def _cmd_likelihood(args: argparse.Namespace) -> int:
             f"{args.checkpoint}: the model was trained on logit-transformed pixels; its "
             "likelihood in pixel space needs the transform's Jacobian, which is not implemented"
         )
-    sigmas = _sigmas_of(model)
+    sigmas = sigmas_of(model, meta)
     if sigmas is None:
         raise CommandError(f"{args.checkpoint}: the model records no noise levels")
     if args.ode_levels is not None:

@@ -42,10 +42,15 @@ from ncsn.ncsnv2 import ncsnv2_step_size
 __all__: list[str] = []  # the command is reached through ncsn.cli.main
 
 
-def _sigmas_of(model: nn.Module) -> Tensor | None:
+def sigmas_of(model: nn.Module, meta: dict[str, Any]) -> Tensor | None:
+    """The σ grid to sample on: the network's own levels, else the ones its run recorded (a
+    network that takes any σ, such as ``ScaledByInverseSigma``, is sampled on its training grid)."""
     inner = getattr(model, "module", model)
     sigmas = getattr(inner, "sigmas", None)
-    return sigmas if isinstance(sigmas, Tensor) else None
+    if isinstance(sigmas, Tensor):
+        return sigmas
+    recorded = meta.get("sampling", {}).get("sigmas")
+    return torch.tensor(recorded) if recorded else None
 
 
 SAMPLERS = ("annealed", "cas", "pc", "ode")
@@ -84,7 +89,7 @@ def _settings(meta: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
 def sampler_for(model: nn.Module, meta: dict[str, Any], args: argparse.Namespace) -> Sampler:
     """The sampler ``--sampler`` names (or the run recorded), on the model's own σ grid (no
     retraining). An option the chosen sampler does not take is refused, not ignored."""
-    sigmas = _sigmas_of(model)
+    sigmas = sigmas_of(model, meta)
     settings = _settings(meta, args)
     kind = str(settings["sampler"] or "annealed")
     single = sigmas is None or len(sigmas) == 1

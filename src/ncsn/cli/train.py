@@ -30,6 +30,7 @@ from ncsn.cli._common import (
     user_input,
     writable_folder,
 )
+from ncsn.nets.adapters import ScaledByInverseSigma
 from ncsn.nets.config import model_config
 from ncsn.nets.mlp import ScoreMLP
 from ncsn.nets.refinenet import RefineNet, RefineNetBaseline
@@ -58,6 +59,11 @@ def _build_network(
         )
     if kind == "baseline":
         return RefineNetBaseline(shape[0], args.ngf, logit_transform=args.logit, generator=gen)
+    if kind == "scaled":  # NCSNv2's Technique 3: an unconditional RefineNet, output / σ
+        unconditional = RefineNetBaseline(
+            shape[0], args.ngf, logit_transform=args.logit, generator=gen
+        )
+        return ScaledByInverseSigma(unconditional)
     return RefineNet(shape[0], args.ngf, sigmas, logit_transform=args.logit, generator=gen)
 
 
@@ -277,7 +283,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         },
         "loss": {"kind": args.loss, "power": power},
         "train": settings | {"model": kind, "power": power},
-        "sampling": sampling,
+        "sampling": sampling | {"sigmas": [float(s) for s in sigmas]},
     }
     if notes and not args.quiet and found is None:
         say("\n".join(notes))
@@ -442,9 +448,10 @@ def add_parser(sub: Any) -> None:
     t.add_argument("--output", required=True, help="folder for checkpoints and metrics.jsonl")
     t.add_argument(
         "--model",
-        choices=["refinenet", "baseline", "mlp"],
+        choices=["refinenet", "scaled", "baseline", "mlp"],
         default=None,
-        help="network (default: refinenet for images, mlp for vectors)",
+        help="network (default: refinenet for images, mlp for vectors); scaled: NCSNv2's "
+        "unconditional RefineNet with its output divided by σ (Technique 3)",
     )
     t.add_argument(
         "--ngf",
