@@ -173,6 +173,7 @@ def main(
     batch_size: int = 128,
     num_samples: int = 500,
     baseline: bool = True,
+    append: bool = False,
     seed: int = 0,
     output: str | Path = HERE / "results",
 ) -> dict[str, Any]:
@@ -202,11 +203,15 @@ def main(
         "classifier_test_accuracy": scorer.evaluator.test_accuracy,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
     }
-    g = torch.Generator().manual_seed(seed)
-    real = train_x[torch.randperm(len(train_x), generator=g)[:num_samples]]
-    add({"row": "real vs real (floor)", **scorer(real, memorisation=False)}, real, "real")
-    noise = torch.rand(num_samples, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
-    add({"row": "uniform noise", **scorer(noise)}, None, None)
+    earlier = output / "quality.json"
+    if append and earlier.exists():  # more rows for the same table (same floor rows)
+        rows.extend(json.loads(earlier.read_text())["rows"])
+    else:
+        g = torch.Generator().manual_seed(seed)
+        real = train_x[torch.randperm(len(train_x), generator=g)[:num_samples]]
+        add({"row": "real vs real (floor)", **scorer(real, memorisation=False)}, real, "real")
+        noise = torch.rand(num_samples, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
+        add({"row": "uniform noise", **scorer(noise)}, None, None)
 
     for recipe in recipes:
         setup, ema_rate, recorded = _setup(recipe, ngf, train_x, seed)
@@ -359,6 +364,9 @@ if __name__ == "__main__":
     parser.add_argument("--ngf", type=int, default=32)
     parser.add_argument("--num-samples", type=int, default=500)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--append", action="store_true", help="add the rows to the table already in --output"
+    )
     parser.add_argument("--output", default=None, help="results folder")
     args = parser.parse_args()
     if args.quick:
@@ -377,5 +385,6 @@ if __name__ == "__main__":
             ngf=args.ngf,
             num_samples=args.num_samples,
             baseline=not args.no_baseline,
+            append=args.append,
             output=args.output or HERE / "results",
         )
