@@ -125,7 +125,9 @@ def _row(
     }
 
 
-def _setup(spec: str, ngf: int, train_x: Tensor, seed: int) -> tuple[Any, float | None, dict]:
+def _setup(
+    spec: str, ngf: int, train_x: Tensor, seed: int, steps: int | None = None
+) -> tuple[Any, float | None, dict]:
     """The setup, its EMA rate and its sampling settings for a row spec
     ``recipe[:network[:ngf]]``: recipe ``paper`` or ``ncsnv2``, network ``refinenet`` (the
     paper's level-conditioned RefineNet, the default) or ``scaled`` (NCSNv2's unconditional
@@ -142,7 +144,7 @@ def _setup(spec: str, ngf: int, train_x: Tensor, seed: int) -> tuple[Any, float 
             {"step_size": ncsn.presets.OFFICIAL_STEP_SIZE, "steps_per_level": 100},
         )
     elif recipe == "ncsnv2":
-        r = ncsn.presets.recipe(train_x)
+        r = ncsn.presets.recipe(train_x, steps=steps)
         sigmas, ema_rate = r.sigmas, r.ema_rate
         recorded = {"step_size": r.step_size, "steps_per_level": r.steps_per_level}
     else:
@@ -214,7 +216,7 @@ def main(
         add({"row": "uniform noise", **scorer(noise)}, None, None)
 
     for recipe in recipes:
-        setup, ema_rate, recorded = _setup(recipe, ngf, train_x, seed)
+        setup, ema_rate, recorded = _setup(recipe, ngf, train_x, seed, steps=max(budgets))
         run = output / "quality_runs" / recipe.replace(":", "_")
         shutil.rmtree(run, ignore_errors=True)
         trainer = ncsn.training.Trainer(

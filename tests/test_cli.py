@@ -314,7 +314,8 @@ def test_demo_runs_end_to_end_on_tiny_settings(tmp_path: Path) -> None:
         assert (tmp_path / name).exists(), name
     summary = (tmp_path / "summary.txt").read_text()
     assert "annealed Langevin" in summary and "Frechet distance" in summary
-    assert "NCSNv2's recipe: sigma 4.80 -> 0.01, L=22, EMA 0.999" in summary
+    # 4 steps: the EMA rate is fitted to the run (at most 1 − 10/steps, here its floor 0.5)
+    assert "NCSNv2's recipe: sigma 4.80 -> 0.01, L=22, EMA 0.5" in summary
     recorded = ncsn.training.load_checkpoint(tmp_path / "run")["config"]["sampling"]
     assert recorded["steps_per_level"] == 2 and recorded["denoise"] is True
     # a rerun into the same folder starts over instead of mixing with the first run
@@ -794,9 +795,11 @@ def test_train_computes_the_recipe_from_the_data_prints_and_records_it(
     torch.testing.assert_close(
         torch.tensor(config["model"]["sigmas"]), expected.sigmas.to(torch.float32)
     )
-    assert config["train"]["recipe"] == "ncsnv2" and config["train"]["ema"] == 0.999
+    assert config["train"]["recipe"] == "ncsnv2"
+    assert config["train"]["ema"] == ncsn.presets.recipe(x, steps=2).ema_rate == 0.5
     assert config["train"]["num_levels"] == 22
-    assert config["sampling"] == {
+    assert config.pop("sampling") | {"sigmas": None} == {
+        "sigmas": None,
         "sampler": "annealed",
         "step_size": expected.step_size,
         "step_size_rule": "ncsnv2",
@@ -826,6 +829,7 @@ def test_recipe_paper_keeps_the_seeds_settings(tmp_path: Path) -> None:
         torch.tensor(config["model"]["sigmas"]), ncsn.geometric_sigmas(1.0, 0.01, 10)
     )
     assert config["train"]["ema"] is None
+    assert config["sampling"].pop("sigmas") == pytest.approx(config["model"]["sigmas"])
     assert config["sampling"] == {
         "sampler": "annealed",
         "step_size": ncsn.presets.OFFICIAL_STEP_SIZE,

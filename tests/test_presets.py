@@ -147,3 +147,16 @@ def test_from_data_builds_the_recipes_setup() -> None:
     assert isinstance(vectors.model, ncsn.nets.ScoreMLP)
     with pytest.raises(ValueError, match=r"images \[N, C, H, W\] or vectors \[N, D\]"):
         ncsn.presets.from_data(torch.randn(5, 2, 3))
+
+
+def test_recipe_fits_the_ema_rate_to_short_runs() -> None:
+    """An average over more steps than were trained keeps the initial weights (e⁻¹ of them
+    after 1,000 steps at 0.999): the window is at most a tenth of the run."""
+    x, _ = ncsn.data.load("digits")
+    assert ncsn.presets.recipe(x).ema_rate == 0.999
+    assert ncsn.presets.recipe(x, steps=20_000).ema_rate == 0.999
+    short = ncsn.presets.recipe(x, steps=1000)
+    assert short.ema_rate == pytest.approx(0.99) and "a tenth of the 1000" in short.notes[-1]
+    assert ncsn.presets.recipe(x, steps=4).ema_rate == 0.5
+    with pytest.raises(ValueError, match="steps"):
+        ncsn.presets.recipe(x, steps=0)

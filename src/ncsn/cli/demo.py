@@ -77,7 +77,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         (run / "metrics.jsonl").unlink(missing_ok=True)
     # NCSNv2's recipe from the data (σ₁ = the largest pairwise distance, L from Technique 2,
     # ε from Technique 4), as `ncsn train` uses by default.
-    recipe = presets.recipe(train_x, steps_per_level=args.steps_per_level)
+    recipe = presets.recipe(train_x, steps_per_level=args.steps_per_level, steps=args.steps)
     sigmas = recipe.sigmas
     step_size = recipe.step_size if args.step_size is None else args.step_size
     setup = presets.from_data(

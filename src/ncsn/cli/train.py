@@ -374,6 +374,7 @@ def _noise_levels(
         sigma_max=args.sigma_max,
         sigma_min=args.sigma_min,
         num_levels=args.num_levels,
+        steps=args.steps,
         generator=torch.Generator().manual_seed(args.seed),
     )
     args.sigma_max, args.num_levels = float(r.sigmas[0]), len(r.sigmas)
@@ -500,7 +501,8 @@ def add_parser(sub: Any) -> None:
         "--ema",
         type=rate_arg,
         default=None,
-        help="EMA rate in (0, 1) (default: 0.999; off with --recipe paper)",
+        help="EMA rate in (0, 1) (default: 0.999, at most 1 − 10/steps for short runs; off with "
+        "--recipe paper)",
     )
     t.add_argument(
         "--grad-clip", type=positive_float_arg, default=None, help="clip the gradient norm"
