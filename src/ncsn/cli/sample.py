@@ -266,6 +266,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         + (f", {out / 'samples.png'}" if len(shape) == 3 else "")
         + (f" ({env.world_size} processes)" if env.distributed else "")
     )
+    if env.distributed:
+        torch.distributed.destroy_process_group()
     return 0
 
 
