@@ -221,9 +221,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     with user_input():
         sampler = sampler_for(model, meta, args)
     manifest = _manifest(args, sampler, Path(args.checkpoint).resolve())
-    _barrier(env, device)  # rank 0 has checked the folder and written the manifest
     chunks = _chunk_folder(out, manifest, env.rank)
-    _barrier(env, device)
+    _barrier(env, device)  # rank 0 has written the manifest and created the folder
     count = math.ceil(args.num_samples / args.batch_size)
     names = [chunks / f"chunk-{k:06d}.pt" for k in range(count)]
     mine = [k for k in range(env.rank, count, env.world_size)]
