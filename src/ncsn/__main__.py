@@ -1,7 +1,5 @@
 """``python -m ncsn`` runs the ``ncsn`` command."""
 
-import sys
+from ncsn.cli import run
 
-from ncsn.cli import main
-
-sys.exit(main())
+run()

@@ -11,14 +11,16 @@ record.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ncsn import training
 from ncsn.cli import demo, evaluate, inpaint, likelihood, sample, train
 from ncsn.cli._common import EXIT_FAILURE, EXIT_USAGE, CommandError, Parser, one_line
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,3 +77,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"ncsn {args.command}: error: {err.strerror or one_line(err)}{where}", file=sys.stderr
         )
         return EXIT_FAILURE
+
+
+def run() -> NoReturn:
+    """The ``ncsn`` console script and ``python -m ncsn``: :func:`main`, then exit with its status.
+
+    A process of a ``torchrun`` job (``WORLD_SIZE`` > 1) exits without finalising the
+    interpreter, once its output is flushed and everything it wrote is closed: PyTorch's
+    teardown of the autograd and gloo threads at interpreter exit can hang now and then
+    (pytorch/pytorch#190489; seen here as a three-process ``ncsn train`` whose work was done
+    and whose rank never exited), which would leave ``torchrun`` waiting forever.
+    """
+    code = main()
+    if training.distributed_env().distributed:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
