@@ -737,6 +737,20 @@ def test_a_mask_image_gives_the_known_pixels(
 _MATPLOTLIB_MODULES = ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg")
 
 
+def test_ncsn_demo_runs_the_example_and_a_wheel_carries_it() -> None:
+    """The command is thin: it runs examples/demo.py, which an editable install reads from the
+    clone and a wheel carries as ncsn/_demo_example.py."""
+    from ncsn.cli.demo import demo_example
+
+    root = Path(__file__).resolve().parents[1]
+    example = demo_example()
+    assert Path(example.__file__).resolve() == root / "examples" / "demo.py"
+    assert callable(example.main)
+    pyproject = (root / "pyproject.toml").read_text()
+    section = pyproject.split("[tool.hatch.build.targets.wheel.force-include]")[1]
+    assert section.strip().splitlines()[0] == '"examples/demo.py" = "ncsn/_demo_example.py"'
+
+
 def test_missing_matplotlib_says_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -20,14 +20,8 @@ from ncsn._checks import positive_float, positive_int
 from ncsn._types import ScoreLoss, ScoreModel
 from ncsn.nets.wrappers import autocast, compiled
 from ncsn.training import _sources
-from ncsn.training._logs import (
-    METRICS_FILE,
-    HeldInterrupts,
-    Logs,
-    Terminated,
-    summary_writer,
-    truncate_metrics,
-)
+from ncsn.training._logs import METRICS_FILE, Logs, summary_writer, truncate_metrics
+from ncsn.training._signals import HeldInterrupts, Terminated
 from ncsn.training._sources import Data, Source, derive_seed
 from ncsn.training.checkpoints import (
     CheckpointError,
