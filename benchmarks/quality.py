@@ -24,6 +24,7 @@ writes into benchmarks/results/quality_quick/).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import shutil
@@ -111,9 +112,7 @@ def _samplers(sigmas: Tensor, recorded: dict[str, Any], names: list[str]) -> dic
     return out
 
 
-def _row(
-    recipe: str, name: str, steps: int, model: Any, sampler: Any, train_seconds: float
-) -> dict[str, Any]:
+def _row(recipe: str, name: str, steps: int, sampler: Any) -> dict[str, Any]:
     return {
         "row": f"{recipe} / {name} / {steps} steps",
         "recipe": recipe,
@@ -121,17 +120,16 @@ def _row(
         "steps": steps,
         "levels": len(sampler.sigmas),
         "model_calls": sampler.num_model_calls,
-        "train_seconds": train_seconds,
     }
 
 
 def _setup(
-    spec: str, ngf: int, train_x: Tensor, seed: int, steps: int | None = None
-) -> tuple[Any, float | None, dict]:
-    """The setup, its EMA rate and its sampling settings for a row spec
-    ``recipe[:network[:ngf]]``: recipe ``paper`` or ``ncsnv2``, network ``refinenet`` (the
-    paper's level-conditioned RefineNet, the default) or ``scaled`` (NCSNv2's unconditional
-    RefineNet with the 1/σ output scaling, Technique 3)."""
+    spec: str, ngf: int, train_x: Tensor, seed: int
+) -> tuple[ncsn.presets.Setup, dict[str, Any]]:
+    """The setup and its sampling settings for a row spec ``recipe[:network[:ngf]]``: recipe
+    ``paper`` or ``ncsnv2``, network ``refinenet`` (the paper's level-conditioned RefineNet, the
+    default) or ``scaled`` (NCSNv2's unconditional RefineNet with the 1/σ output scaling,
+    Technique 3)."""
     parts = spec.split(":")
     recipe = parts[0]
     network = parts[1] if len(parts) > 1 else "refinenet"
@@ -139,13 +137,10 @@ def _setup(
     gen = torch.Generator().manual_seed(seed)
     if recipe == "paper":
         sigmas = ncsn.geometric_sigmas(1.0, 0.01, 10)
-        ema_rate, recorded = (
-            None,
-            {"step_size": ncsn.presets.OFFICIAL_STEP_SIZE, "steps_per_level": 100},
-        )
+        recorded = {"step_size": ncsn.presets.OFFICIAL_STEP_SIZE, "steps_per_level": 100}
     elif recipe == "ncsnv2":
-        r = ncsn.presets.recipe(train_x, steps=steps)
-        sigmas, ema_rate = r.sigmas, r.ema_rate
+        r = ncsn.presets.recipe(train_x)
+        sigmas = r.sigmas
         recorded = {"step_size": r.step_size, "steps_per_level": r.steps_per_level}
     else:
         raise ValueError(f"unknown recipe {recipe!r} in {spec!r}; expected paper or ncsnv2")
@@ -163,7 +158,30 @@ def _setup(
         ncsn.samplers.AnnealedLangevin(sigmas, recorded["step_size"], recorded["steps_per_level"]),
         schedule,
     )
-    return setup, ema_rate, recorded
+    return setup, recorded
+
+
+class _Averages:
+    """The EMA weights each budget's row samples with, kept along one training run.
+
+    The EMA never feeds back into training, so one run with an average per budget (each at the
+    rate the recipe fits to that budget, ``ncsn.presets.recipe(x, steps=budget).ema_rate``) gives
+    exactly the rows of separate runs of each length. The paper's recipe has no EMA.
+    """
+
+    def __init__(self, model: nn.Module, rates: dict[int, float | None]) -> None:
+        self.model, self.rates = model, rates
+        self.emas = {
+            rate: ncsn.training.EMA(model, rate) for rate in set(rates.values()) if rate is not None
+        }
+
+    def __call__(self, step: ncsn.training.TrainStep) -> None:
+        for ema in self.emas.values():
+            ema.update(self.model)
+
+    def model_for(self, budget: int) -> nn.Module:
+        rate = self.rates[budget]
+        return self.model if rate is None else self.emas[rate].model
 
 
 def main(
@@ -176,6 +194,7 @@ def main(
     num_samples: int = 500,
     baseline: bool = True,
     append: bool = False,
+    reuse: bool = False,
     seed: int = 0,
     output: str | Path = HERE / "results",
 ) -> dict[str, Any]:
@@ -216,34 +235,51 @@ def main(
         add({"row": "uniform noise", **scorer(noise)}, None, None)
 
     for recipe in recipes:
-        setup, ema_rate, recorded = _setup(recipe, ngf, train_x, seed, steps=max(budgets))
+        setup, recorded = _setup(recipe, ngf, train_x, seed)
+        rates = {
+            b: None
+            if recipe.startswith("paper")
+            else ncsn.presets.recipe(train_x, steps=b).ema_rate
+            for b in budgets
+        }
+        averages = _Averages(setup.model, rates)
         run = output / "quality_runs" / recipe.replace(":", "_")
-        shutil.rmtree(run, ignore_errors=True)
+        if not reuse:
+            shutil.rmtree(run, ignore_errors=True)
+        run.mkdir(parents=True, exist_ok=True)
         trainer = ncsn.training.Trainer(
             setup.model,
             setup.loss,
             train_x,
             batch_size=batch_size,
-            ema_rate=ema_rate,
             transform=_Dequantize(),
-            out_dir=run,
-            checkpoint_every=None,
+            callback=averages,
             log_every=100,
             progress=False,
             seed=seed,
         )
-        trained, train_seconds = 0, 0.0
+        train_seconds = 0.0
         try:
             for budget in budgets:
-                print(f"== {recipe}: training to step {budget}", flush=True)
-                start = time.perf_counter()
-                trainer.fit(budget)
-                train_seconds += time.perf_counter() - start
-                trained = budget
-                model = (trainer.ema_model() if ema_rate else setup.model).eval()
+                weights = run / f"weights-{budget}.pt"  # what this budget's rows sample with
+                if reuse and weights.exists():
+                    print(f"== {recipe}: the weights of step {budget} from {weights}", flush=True)
+                    saved = torch.load(weights, weights_only=True)
+                    model = copy.deepcopy(setup.model).eval()
+                    model.load_state_dict(saved["state_dict"])
+                    train_seconds = saved["train_seconds"]
+                else:
+                    print(f"== {recipe}: training to step {budget}", flush=True)
+                    start = time.perf_counter()
+                    trainer.fit(budget)
+                    train_seconds += time.perf_counter() - start
+                    model = averages.model_for(budget).eval()
+                    state = {"state_dict": model.state_dict(), "train_seconds": train_seconds}
+                    torch.save(state, weights)
                 annealed: Tensor | None = None
                 annealed_seconds = 0.0
                 sigmas = setup.schedule.sigmas
+                common = {"ema_rate": rates[budget], "train_seconds": train_seconds}
                 for name, sampler in _samplers(sigmas, recorded, list(samplers)).items():
                     start = time.perf_counter()
                     if name == "annealed+denoise" and annealed is not None:
@@ -253,10 +289,11 @@ def main(
                             samples = annealed + last**2 * model(annealed, last.expand(num_samples))
                         sample_seconds = annealed_seconds + time.perf_counter() - start
                         add(
-                            _row(recipe, name, trained, model, sampler, train_seconds)
+                            _row(recipe, name, budget, sampler)
+                            | common
                             | {"sample_seconds": sample_seconds, **scorer(samples)},
                             samples,
-                            f"{recipe.replace(':', '_')}_annealed_denoise_{trained}",
+                            f"{recipe.replace(':', '_')}_annealed_denoise_{budget}",
                         )
                         continue
                     gen = torch.Generator().manual_seed(seed + 1)
@@ -269,13 +306,14 @@ def main(
                     seconds = time.perf_counter() - start
                     if name == "annealed":
                         annealed, annealed_seconds = samples, seconds
-                    row = _row(recipe, name, trained, model, sampler, train_seconds)
-                    row |= {"sample_seconds": seconds, **scorer(samples)}
                     add(
-                        row,
+                        _row(recipe, name, budget, sampler)
+                        | common
+                        | {"sample_seconds": seconds, **scorer(samples)},
                         samples,
-                        f"{recipe.replace(':', '_')}_{name.replace('+', '_')}_{trained}",
+                        f"{recipe.replace(':', '_')}_{name.replace('+', '_')}_{budget}",
                     )
+                setup.model.train()
         finally:
             trainer.close()
 
@@ -369,6 +407,12 @@ if __name__ == "__main__":
     parser.add_argument(
         "--append", action="store_true", help="add the rows to the table already in --output"
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="sample with the weights an earlier run saved for each budget "
+        "(quality_runs/RECIPE/weights-STEPS.pt) instead of training again: new sampler rows",
+    )
     parser.add_argument("--output", default=None, help="results folder")
     args = parser.parse_args()
     if args.quick:
@@ -388,5 +432,6 @@ if __name__ == "__main__":
             num_samples=args.num_samples,
             baseline=not args.no_baseline,
             append=args.append,
+            reuse=args.reuse,
             output=args.output or HERE / "results",
         )

@@ -17,9 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ncsn import Sampler, presets, samplers, training, viz
 from ncsn import data as ncsn_data
-from ncsn import presets, samplers, training, viz
-from ncsn._types import Sampler
 from ncsn.cli._common import (
     CommandError,
     Progress,

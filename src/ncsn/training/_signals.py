@@ -10,6 +10,9 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
 
 
 class Terminated(KeyboardInterrupt):
@@ -80,3 +83,21 @@ class HeldInterrupts:
         error, self.pending = self.pending, None
         if error is not None:
             raise error
+
+
+class HeldUpdate:
+    """The trainer's optimizer as :func:`train_step` sees it: ``step()`` first calls ``begin``
+    (which starts holding back Ctrl-C and SIGTERM until the trainer's state is whole again)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, begin: Callable[[], None]) -> None:
+        self.optimizer, self.begin = optimizer, begin
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        self.begin()
+        self.optimizer.step()
+
+    def __getattr__(self, name: str) -> Any:  # param_groups and state, for a GradScaler
+        return getattr(self.optimizer, name)

@@ -1,15 +1,19 @@
-"""Counter-based seeds and the three kinds of training data (private to :mod:`ncsn.training`)."""
+"""Counter-based seeds, the three kinds of training data, and the loss of one process's parts of a
+batch (private to :mod:`ncsn.training`)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 
 from ncsn._checks import check_batch, has_values
+from ncsn._types import ScoreLoss, ScoreModel
 
 _MASK = (1 << 64) - 1
 
@@ -186,3 +190,37 @@ class Source:
 def shard_slices(batch: int, shards: int) -> Sequence[slice]:
     size = batch // shards
     return [slice(k * size, (k + 1) * size) for k in range(shards)]
+
+
+class Parts:
+    """The loss of this process's parts of a batch, for :func:`train_step` (gradient accumulation).
+
+    Called with the last part, it first backpropagates the earlier ``parts`` (each ``(x,
+    generator)``, its loss times ``scale``; under DDP without the gradient all-reduce), then
+    returns the last part's loss times ``scale``, whose backward in :func:`train_step` adds its
+    gradients (and all-reduces them all). :attr:`total` is the sum of the parts' unscaled losses.
+    """
+
+    def __init__(
+        self,
+        loss: ScoreLoss,
+        parts: list[tuple[Tensor, torch.Generator]],
+        scale: float,
+        ddp: DistributedDataParallel | None,
+    ) -> None:
+        self.loss, self.parts, self.scale, self.ddp = loss, parts, scale, ddp
+        self.total: Tensor | None = None
+
+    def _value(self, model: ScoreModel, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        value = self.loss(model, x, generator=generator)
+        detached = value.detach()
+        self.total = detached if self.total is None else self.total + detached
+        return value * self.scale if self.scale != 1.0 else value
+
+    def __call__(
+        self, model: ScoreModel, x: Tensor, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        for part, gen in self.parts:
+            with self.ddp.no_sync() if self.ddp is not None else contextlib.nullcontext():
+                torch.autograd.backward(self._value(model, part, gen))
+        return self._value(model, x, generator)

@@ -12,6 +12,7 @@ plus the new one, never a torn file under a checkpoint name.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import secrets
@@ -409,3 +410,36 @@ def model_weights(checkpoint: Mapping[str, Any], *, ema: bool = True) -> dict[st
     if not isinstance(weights, dict):
         raise CheckpointError("checkpoint has no 'model' state dict")
     return weights
+
+
+# The parts of a training state that must be finite, and how save() names them when they are not.
+_STATE_PARTS = {
+    "model": "parameters are",
+    "optimizer": "the optimizer state is",
+    "ema": "the EMA weights are",
+}
+
+
+def _first_non_finite(state: Mapping[str, Any], device: torch.device) -> str | None:
+    """Where the first NaN/inf in the parts ``_STATE_PARTS`` of ``state`` is (``optimizer['state'][0]
+    ['exp_avg_sq']``), or ``None``; one synchronisation with ``device`` for all the tensors."""
+    names: list[str] = []
+    flags: list[Tensor] = []
+
+    def walk(value: object, where: str) -> str | None:
+        if isinstance(value, Tensor) and (value.is_floating_point() or value.is_complex()):
+            names.append(where)
+            flags.append(value.isfinite().all().to(device))
+        elif isinstance(value, float) and not math.isfinite(value):
+            return where
+        elif isinstance(value, Mapping):
+            return next((w for k, v in value.items() if (w := walk(v, f"{where}[{k!r}]"))), None)
+        elif isinstance(value, (list, tuple)):
+            return next((w for i, v in enumerate(value) if (w := walk(v, f"{where}[{i}]"))), None)
+        return None
+
+    for part in _STATE_PARTS:
+        if (bad := walk(state[part], part)) is not None:
+            return bad
+    finite = torch.stack(flags).cpu() if flags else torch.ones(0, dtype=torch.bool)
+    return None if bool(finite.all()) else names[int((~finite).nonzero()[0, 0])]

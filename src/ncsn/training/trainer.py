@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import math
 import os
@@ -17,15 +16,17 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ncsn._checks import positive_float, positive_int
-from ncsn._types import ScoreLoss, ScoreModel
+from ncsn._types import ScoreLoss
 from ncsn.nets.wrappers import autocast, compiled
 from ncsn.training import _sources
 from ncsn.training._logs import METRICS_FILE, Logs, summary_writer, truncate_metrics
-from ncsn.training._signals import HeldInterrupts, Terminated
-from ncsn.training._sources import Data, Source, derive_seed
+from ncsn.training._signals import HeldInterrupts, HeldUpdate, Terminated
+from ncsn.training._sources import Data, Parts, Source, derive_seed
 from ncsn.training.checkpoints import (
+    _STATE_PARTS,
     CheckpointError,
     _check_plain,
+    _first_non_finite,
     check_writable_folder,
     checkpoint_path,
     latest_checkpoint,
@@ -97,91 +98,6 @@ class NonFiniteLossError(FloatingPointError):
 
 def _every(value: int | None, name: str) -> int | None:
     return None if value is None else positive_int(value, name)
-
-
-# What save() calls each part of the training state when it holds a NaN/inf.
-_PARTS = {
-    "model": "parameters are",
-    "optimizer": "the optimizer state is",
-    "ema": "the EMA weights are",
-}
-
-
-def _first_non_finite(state: Mapping[str, Any], device: torch.device) -> str | None:
-    """Where the first NaN/inf in the parts ``_PARTS`` of ``state`` is (``optimizer['state'][0]
-    ['exp_avg_sq']``), or ``None``; one synchronisation with ``device`` for all the tensors."""
-    names: list[str] = []
-    flags: list[Tensor] = []
-
-    def walk(value: object, where: str) -> str | None:
-        if isinstance(value, Tensor) and (value.is_floating_point() or value.is_complex()):
-            names.append(where)
-            flags.append(value.isfinite().all().to(device))
-        elif isinstance(value, float) and not math.isfinite(value):
-            return where
-        elif isinstance(value, Mapping):
-            return next((w for k, v in value.items() if (w := walk(v, f"{where}[{k!r}]"))), None)
-        elif isinstance(value, (list, tuple)):
-            return next((w for i, v in enumerate(value) if (w := walk(v, f"{where}[{i}]"))), None)
-        return None
-
-    for part in _PARTS:
-        if (bad := walk(state[part], part)) is not None:
-            return bad
-    finite = torch.stack(flags).cpu() if flags else torch.ones(0, dtype=torch.bool)
-    return None if bool(finite.all()) else names[int((~finite).nonzero()[0, 0])]
-
-
-class _Parts:
-    """The loss of this process's parts of a batch, for :func:`train_step` (gradient accumulation).
-
-    Called with the last part, it first backpropagates the earlier ``parts`` (each ``(x,
-    generator)``, its loss times ``scale``; under DDP without the gradient all-reduce), then
-    returns the last part's loss times ``scale``, whose backward in :func:`train_step` adds its
-    gradients (and all-reduces them all). :attr:`total` is the sum of the parts' unscaled losses.
-    """
-
-    def __init__(
-        self,
-        loss: ScoreLoss,
-        parts: list[tuple[Tensor, torch.Generator]],
-        scale: float,
-        ddp: DistributedDataParallel | None,
-    ) -> None:
-        self.loss, self.parts, self.scale, self.ddp = loss, parts, scale, ddp
-        self.total: Tensor | None = None
-
-    def _value(self, model: ScoreModel, x: Tensor, generator: torch.Generator | None) -> Tensor:
-        value = self.loss(model, x, generator=generator)
-        detached = value.detach()
-        self.total = detached if self.total is None else self.total + detached
-        return value * self.scale if self.scale != 1.0 else value
-
-    def __call__(
-        self, model: ScoreModel, x: Tensor, *, generator: torch.Generator | None = None
-    ) -> Tensor:
-        for part, gen in self.parts:
-            with self.ddp.no_sync() if self.ddp is not None else contextlib.nullcontext():
-                torch.autograd.backward(self._value(model, part, gen))
-        return self._value(model, x, generator)
-
-
-class _HeldUpdate:
-    """The trainer's optimizer as :func:`train_step` sees it: ``step()`` first calls ``begin``
-    (which starts holding back Ctrl-C and SIGTERM until the trainer's state is whole again)."""
-
-    def __init__(self, optimizer: torch.optim.Optimizer, begin: Callable[[], None]) -> None:
-        self.optimizer, self.begin = optimizer, begin
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.optimizer.zero_grad(set_to_none=set_to_none)
-
-    def step(self) -> None:
-        self.begin()
-        self.optimizer.step()
-
-    def __getattr__(self, name: str) -> Any:  # param_groups and state, for a GradScaler
-        return getattr(self.optimizer, name)
 
 
 class Trainer:
@@ -481,7 +397,7 @@ class Trainer:
         if not parts:  # shards >= world_size guarantees a part per process
             raise RuntimeError("this process has no shard of the batch")
         # DDP averages gradients over processes; scale so the result is the mean over all shards.
-        loss = _Parts(self.loss, parts[:-1], self.env.world_size / self.shards, self._ddp)
+        loss = Parts(self.loss, parts[:-1], self.env.world_size / self.shards, self._ddp)
         x, gen = parts[-1]
         # The update: a Ctrl-C or SIGTERM arriving from optimizer.step() on is held back until the
         # state is whole again, so after any interruption the trainer is consistent at self.step
@@ -490,7 +406,7 @@ class Trainer:
             _, grad_norm = train_step(
                 self._forward,
                 loss,
-                _HeldUpdate(self.optimizer, begin),  # type: ignore[arg-type]
+                HeldUpdate(self.optimizer, begin),  # type: ignore[arg-type]
                 x,
                 generator=gen,
                 max_grad_norm=self.max_grad_norm,
@@ -714,7 +630,7 @@ class Trainer:
         bad = _first_non_finite(state, self.device)
         if bad is not None:
             raise NonFiniteLossError(
-                f"{_PARTS[bad.split('[')[0]]} non-finite at step {self.step} ({bad}); refusing to "
+                f"{_STATE_PARTS[bad.split('[')[0]]} non-finite at step {self.step} ({bad}); refusing to "
                 "write a checkpoint",
                 self.step,
             )
