@@ -123,6 +123,19 @@ def to_images(x: Tensor, meta: dict[str, Any]) -> Tensor:
     return x.clamp(0, 1)
 
 
+def join_job(device_text: str | None) -> tuple[training.DistEnv, torch.device]:
+    """This process's place in a ``torchrun`` job (or a single process) and its ``--device``:
+    ``cuda`` without an index becomes ``cuda:LOCAL_RANK``, one device per process; a process of a
+    job of several joins its process group."""
+    env = training.distributed_env()
+    device = device_from(device_text)
+    if env.distributed:
+        if device == torch.device("cuda"):
+            device = torch.device("cuda", env.local_rank)
+        training.init_process_group(device, timeout=3600.0)
+    return env, device
+
+
 def device_from(text: str | None) -> torch.device:
     """``--device``, checked to exist here (cpu, cuda, cuda:N or mps)."""
     if text is None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from ncsn import data as ncsn_data
 from ncsn import metrics, training
 from ncsn.cli._common import (
     CommandError,
-    device_from,
+    join_job,
     one_line,
     positive_int_arg,
     say,
@@ -132,14 +131,7 @@ def _scan(
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    env = training.distributed_env()
-    device = device_from(args.device)
-    if env.distributed:
-        if device == torch.device("cuda"):
-            device = torch.device("cuda", env.local_rank)
-        if not torch.distributed.is_initialized():
-            backend = "nccl" if device.type == "cuda" else "gloo"
-            torch.distributed.init_process_group(backend, timeout=timedelta(hours=1))
+    env, device = join_job(args.device)
     x, folder = _samples(args.samples)
     reference = _reference(args)
     event = tuple(x.shape[1:])

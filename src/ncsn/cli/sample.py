@@ -9,7 +9,6 @@ import os
 import shutil
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,8 @@ from ncsn import data as ncsn_data
 from ncsn.cli._common import (
     CommandError,
     Progress,
-    device_from,
     grid_scale,
+    join_job,
     load_model,
     non_negative_int_arg,
     one_line,
@@ -198,19 +197,13 @@ def _save_atomic(x: Tensor, path: Path, rank: int) -> None:
     os.replace(tmp, path)
 
 
-def _barrier(env: training.DistEnv, device: torch.device) -> None:
+def _barrier(env: training.DistEnv) -> None:
     if env.distributed:
-        if not torch.distributed.is_initialized():
-            backend = "nccl" if device.type == "cuda" else "gloo"
-            torch.distributed.init_process_group(backend, timeout=timedelta(hours=1))
         torch.distributed.barrier()
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    env = training.distributed_env()
-    device = device_from(args.device)
-    if env.distributed and device == torch.device("cuda"):  # no index: one device per process
-        device = torch.device("cuda", env.local_rank)
+    env, device = join_job(args.device)
     out = writable_folder(args.output)
     model, meta = load_model(args.checkpoint, image_size=args.image_size, use_ema=not args.no_ema)
     model = model.to(device).eval()
@@ -221,7 +214,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         sampler = sampler_for(model, meta, args)
     manifest = _manifest(args, sampler, Path(args.checkpoint).resolve())
     chunks = _chunk_folder(out, manifest, env.rank)
-    _barrier(env, device)  # rank 0 has written the manifest and created the folder
+    _barrier(env)  # rank 0 has written the manifest and created the folder
     count = math.ceil(args.num_samples / args.batch_size)
     names = [chunks / f"chunk-{k:06d}.pt" for k in range(count)]
     mine = [k for k in range(env.rank, count, env.world_size)]
@@ -249,7 +242,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    _barrier(env, device)  # every chunk is on disk
+    _barrier(env)  # every chunk is on disk
     if env.rank == 0:
         x = torch.cat([torch.load(name, weights_only=True) for name in names])
         if len(shape) == 3 and not meta.get("logit_transform"):

@@ -9,7 +9,8 @@
   read with ``torch.load(weights_only=True)``; :class:`CheckpointError` for unusable files;
   :func:`read_file` for any other ``.pt`` file, :func:`state_dict_mismatch` to say in one line
   why weights do not fit a model.
-* :func:`distributed_env` — rank, world size and local rank under ``torchrun``.
+* :func:`distributed_env` — rank, world size and local rank under ``torchrun``;
+  :func:`init_process_group` joins the job's process group.
 
 Example:
     >>> schedule = ncsn.GeometricSchedule(20.0, 1.0, 10)
@@ -35,7 +36,7 @@ from ncsn.training.checkpoints import (
     save_checkpoint,
     state_dict_mismatch,
 )
-from ncsn.training.distributed import DistEnv, distributed_env
+from ncsn.training.distributed import DistEnv, distributed_env, init_process_group
 from ncsn.training.ema import EMA
 from ncsn.training.step import StepResult, train_step
 from ncsn.training.trainer import (
@@ -61,6 +62,7 @@ __all__ = [
     "Trainer",
     "checkpoint_path",
     "distributed_env",
+    "init_process_group",
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",

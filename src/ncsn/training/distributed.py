@@ -9,7 +9,7 @@ from typing import NamedTuple
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistEnv", "distributed_env"]
+__all__ = ["DistEnv", "distributed_env", "init_process_group"]
 
 
 class DistEnv(NamedTuple):
@@ -72,7 +72,24 @@ def local_shards(shards: int, rank: int, world_size: int) -> range:
 
 
 def init_process_group(device: torch.device, timeout: float) -> bool:
-    """Initialise the default group (nccl for CUDA, gloo otherwise) unless one exists; True if created."""
+    """Join the default process group of a ``torchrun`` job unless this process already has one.
+
+    The backend follows the device: nccl for CUDA (whose device is made current), gloo
+    otherwise. Call :func:`torch.distributed.destroy_process_group` at the end when this returned
+    ``True``.
+
+    Args:
+        device: this process's device.
+        timeout: seconds a collective may wait for the other processes.
+
+    Returns:
+        ``True`` if this call created the group.
+
+    Example:
+        >>> env = ncsn.training.distributed_env()  # doctest: +SKIP
+        >>> if env.distributed:  # doctest: +SKIP
+        ...     ncsn.training.init_process_group(torch.device("cpu"), timeout=600.0)
+    """
     if dist.is_initialized():
         return False
     if not dist.is_available():
