@@ -115,8 +115,8 @@ def main(
     output: str | Path = "outputs/demo",
     *,
     steps: int = 1500,
-    batch_size: int = 64,
-    ngf: int = 32,
+    batch_size: int = 128,
+    ngf: int = 16,
     steps_per_level: int = 5,
     step_size: float | None = None,
     seed: int = 0,
@@ -266,8 +266,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="outputs/demo")
     parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--ngf", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--ngf", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     main(args.output, steps=args.steps, batch_size=args.batch_size, ngf=args.ngf, seed=args.seed)

@@ -745,7 +745,16 @@ def test_ncsn_demo_runs_the_example_and_a_wheel_carries_it() -> None:
     root = Path(__file__).resolve().parents[1]
     example = demo_example()
     assert Path(example.__file__).resolve() == root / "examples" / "demo.py"
-    assert callable(example.main)
+    # the command's defaults are the example's
+    import inspect
+
+    from ncsn.cli import build_parser
+
+    defaults = vars(build_parser().parse_args(["demo"]))
+    for name, parameter in inspect.signature(example.main).parameters.items():
+        if name in defaults:
+            assert defaults[name] == parameter.default, name
+    assert {"output", "steps", "batch_size", "ngf", "seed"} <= set(defaults)
     pyproject = (root / "pyproject.toml").read_text()
     section = pyproject.split("[tool.hatch.build.targets.wheel.force-include]")[1]
     assert section.strip().splitlines()[0] == '"examples/demo.py" = "ncsn/_demo_example.py"'

@@ -86,10 +86,10 @@ def add_parser(sub: Any) -> None:
     )
     d.add_argument("--output", default="outputs/demo")
     d.add_argument("--steps", type=positive_int_arg, default=1500)
-    # batch 64: under 10 minutes on 2 CPU cores even on a slow day (measured 8.4 min, against
-    # 12.7 min with batch 128, on a machine running 2.2x slower than usual)
-    d.add_argument("--batch-size", type=positive_int_arg, default=64)
-    d.add_argument("--ngf", type=positive_int_arg, default=32)
+    # the narrow RefineNet of presets.default_ngf, whose 1,500 steps of batch 128 take about the
+    # time that ngf 32 took for batch 64 (the demo's bound: 10 minutes on 2 CPU cores)
+    d.add_argument("--batch-size", type=positive_int_arg, default=128)
+    d.add_argument("--ngf", type=positive_int_arg, default=16)
     d.add_argument(
         "--step-size",
         type=positive_float_arg,
