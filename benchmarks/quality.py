@@ -87,29 +87,30 @@ class _Scorer:
         return row
 
 
-def _samplers(sigmas: Tensor, recorded: dict[str, Any], names: list[str]) -> dict[str, Any]:
-    """Each named sampler on the model's σ grid with the recipe's recorded settings."""
-    gamma = float((sigmas[1:] / sigmas[:-1]).max())
-    out: dict[str, Any] = {}
-    for name in names:
-        if name.startswith("annealed"):
-            out[name] = ncsn.samplers.AnnealedLangevin(
-                sigmas,
-                recorded["step_size"],
-                recorded["steps_per_level"],
-                denoise=name.endswith("+denoise"),
-            )
-        elif name == "cas":
-            out[name] = ncsn.samplers.ConsistentAnnealedSampling(
-                sigmas, 1.0 - gamma / 2, denoise=True
-            )
-        elif name == "pc":
-            out[name] = ncsn.samplers.PredictorCorrector(sigmas)
-        elif name == "ode":
-            out[name] = ncsn.samplers.ProbabilityFlowODE(sigmas)
-        else:
-            raise ValueError(f"unknown sampler {name!r}; expected one of {SAMPLERS}")
-    return out
+def _sampler(name: str, sigmas: Tensor, recorded: dict[str, Any]) -> Any:
+    """The sampler a row name gives, on the model's σ grid: ``annealed[@T][+denoise]`` (the
+    recipe's T and ε, or T steps per level with Technique 4's ε), ``cas[@eta]`` (default η =
+    1 − γ/2, halfway between the deterministic end 1 − γ and η = 1; its final denoising step
+    where η < 1), ``pc`` or ``ode``."""
+    base, plus, suffix = name.partition("+")
+    kind, _, arg = base.partition("@")
+    if plus and not (suffix == "denoise" and kind == "annealed"):
+        raise ValueError(f"unknown sampler {name!r}: only annealed takes +denoise")
+    if kind == "annealed":
+        steps = int(arg) if arg else recorded["steps_per_level"]
+        step_size = ncsn.ncsnv2_step_size(sigmas, steps) if arg else recorded["step_size"]
+        return ncsn.samplers.AnnealedLangevin(sigmas, step_size, steps, denoise=bool(plus))
+    if kind == "cas":
+        gamma = float((sigmas[1:] / sigmas[:-1]).max())
+        eta = float(arg) if arg else 1.0 - gamma / 2
+        return ncsn.samplers.ConsistentAnnealedSampling(sigmas, eta, denoise=eta < 1)
+    if kind in ("pc", "ode") and not arg:
+        if kind == "pc":
+            return ncsn.samplers.PredictorCorrector(sigmas)
+        return ncsn.samplers.ProbabilityFlowODE(sigmas)
+    raise ValueError(
+        f"unknown sampler {name!r}; expected annealed[@T][+denoise], cas[@eta], pc or ode"
+    )
 
 
 def _row(recipe: str, name: str, steps: int, sampler: Any) -> dict[str, Any]:
@@ -199,6 +200,10 @@ def main(
     output: str | Path = HERE / "results",
 ) -> dict[str, Any]:
     """Train, sample and score every row; return (and write) the results."""
+    for name in samplers:  # a misspelt row fails now, not after the training
+        _sampler(
+            name, ncsn.geometric_sigmas(1.0, 0.01, 3), {"step_size": 1e-5, "steps_per_level": 1}
+        )
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     train_x, _ = ncsn.data.load_digits("train")
@@ -276,42 +281,39 @@ def main(
                     model = averages.model_for(budget).eval()
                     state = {"state_dict": model.state_dict(), "train_seconds": train_seconds}
                     torch.save(state, weights)
-                annealed: Tensor | None = None
-                annealed_seconds = 0.0
                 sigmas = setup.schedule.sigmas
                 common = {"ema_rate": rates[budget], "train_seconds": train_seconds}
-                for name, sampler in _samplers(sigmas, recorded, list(samplers)).items():
+                chains: dict[str, tuple[Tensor, float]] = {}  # annealed samples before denoising
+                for name in samplers:
+                    sampler = _sampler(name, sigmas, recorded)
+                    grid = f"{recipe}_{name}_{budget}".replace(":", "_").replace("+", "_")
+                    grid = grid.replace("@", "-")
                     start = time.perf_counter()
-                    if name == "annealed+denoise" and annealed is not None:
+                    base = name.removesuffix("+denoise")
+                    if base != name and base in chains:
                         # the same chain (same start and noise) and one denoising call
+                        chain, chain_seconds = chains[base]
                         last = sampler.sigmas[-1]
                         with torch.no_grad():
-                            samples = annealed + last**2 * model(annealed, last.expand(num_samples))
-                        sample_seconds = annealed_seconds + time.perf_counter() - start
-                        add(
-                            _row(recipe, name, budget, sampler)
-                            | common
-                            | {"sample_seconds": sample_seconds, **scorer(samples)},
-                            samples,
-                            f"{recipe.replace(':', '_')}_annealed_denoise_{budget}",
-                        )
-                        continue
-                    gen = torch.Generator().manual_seed(seed + 1)
-                    shape = (num_samples, 1, 8, 8)
-                    if isinstance(sampler, ncsn.samplers.AnnealedLangevin):
-                        x0 = ncsn.samplers.uniform_init(shape, generator=gen)
+                            samples = chain + last**2 * model(chain, last.expand(num_samples))
+                        seconds = chain_seconds + time.perf_counter() - start
                     else:
-                        x0 = ncsn.samplers.gaussian_init(shape, float(sigmas[0]), generator=gen)
-                    samples = sampler(model, x0, generator=gen)
-                    seconds = time.perf_counter() - start
-                    if name == "annealed":
-                        annealed, annealed_seconds = samples, seconds
+                        gen = torch.Generator().manual_seed(seed + 1)
+                        shape = (num_samples, 1, 8, 8)
+                        if isinstance(sampler, ncsn.samplers.AnnealedLangevin):
+                            x0 = ncsn.samplers.uniform_init(shape, generator=gen)
+                        else:
+                            x0 = ncsn.samplers.gaussian_init(shape, float(sigmas[0]), generator=gen)
+                        samples = sampler(model, x0, generator=gen)
+                        seconds = time.perf_counter() - start
+                        if isinstance(sampler, ncsn.samplers.AnnealedLangevin) and base == name:
+                            chains[name] = samples, seconds
                     add(
                         _row(recipe, name, budget, sampler)
                         | common
                         | {"sample_seconds": seconds, **scorer(samples)},
                         samples,
-                        f"{recipe.replace(':', '_')}_{name.replace('+', '_')}_{budget}",
+                        grid,
                     )
                 setup.model.train()
         finally:
@@ -400,7 +402,13 @@ if __name__ == "__main__":
         default=["paper", "ncsnv2"],
         help="row specs recipe[:network[:ngf]], e.g. ncsnv2:scaled:32 or ncsnv2:refinenet:16",
     )
-    parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=SAMPLERS)
+    parser.add_argument(
+        "--samplers",
+        nargs="+",
+        default=list(SAMPLERS),
+        help="rows per budget: annealed[@T][+denoise], cas[@eta], pc, ode "
+        f"(default: {' '.join(SAMPLERS)})",
+    )
     parser.add_argument("--ngf", type=int, default=32)
     parser.add_argument("--num-samples", type=int, default=500)
     parser.add_argument("--no-baseline", action="store_true")
