@@ -88,8 +88,8 @@ class _Scorer:
 
 
 def _sampler(name: str, sigmas: Tensor, recorded: dict[str, Any]) -> Any:
-    """The sampler a row name gives, on the model's σ grid: ``annealed[@T][+denoise]`` (the
-    recipe's T and ε, or T steps per level with Technique 4's ε), ``cas[@eta]`` (default η =
+    """The sampler a row name gives, on the model's σ grid: ``annealed[@T[xK]][+denoise]`` (the
+    recipe's T and ε, or T steps per level with Technique 4's ε times K), ``cas[@eta]`` (default η =
     1 − γ/2, halfway between the deterministic end 1 − γ and η = 1; its final denoising step
     where η < 1), ``pc`` or ``ode``."""
     base, plus, suffix = name.partition("+")
@@ -97,8 +97,10 @@ def _sampler(name: str, sigmas: Tensor, recorded: dict[str, Any]) -> Any:
     if plus and not (suffix == "denoise" and kind == "annealed"):
         raise ValueError(f"unknown sampler {name!r}: only annealed takes +denoise")
     if kind == "annealed":
-        steps = int(arg) if arg else recorded["steps_per_level"]
+        steps_text, _, scale = arg.partition("x")
+        steps = int(steps_text) if steps_text else recorded["steps_per_level"]
         step_size = ncsn.ncsnv2_step_size(sigmas, steps) if arg else recorded["step_size"]
+        step_size *= float(scale) if scale else 1.0
         return ncsn.samplers.AnnealedLangevin(sigmas, step_size, steps, denoise=bool(plus))
     if kind == "cas":
         gamma = float((sigmas[1:] / sigmas[:-1]).max())
@@ -109,7 +111,7 @@ def _sampler(name: str, sigmas: Tensor, recorded: dict[str, Any]) -> Any:
             return ncsn.samplers.PredictorCorrector(sigmas)
         return ncsn.samplers.ProbabilityFlowODE(sigmas)
     raise ValueError(
-        f"unknown sampler {name!r}; expected annealed[@T][+denoise], cas[@eta], pc or ode"
+        f"unknown sampler {name!r}; expected annealed[@T[xK]][+denoise], cas[@eta], pc or ode"
     )
 
 
@@ -406,7 +408,8 @@ if __name__ == "__main__":
         "--samplers",
         nargs="+",
         default=list(SAMPLERS),
-        help="rows per budget: annealed[@T][+denoise], cas[@eta], pc, ode "
+        help="rows per budget: annealed[@T[xK]][+denoise] (T steps per level, K times Technique "
+        "4's ε), cas[@eta], pc, ode "
         f"(default: {' '.join(SAMPLERS)})",
     )
     parser.add_argument("--ngf", type=int, default=32)
