@@ -63,10 +63,12 @@ def notebooks(session: nox.Session) -> None:
 
 
 @nox.session
-def ablation(session: nox.Session) -> None:
-    """The paper's NCSN-vs-baseline ablation on the embedded digits (about 20 minutes on 2 cores)."""
+def quality(session: nox.Session) -> None:
+    """The sample-quality table on the embedded digits: recipes x samplers x training budgets,
+    the single-σ baseline and the real floor (`benchmarks/quality.py`; about 1.5 hours on 2 cores,
+    `nox -s quality -- --quick` a minute)."""
     _install(session)
-    session.run("python", "benchmarks/digits_ablation.py", *session.posargs)
+    session.run("python", "benchmarks/quality.py", *session.posargs)
 
 
 @nox.session

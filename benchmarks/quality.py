@@ -1,21 +1,30 @@
 """Sample quality on the embedded 8×8 digits against the real floor: recipe × sampler × budget.
 
 Rows: the training recipe (``paper``: σ 1 → 0.01 with L = 10, no EMA, annealed Langevin with
-ε = 4e-5 and T = 100; ``ncsnv2``: :func:`ncsn.presets.recipe` computed from the data, EMA 0.999)
-× the sampler (annealed Langevin with and without the final denoising step, consistent annealed
-sampling, predictor–corrector, the probability-flow ODE, each on the model's own σ grid) × the
-training budget (each budget continues the same run); the single-σ baseline; and the reference
-rows real-vs-real (training digits against the held-out split, the floor) and uniform noise.
+ε = 4e-5 and T = 100; ``ncsnv2``: :func:`ncsn.presets.recipe` computed from the data, its EMA
+rate fitted to each budget) × the sampler (annealed Langevin with and without the final
+denoising step, also with T = 10 and twice Technique 4's ε, consistent annealed sampling at its
+default η and at η = 0.9, predictor–corrector, the probability-flow ODE; each on the model's own
+σ grid) × the training budget (1,000, 3,000 and 8,000 steps: the largest fits 20 minutes of
+training on 2 CPU cores; one run per recipe, whose EMA for each budget equals a run of that
+length); the single-σ baseline at the first budget; and the reference rows real-vs-real
+(training digits against the held-out split: the floor) and uniform noise. The network is the
+RefineNet of width ``--ngf`` (16, ``ncsn.presets.default_ngf`` for 8×8 images); a row spec
+``recipe:network:width`` trains another (``ncsnv2:refinenet:32``, ``ncsnv2:scaled:32``: NCSNv2's
+unconditional RefineNet with the 1/σ output, Technique 3), for the comparison at equal CPU time.
 
 Columns, all with the library's digits evaluator (``ncsn.metrics.digits_evaluator(seed=0)``):
 Fréchet distance of its features to the held-out digits and its ratio to the floor, the
 classifier score, precision and recall (Kynkäänniemi et al. 2019, k = 3, in the same features),
 the median distance of each sample to its nearest training digit against the held-out digits'
 (memorisation: a ratio ≥ 0.9 means no copying), model calls per sample, training and sampling
-seconds.
+seconds. The evaluator is trained in-process: run with the machine's default threads (2 here),
+as its weights, and so the floor, change slightly with the thread count.
 
-Run:   python benchmarks/quality.py                     (1k and 3k steps: about 2 hours on 2 CPU cores)
-       python benchmarks/quality.py --budgets 1000 --samplers annealed+denoise pc
+Run:   python benchmarks/quality.py                     (about 1.5 hours on 2 CPU cores)
+       python benchmarks/quality.py --recipes ncsnv2:refinenet:32 --budgets 3800 --append
+       python benchmarks/quality.py --reuse --samplers annealed@20 --append   (new sampler rows
+                                                         from the weights a run saved)
        python benchmarks/quality.py --quick             (a smoke run, about a minute)
 Writes benchmarks/results/quality.json, quality.md and one sample grid per row (a --quick run
 writes into benchmarks/results/quality_quick/).
@@ -38,7 +47,16 @@ from torch import Tensor, nn
 import ncsn
 
 HERE = Path(__file__).resolve().parent
-SAMPLERS = ("annealed", "annealed+denoise", "cas", "pc", "ode")
+SAMPLERS = (
+    "annealed",
+    "annealed+denoise",
+    "annealed@10x2",
+    "annealed@10x2+denoise",
+    "cas",
+    "cas@0.9",
+    "pc",
+    "ode",
+)
 
 
 class _Dequantize:
@@ -189,10 +207,10 @@ class _Averages:
 
 def main(
     *,
-    budgets: tuple[int, ...] = (1000, 3000),
-    recipes: tuple[str, ...] = ("paper", "ncsnv2"),
+    budgets: tuple[int, ...] = (1000, 3000, 8000),
+    recipes: tuple[str, ...] = ("ncsnv2", "paper"),
     samplers: tuple[str, ...] = SAMPLERS,
-    ngf: int = 32,
+    ngf: int = 16,
     batch_size: int = 128,
     num_samples: int = 500,
     baseline: bool = True,
@@ -397,11 +415,11 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="a smoke run with tiny settings")
-    parser.add_argument("--budgets", type=int, nargs="+", default=[1000, 3000])
+    parser.add_argument("--budgets", type=int, nargs="+", default=[1000, 3000, 8000])
     parser.add_argument(
         "--recipes",
         nargs="+",
-        default=["paper", "ncsnv2"],
+        default=["ncsnv2", "paper"],
         help="row specs recipe[:network[:ngf]], e.g. ncsnv2:scaled:32 or ncsnv2:refinenet:16",
     )
     parser.add_argument(
@@ -412,7 +430,7 @@ if __name__ == "__main__":
         "4's ε), cas[@eta], pc, ode "
         f"(default: {' '.join(SAMPLERS)})",
     )
-    parser.add_argument("--ngf", type=int, default=32)
+    parser.add_argument("--ngf", type=int, default=16)
     parser.add_argument("--num-samples", type=int, default=500)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument(
