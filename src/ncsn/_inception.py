@@ -433,12 +433,17 @@ def inception_v3(
             exactly this network's parameter names and shapes.
 
     Example:
-        >>> inception = ncsn.metrics.inception_v3("weights-inception-2015-12-05-6726825d.pth")
-        >>> real = ncsn.metrics.extract_features(inception, train_images, batch_size=100)
-        >>> fake = ncsn.metrics.extract_features(inception, samples.clamp(0, 1), batch_size=100)
-        >>> fid = ncsn.metrics.frechet_distance(real, fake)          # [50000, 2048] each
-        >>> precision, recall = ncsn.metrics.precision_recall(real, fake)
-        >>> score = ncsn.metrics.inception_score(
+        The lines that need the weights file (downloaded by you) are skipped when the examples
+        are tested:
+
+        >>> train_images = torch.rand(20, 3, 32, 32)  # your data and samples, [N, 3, H, W] in [0, 1]
+        >>> samples = torch.rand(20, 3, 32, 32)        # (FID uses N = 50000 of each)
+        >>> inception = ncsn.metrics.inception_v3("weights-inception-2015-12-05-6726825d.pth")  # doctest: +SKIP
+        >>> real = ncsn.metrics.extract_features(inception, train_images, batch_size=100)  # doctest: +SKIP
+        >>> fake = ncsn.metrics.extract_features(inception, samples.clamp(0, 1), batch_size=100)  # doctest: +SKIP
+        >>> fid = ncsn.metrics.frechet_distance(real, fake)          # [N, 2048] each  # doctest: +SKIP
+        >>> precision, recall = ncsn.metrics.precision_recall(real, fake)  # doctest: +SKIP
+        >>> score = ncsn.metrics.inception_score(  # doctest: +SKIP
         ...     ncsn.metrics.extract_probabilities(inception, samples.clamp(0, 1)))
     """
     if not isinstance(weights, str | os.PathLike):

@@ -258,7 +258,7 @@ def ncsnv2_overlap(gamma: float, dim: int) -> float:
         ValueError: if ``gamma < 1`` or is not finite, or ``dim < 1``.
 
     Example:
-        >>> round(ncsn.ncsnv2_overlap(1.0398, 3072), 3)
+        >>> round(ncsn.ncsnv2.ncsnv2_overlap(1.0398, 3072), 3)
         0.5
     """
     gamma = positive_float(gamma, "gamma")
@@ -290,7 +290,7 @@ def ncsnv2_gamma(dim: int, *, target: float = 0.5) -> float:
             largest overlap any γ reaches in this dimension.
 
     Example:
-        >>> round(ncsn.ncsnv2_gamma(3072), 4)
+        >>> round(ncsn.ncsnv2.ncsnv2_gamma(3072), 4)
         1.0398
 
     References:
@@ -465,7 +465,7 @@ def langevin_variance_ratio(
 
     Example:
         >>> gamma = (50 / 0.01) ** (1 / 231)                 # NCSNv2's CIFAR-10 schedule
-        >>> round(ncsn.langevin_variance_ratio(1.24e-5, 5, 0.01, gamma), 4)
+        >>> round(ncsn.ncsnv2.langevin_variance_ratio(1.24e-5, 5, 0.01, gamma), 4)
         1.0555
 
     References:

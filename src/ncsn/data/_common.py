@@ -20,12 +20,16 @@ class DataError(ValueError):
     :class:`ValueError`/:class:`TypeError` as everywhere else in ``ncsn``.
 
     Example:
-        >>> _ = pathlib.Path("notes.txt").write_text("hello")
-        >>> try:
-        ...     ncsn.data.read_idx("notes.txt")
-        ... except ncsn.data.DataError as err:
-        ...     print(err)
-        notes.txt: expected an IDX file (magic 00 00 <type> <ndim>), got magic 68 65 6c 6c
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = Path(tmp, "notes.txt")
+        ...     _ = path.write_text("hello")
+        ...     try:
+        ...         ncsn.data.read_idx(path)
+        ...     except ncsn.data.DataError as err:
+        ...         print(err)
+        /.../notes.txt: expected an IDX file (magic 00 00 <type> <ndim>), got magic 68 65 6c 6c
     """
 
 
