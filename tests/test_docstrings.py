@@ -4,8 +4,10 @@ Each module of the installed package is imported (``pkgutil.walk_packages``), it
 collected with :class:`doctest.DocTestFinder`, and each docstring with examples is one test, run
 with ``ncsn`` and ``torch`` in its namespace (besides the module's own globals) and the
 ``ELLIPSIS`` and ``NORMALIZE_WHITESPACE`` options. A failing test lists every failing example.
-Lines marked ``# doctest: +SKIP`` are not run (they need what a user has and the tests do not:
-a dataset, a training run, the Inception-v3 weights, CUDA).
+Examples that need files write small ones into a ``tempfile.TemporaryDirectory()``. Lines
+marked ``# doctest: +SKIP`` are not run: they need what a user has and the tests do not (a
+downloaded MNIST, CIFAR-10 or CelebA, the Inception-v3 weights file, CUDA, a C++ compiler for
+``torch.compile``).
 
 Every module imports with the required dependencies alone, so none is left out, except
 ``ncsn.__main__``: importing it runs the ``ncsn`` command.

@@ -97,8 +97,10 @@ def ncsn_paper(
         generator: for the initial weights.
 
     Example:
-        >>> setup = ncsn.presets.ncsn_paper(channels=1, ngf=8)
-        >>> x = setup.sampler(setup.model, ncsn.samplers.uniform_init((4, 1, 8, 8)))  # doctest: +SKIP
+        >>> setup = ncsn.presets.ncsn_paper(channels=1, ngf=8, steps_per_level=2)  # paper: T = 100
+        >>> x = setup.sampler(setup.model, ncsn.samplers.uniform_init((4, 1, 8, 8)))
+        >>> x.shape
+        torch.Size([4, 1, 8, 8])
     """
     levels = as_sigmas(sigmas) if sigmas is not None else geometric_sigmas(1.0, 0.01, 10)
     schedule = Schedule(levels)

@@ -83,7 +83,17 @@ def load_array(
             other than uint8/floating, non-finite values, or labels that do not match.
 
     Example:
-        >>> x, y = ncsn.data.load_array("points.npz")  # doctest: +SKIP
+        >>> import tempfile
+        >>> import numpy as np
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     np.savez(f"{tmp}/points.npz", x=np.zeros((5, 2), np.float32), y=np.arange(5))
+        ...     x, y = ncsn.data.load_array(f"{tmp}/points.npz")
+        ...     np.save(f"{tmp}/images.npy", np.full((4, 8, 8, 3), 255, np.uint8))
+        ...     images, _ = ncsn.data.load_array(f"{tmp}/images.npy", channels_last=True)
+        >>> x.shape, y.tolist()
+        (torch.Size([5, 2]), [0, 1, 2, 3, 4])
+        >>> images.shape, images.max().item()  # uint8 scaled by 1/255, [N, C, H, W]
+        (torch.Size([4, 3, 8, 8]), 1.0)
     """
     float_dtype(dtype)
     p = existing_file(path, "a numpy .npy or .npz file")

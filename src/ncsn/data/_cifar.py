@@ -131,7 +131,15 @@ def load_cifar10_batch(
         DataError: not a CIFAR-10 batch, or corrupt.
 
     Example:
-        >>> x, y = ncsn.data.load_cifar10_batch("cifar-10-batches-py/test_batch")  # doctest: +SKIP
+        >>> import pickle, tempfile
+        >>> import numpy as np
+        >>> from pathlib import Path
+        >>> batch = {b"data": np.zeros((2, 3 * 32 * 32), np.uint8), b"labels": [3, 8]}  # 2 images
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = Path(tmp, "test_batch").write_bytes(pickle.dumps(batch))
+        ...     x, y = ncsn.data.load_cifar10_batch(Path(tmp, "test_batch"))
+        >>> x.shape, y.tolist()
+        (torch.Size([2, 3, 32, 32]), [3, 8])
     """
     float_dtype(dtype)
     data, labels = _read_batch(path)
@@ -162,6 +170,8 @@ def load_cifar10(
 
     Example:
         >>> x, y = ncsn.data.load_cifar10("~/data/cifar-10-batches-py")  # doctest: +SKIP
+        >>> x.shape, y.shape  # doctest: +SKIP
+        (torch.Size([50000, 3, 32, 32]), torch.Size([50000]))
     """
     choice(split, "split", ("train", "test", "all"))
     float_dtype(dtype)

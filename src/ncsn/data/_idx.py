@@ -62,8 +62,14 @@ def read_idx(path: str | Path) -> np.ndarray:
         DataError: not an IDX file, a corrupt gzip stream, or a size that disagrees with the header.
 
     Example:
-        >>> ncsn.data.read_idx("mnist/train-labels-idx1-ubyte.gz").shape  # doctest: +SKIP
-        (60000,)
+        >>> import gzip, tempfile
+        >>> from pathlib import Path
+        >>> header = bytes([0, 0, 0x08, 1]) + (3).to_bytes(4, "big")  # uint8, one dimension of 3
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = Path(tmp, "labels-idx1-ubyte.gz")
+        ...     _ = path.write_bytes(gzip.compress(header + bytes([7, 2, 1])))
+        ...     ncsn.data.read_idx(path)
+        array([7, 2, 1], dtype=uint8)
     """
     p = existing_file(path, _EXPECTED)
     data = _read_maybe_gzip(p, _EXPECTED)
@@ -109,7 +115,17 @@ def load_idx(
             not integer ``[N]``, or the counts differ.
 
     Example:
-        >>> x, y = ncsn.data.load_idx("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")  # doctest: +SKIP
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from pathlib import Path
+        >>> images = bytes([0, 0, 0x08, 3]) + np.array([2, 4, 4], ">u4").tobytes() + bytes(2 * 4 * 4)
+        >>> labels = bytes([0, 0, 0x08, 1]) + np.array([2], ">u4").tobytes() + bytes([5, 0])
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = Path(tmp, "images-idx3-ubyte").write_bytes(images)  # 2 black 4×4 images
+        ...     _ = Path(tmp, "labels-idx1-ubyte").write_bytes(labels)
+        ...     x, y = ncsn.data.load_idx(Path(tmp, "images-idx3-ubyte"), Path(tmp, "labels-idx1-ubyte"))
+        >>> x.shape, y.tolist()
+        (torch.Size([2, 1, 4, 4]), [5, 0])
     """
     float_dtype(dtype)
     pixels = read_idx(images)
@@ -173,6 +189,8 @@ def load_mnist(
 
     Example:
         >>> x, y = ncsn.data.load_mnist("~/data/mnist", "test")  # doctest: +SKIP
+        >>> x.shape, y.shape  # doctest: +SKIP
+        (torch.Size([10000, 1, 28, 28]), torch.Size([10000]))
     """
     choice(split, "split", ("train", "test", "all"))
     folder = existing_dir(root, "MNIST IDX files")

@@ -127,7 +127,14 @@ def load_image_folder(
         ValueError: a non-positive ``crop``/``size`` or ``channels`` not 1 or 3.
 
     Example:
-        >>> x = ncsn.data.load_image_folder("faces/", crop=140, size=32)  # doctest: +SKIP
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> with tempfile.TemporaryDirectory() as faces:
+        ...     for name in ("a.png", "b.jpg"):
+        ...         Image.new("RGB", (178, 218)).save(f"{faces}/{name}")  # width × height
+        ...     x = ncsn.data.load_image_folder(faces, crop=140, size=32)
+        >>> x.shape
+        torch.Size([2, 3, 32, 32])
     """
     folder = existing_dir(root, "PNG or JPEG images")
     files = sorted(
@@ -169,6 +176,8 @@ def load_celeba(
 
     Example:
         >>> x = ncsn.data.load_celeba("~/data/celeba", "test")  # doctest: +SKIP
+        >>> x.shape  # doctest: +SKIP
+        torch.Size([19962, 3, 32, 32])
     """
     choice(split, "split", (*_CELEBA_SPLITS, "all"))
     folder = existing_dir(root, "CelebA (list_eval_partition.txt and img_align_celeba/)")

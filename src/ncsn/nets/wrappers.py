@@ -128,8 +128,13 @@ def compiled(model: ScoreModel, **options: Any) -> Compiled:
             not take (checked here, not at the first call).
 
     Example:
-        >>> fast = ncsn.nets.compiled(net)                                     # doctest: +SKIP
-        >>> x = ncsn.samplers.AnnealedLangevin(sigmas, 2e-5, 100)(fast, x0)    # doctest: +SKIP
+        The sampling line needs a C++ compiler, so it is skipped when the examples are tested:
+
+        >>> sigmas = ncsn.geometric_sigmas(1.0, 0.01, 10)
+        >>> net = ncsn.nets.ScoreMLP(dim=2, hidden=8, sigmas=sigmas)
+        >>> x0 = ncsn.samplers.uniform_init((16, 2))
+        >>> fast = ncsn.nets.compiled(net)  # nothing is compiled yet
+        >>> x = ncsn.samplers.AnnealedLangevin(sigmas, 2e-5, 100)(fast, x0)  # doctest: +SKIP
     """
     return Compiled(model, options)
 
@@ -257,7 +262,12 @@ def cuda_graphed(model: ScoreModel) -> CudaGraphed:
         RuntimeError: the capture failed (the message says why).
 
     Example:
-        >>> fast = ncsn.nets.cuda_graphed(net.cuda().eval())                     # doctest: +SKIP
+        The lines that need CUDA are skipped when the examples are tested:
+
+        >>> sigmas = ncsn.geometric_sigmas(1.0, 0.01, 10)
+        >>> net = ncsn.nets.ScoreMLP(dim=2, hidden=8, sigmas=sigmas)
+        >>> x0 = ncsn.samplers.uniform_init((16, 2))
+        >>> fast = ncsn.nets.cuda_graphed(net.cuda().eval())  # doctest: +SKIP
         >>> x = ncsn.samplers.AnnealedLangevin(sigmas, 2e-5, 100)(fast, x0.cuda())  # doctest: +SKIP
     """
     return CudaGraphed(model)

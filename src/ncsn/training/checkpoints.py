@@ -124,6 +124,14 @@ def list_checkpoints(folder: str | os.PathLike[str]) -> list[Path]:
     Raises:
         FileNotFoundError: if ``folder`` does not exist.
         NotADirectoryError: if ``folder`` is a file.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as run:
+        ...     for step in (1000, 500):
+        ...         _ = ncsn.training.save_checkpoint(ncsn.training.checkpoint_path(run, step), {"step": step})
+        ...     [path.name for path in ncsn.training.list_checkpoints(run)]
+        ['checkpoint-00000500.pt', 'checkpoint-00001000.pt']
     """
     root = _as_path(folder, "folder")
     if not root.exists():
@@ -141,8 +149,14 @@ def latest_checkpoint(folder: str | os.PathLike[str]) -> Path | None:
     checkpoint name is complete; temporary files of an interrupted save are ignored.
 
     Example:
-        >>> ncsn.training.latest_checkpoint("runs/a")  # doctest: +SKIP
-        PosixPath('runs/a/checkpoint-00001000.pt')
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as run:
+        ...     print(ncsn.training.latest_checkpoint(run))  # an empty folder
+        ...     for step in (500, 1000):
+        ...         _ = ncsn.training.save_checkpoint(ncsn.training.checkpoint_path(run, step), {"step": step})
+        ...     ncsn.training.latest_checkpoint(run).name
+        None
+        'checkpoint-00001000.pt'
     """
     found = list_checkpoints(folder)
     return found[-1] if found else None
@@ -186,10 +200,14 @@ def save_checkpoint(
             before anything is written.
 
     Example:
-        >>> net = ncsn.nets.ScoreMLP(2)
-        >>> path = ncsn.training.checkpoint_path("runs/a", 0)
-        >>> ncsn.training.save_checkpoint(path, {"step": 0, "model": net.state_dict()}, keep=3)  # doctest: +SKIP
-        PosixPath('runs/a/checkpoint-00000000.pt')
+        >>> import tempfile
+        >>> net = ncsn.nets.ScoreMLP(2, hidden=8)
+        >>> with tempfile.TemporaryDirectory() as run:
+        ...     for step in (0, 100, 200, 300):
+        ...         path = ncsn.training.checkpoint_path(run, step)
+        ...         saved = ncsn.training.save_checkpoint(path, {"step": step, "model": net.state_dict()}, keep=3)
+        ...     saved == path, [p.name for p in ncsn.training.list_checkpoints(run)]  # the 3 newest
+        (True, ['checkpoint-00000100.pt', 'checkpoint-00000200.pt', 'checkpoint-00000300.pt'])
     """
     target = _as_path(path, "path")
     if not isinstance(checkpoint, Mapping):
@@ -317,9 +335,12 @@ def read_file(
             mismatch, an object that would need unpickling code, not a torch file).
 
     Example:
-        >>> obj = ncsn.training.read_file("checkpoint.pth")  # doctest: +SKIP
-        >>> type(obj).__name__  # doctest: +SKIP
-        'list'
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     torch.save([{"weight": torch.ones(2)}, {"state": {}}], f"{tmp}/checkpoint.pth")
+        ...     obj = ncsn.training.read_file(f"{tmp}/checkpoint.pth")
+        >>> type(obj).__name__, obj[0]["weight"].tolist()
+        ('list', [1.0, 1.0])
     """
     source = _as_path(path, "path")
     _map_location(map_location)
@@ -362,9 +383,13 @@ def load_checkpoint(
             load those with the network loaders).
 
     Example:
-        >>> ckpt = ncsn.training.load_checkpoint("runs/a")  # the newest in the folder  # doctest: +SKIP
-        >>> ckpt["step"], sorted(ckpt)[:3]  # doctest: +SKIP
-        (1000, ['batch_size', 'config', 'data'])
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as run:
+        ...     for step in (500, 1000):
+        ...         _ = ncsn.training.save_checkpoint(ncsn.training.checkpoint_path(run, step), {"step": step})
+        ...     ckpt = ncsn.training.load_checkpoint(run)  # the newest in the folder
+        >>> ckpt["step"], ckpt["format"] == ncsn.training.CHECKPOINT_FORMAT
+        (1000, True)
     """
     source = _as_path(path, "path")
     if source.is_dir():
@@ -395,9 +420,15 @@ def model_weights(checkpoint: Mapping[str, Any], *, ema: bool = True) -> dict[st
             when the run kept one; ``False`` returns the raw trained weights.
 
     Example:
-        >>> ckpt = ncsn.training.load_checkpoint("runs/a")  # doctest: +SKIP
-        >>> net = ncsn.nets.ScoreMLP(**ckpt["config"]["kwargs"])  # doctest: +SKIP
-        >>> net.load_state_dict(ncsn.training.model_weights(ckpt))  # doctest: +SKIP
+        >>> import tempfile
+        >>> config = {"kind": "ScoreMLP", "kwargs": {"dim": 2, "hidden": 8}}
+        >>> trained = ncsn.nets.ScoreMLP(**config["kwargs"])
+        >>> with tempfile.TemporaryDirectory() as run:
+        ...     state = {"step": 0, "model": trained.state_dict(), "config": config}
+        ...     _ = ncsn.training.save_checkpoint(ncsn.training.checkpoint_path(run, 0), state)
+        ...     ckpt = ncsn.training.load_checkpoint(run)
+        >>> net = ncsn.nets.ScoreMLP(**ckpt["config"]["kwargs"])
+        >>> net.load_state_dict(ncsn.training.model_weights(ckpt))
         <All keys matched successfully>
     """
     if not isinstance(checkpoint, Mapping):

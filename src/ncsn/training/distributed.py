@@ -86,9 +86,9 @@ def init_process_group(device: torch.device, timeout: float) -> bool:
         ``True`` if this call created the group.
 
     Example:
-        >>> env = ncsn.training.distributed_env()  # doctest: +SKIP
-        >>> if env.distributed:  # doctest: +SKIP
-        ...     ncsn.training.init_process_group(torch.device("cpu"), timeout=600.0)
+        >>> env = ncsn.training.distributed_env()
+        >>> if env.distributed:  # under torchrun only; a single process skips this
+        ...     created = ncsn.training.init_process_group(torch.device("cpu"), timeout=600.0)
     """
     if dist.is_initialized():
         return False

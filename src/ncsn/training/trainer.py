@@ -196,9 +196,17 @@ class Trainer:
 
         With an output folder, checkpoints and resuming (also under ``torchrun``):
 
-        >>> trainer = ncsn.training.Trainer(net, loss, data, out_dir="runs/toy", checkpoint_every=1000)  # doctest: +SKIP
-        >>> trainer.restore("runs/toy")      # the newest checkpoint  # doctest: +SKIP
-        >>> trainer.fit(10_000)              # continues from the restored step  # doctest: +SKIP
+        >>> import tempfile
+        >>> loss, data = ncsn.losses.DenoisingScoreMatching(schedule), ncsn.toy.paper_mixture().sample
+        >>> with tempfile.TemporaryDirectory() as run:
+        ...     trainer = ncsn.training.Trainer(net, loss, data, out_dir=run, checkpoint_every=100, seed=0, progress=False)
+        ...     trainer.fit(200).step                # writes checkpoints at steps 100 and 200
+        ...     trainer = ncsn.training.Trainer(net, loss, data, out_dir=run, progress=False)
+        ...     trainer.restore(run)["step"]         # the newest checkpoint
+        ...     trainer.fit(300).step                # continues from the restored step
+        200
+        200
+        300
     """
 
     def __init__(
