@@ -222,7 +222,7 @@ def main(
     """Train, sample and score every row; return (and write) the results."""
     for name in samplers:  # a misspelt row fails now, not after the training
         _sampler(
-            name, ncsn.geometric_sigmas(1.0, 0.01, 3), {"step_size": 1e-5, "steps_per_level": 1}
+            name, ncsn.geometric_sigmas(1.0, 0.5, 3), {"step_size": 1e-5, "steps_per_level": 1}
         )
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
