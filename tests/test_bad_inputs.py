@@ -25,6 +25,13 @@ compiled graphs do not break and accelerators do not synchronise), and forward-m
 refuses a module with trainable parameters whose output has no ``grad_fn`` (forward mode alone
 cannot tell a detached output from a constant one).
 
+A third pass audited ``ncsn.metrics`` (77 calls: bad sizes, ``k``, ``splits``, ``p``,
+bandwidths, chunk sizes, non-finite features, non-statistics, foreign extractors): 74 were typed
+errors naming the argument or correct results already; one silent result (``load_sums`` took a
+negative, fractional or non-finite count) and two errors naming no argument (``load_sums`` of a
+list, ``digits_evaluator`` with a seed beyond 64 bits) are fixed, the first rows of
+``AUDIT_CASES``.
+
 ``AUDIT_CASES`` holds one case per defect fixed (each failed before its fix). The rule for NaN and
 inf chosen there is in ``ncsn.losses``' module docstring and ``docs/gotchas.md``: the loss
 kernels raise a ``ValueError`` naming the argument, the configured losses and ``train_step``
@@ -574,6 +581,25 @@ KNOWN_LEFT = torch.tensor([1, 0])
 # The second audit (see the module docstring): each case was an untyped error, a traceback or a
 # silent wrong result before its fix.
 AUDIT_CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
+    # --- metrics (audited last: 79 calls, these three were not typed or not refused) ---------
+    (
+        "RunningStatistics.load_sums/negative count",
+        lambda: metrics.RunningStatistics().load_sums(torch.tensor([-3.0, 0.0, 1.0])),
+        ValueError,
+        r"sums must be finite with a whole, non-negative count first; got count=-3\.0",
+    ),
+    (
+        "RunningStatistics.load_sums/non-tensor",
+        lambda: metrics.RunningStatistics().load_sums([3.0, 0.0, 1.0]),  # type: ignore[arg-type]
+        TypeError,
+        r"sums must be a torch\.Tensor; got list",
+    ),
+    (
+        "digits_evaluator/seed beyond 64 bits",
+        lambda: metrics.digits_evaluator(seed=2**70),
+        ValueError,
+        r"seed must be in \[-2\*\*63, 2\*\*64\).*got seed=1180591620717411303424",
+    ),
     # --- losses: values of the kernels' inputs, devices, model outputs -----------------------
     (
         "dsm/NaN x",

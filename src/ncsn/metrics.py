@@ -569,11 +569,18 @@ class RunningStatistics:
 
     def load_sums(self, sums: Tensor) -> None:
         """Replace the state with ``sums`` (as :attr:`sums` returns, e.g. summed over processes)."""
-        n = round(math.sqrt(sums.numel() - 0.75) - 0.5)  # 1 + F + F² = numel
-        if sums.ndim != 1 or 1 + n + n * n != sums.numel():
-            raise ValueError(f"sums must be [1 + F + F²]; got shape {tuple(sums.shape)}")
+        if not isinstance(sums, Tensor):
+            raise TypeError(f"sums must be a torch.Tensor; got {type(sums).__name__}")
+        n = round(math.sqrt(max(sums.numel() - 0.75, 0.0)) - 0.5)  # 1 + F + F² = numel
+        if sums.ndim != 1 or n < 1 or 1 + n + n * n != sums.numel():
+            raise ValueError(f"sums must be [1 + F + F²] with F >= 1; got shape {tuple(sums.shape)}")
         sums = sums.to(dtype=torch.float64, device="cpu")
-        self.count = round(float(sums[0]))
+        count = float(sums[0])
+        if not bool(torch.isfinite(sums).all()) or count < 0 or count != round(count):
+            raise ValueError(
+                f"sums must be finite with a whole, non-negative count first; got count={count!r}"
+            )
+        self.count = round(count)
         self._sum = sums[1 : 1 + n].clone()
         self._outer = sums[1 + n :].reshape(n, n).clone()
 
@@ -962,6 +969,11 @@ def digits_evaluator(
     """
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int; got {seed!r}")
+    if not -(2**63) <= seed < 2**64:
+        raise ValueError(
+            f"seed must be in [-2**63, 2**64), the range of torch.Generator.manual_seed; got "
+            f"seed={seed}"
+        )
     epochs = positive_int(epochs, "epochs")
     batch_size = positive_int(batch_size, "batch_size")
     learning_rate = positive_float(learning_rate, "learning_rate")
