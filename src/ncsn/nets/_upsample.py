@@ -1,14 +1,17 @@
 """Bilinear upsampling with ``align_corners=True``, as RefineNet's multi-resolution fusion uses it.
 
 ``F.interpolate(mode="bilinear")`` is the path everywhere except inside a ``torch.compile``\\d
-region under ``torch.autocast``: there torch 2.13's inductor backend on the CPU returns **zero
-gradients** through it (forward values are right), so every layer below the upsampling stops
-learning with no error. Measured on RefineNet: 129 of 173 parameters got zero gradients in bf16
-compiled training, none in eager bf16 or compiled fp32. The smallest reproducer found is a
-convolution at half resolution, one multi-resolution fusion (``F.interpolate`` to full size) and
-the chained residual pooling after it (``tests/test_train_step.py``); a convolution and
-``F.interpolate`` alone, or the fusion alone, compile correctly, and ``backend="aot_eager"`` is
-unaffected. There the same map is written as two small matrix products, which compile correctly.
+region: there torch 2.13's inductor backend on the CPU returns **zero gradients** through it
+(forward values are right), so every layer below the upsampling stops learning with no error.
+Measured on RefineNet by ``benchmarks/training.py``'s output check: 129 of 173 parameters got
+zero gradients in bf16 compiled training at 8×8, and in float32 compiled training at the MNIST
+configuration (28×28, width 64, batch 16) 143 of 173 parameters were off (the gradient 0.75
+relative to eager's); none in eager mode. The smallest reproducer found is a convolution at half
+resolution, one multi-resolution fusion (``F.interpolate`` to full size) and the chained residual
+pooling after it (``tests/test_train_step.py``): in float32 it fails from 16×16 up (8×8
+compiles correctly), under bf16 autocast already at 8×8; a convolution and ``F.interpolate``
+alone, or the fusion alone, compile correctly, and ``backend="aot_eager"`` is unaffected. In
+compiled regions the same map is written as two small matrix products, which compile correctly.
 """
 
 from __future__ import annotations
@@ -38,9 +41,11 @@ def _weights(n_out: int, n_in: int, like: Tensor) -> Tensor:
 def upsample_bilinear(x: Tensor, size: tuple[int, int]) -> Tensor:
     """``F.interpolate(x, size, mode="bilinear", align_corners=True)`` for ``[B, C, H, W]``,
     as matrix products where the compiler would lose its gradient (see the module docstring)."""
-    if torch.compiler.is_compiling() and torch.is_autocast_enabled(x.device.type):
-        with torch.autocast(x.device.type, enabled=False):  # the weights in float32, as eager
-            h = x.float()
+    if torch.compiler.is_compiling():
+        # At least float32, as eager's interpolation computes under autocast; autocast off so
+        # that the products are not cast back down.
+        with torch.autocast(x.device.type, enabled=False):
+            h = x if x.dtype == torch.float64 else x.float()
             h_weights = _weights(size[0], x.shape[-2], h)
             w_weights = _weights(size[1], x.shape[-1], h)
             return torch.einsum("ih,bchw,jw->bcij", h_weights, h, w_weights).to(x.dtype)

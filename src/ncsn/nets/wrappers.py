@@ -93,7 +93,10 @@ class Compiled(ModelWrapper):
                 f"options must be keyword arguments of torch.compile; got {unknown or ['model']} "
                 f"(known: {sorted(set(known) - {'model'})})"
             )
-        self.options = options
+        # Static shapes unless asked otherwise: torch's automatic dynamic shapes (the second shape
+        # seen recompiles with symbolic sizes) crashed inductor on RefineNet in torch 2.13 with
+        # "InductorError: TypeError: cannot determine truth value of Relational".
+        self.options = {"dynamic": False, **options}
         self._compiled: Any = None
 
     def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
@@ -111,7 +114,10 @@ def compiled(model: ScoreModel, **options: Any) -> Compiled:
 
     The result differs from the eager model only by the compiled kernels' round-off (measured:
     1e-6 relative on a RefineNet score; about 1.9× faster sampling with a small RefineNet on the
-    CPU after a first call that compiles for up to a couple of minutes; ``benchmarks/``). It
+    CPU after a first call that compiles for up to a couple of minutes; ``benchmarks/``). Shapes
+    are static unless ``dynamic=`` says otherwise: a call with a new batch size or image size
+    compiles again (up to :mod:`torch._dynamo`'s recompile limit, 8), because torch 2.13's
+    automatic dynamic shapes crashed its inductor backend on RefineNet. It
     needs a working compiler (a C++ compiler on the CPU, Triton on CUDA): where there is none the
     first call raises :class:`RuntimeError` before any work; nothing falls back silently.
     Gradients flow through it, so the Trainer uses it too.
