@@ -573,7 +573,9 @@ class RunningStatistics:
             raise TypeError(f"sums must be a torch.Tensor; got {type(sums).__name__}")
         n = round(math.sqrt(max(sums.numel() - 0.75, 0.0)) - 0.5)  # 1 + F + F² = numel
         if sums.ndim != 1 or n < 1 or 1 + n + n * n != sums.numel():
-            raise ValueError(f"sums must be [1 + F + F²] with F >= 1; got shape {tuple(sums.shape)}")
+            raise ValueError(
+                f"sums must be [1 + F + F²] with F >= 1; got shape {tuple(sums.shape)}"
+            )
         sums = sums.to(dtype=torch.float64, device="cpu")
         count = float(sums[0])
         if not bool(torch.isfinite(sums).all()) or count < 0 or count != round(count):
