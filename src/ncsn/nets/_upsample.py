@@ -1,8 +1,9 @@
 """Bilinear upsampling with ``align_corners=True``, as RefineNet's multi-resolution fusion uses it.
 
 ``F.interpolate(mode="bilinear")`` is the path everywhere except inside a ``torch.compile``\\d
-region with gradients enabled: there torch 2.13's inductor backend on the CPU returns **zero gradients** through it
-(forward values are right), so every layer below the upsampling stops learning with no error.
+region with gradients enabled: there torch 2.13's inductor backend on the CPU returns **zero
+gradients** through it (forward values are right), so every layer below the upsampling stops
+learning with no error.
 Measured on RefineNet by ``benchmarks/training.py``'s output check: 129 of 173 parameters got
 zero gradients in bf16 compiled training at 8×8, and in float32 compiled training at the MNIST
 configuration (28×28, width 64, batch 16) 143 of 173 parameters were off (the gradient 0.75
