@@ -8,7 +8,8 @@
   unpickling), :func:`load_image_folder` / :func:`load_celeba` (PNG/JPEG via pillow, center-crop
   and resize), :func:`load_array` (``.npy``/``.npz``). :func:`load` picks one from a string.
 * The official pipeline's transforms: :func:`to_unit_range`, :func:`dequantize`,
-  :func:`random_flip`, :func:`logit_transform` and its exact inverse.
+  :func:`random_flip`, :func:`logit_transform` and its exact inverse, composed in
+  :class:`ImageTransform` (over a source's :func:`grey_levels`).
 
 Images are ``[N, C, H, W]`` floats in ``[0, 1]`` (σ is measured in these units). A missing path
 raises :class:`FileNotFoundError`; a file of the wrong kind or a corrupt one raises
@@ -38,7 +39,9 @@ from ncsn.data._toys import (
     toy_dataset,
 )
 from ncsn.data._transforms import (
+    ImageTransform,
     dequantize,
+    grey_levels,
     inverse_logit_transform,
     logit_transform,
     random_flip,
@@ -52,11 +55,13 @@ __all__ = [
     "TOY_NAMES",
     "Checkerboard",
     "DataError",
+    "ImageTransform",
     "Moons",
     "Rings",
     "SwissRoll",
     "ToySampler",
     "dequantize",
+    "grey_levels",
     "inverse_logit_transform",
     "load",
     "load_array",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -17,7 +19,9 @@ from ncsn._checks import (
 from ncsn.data._common import float_dtype
 
 __all__ = [
+    "ImageTransform",
     "dequantize",
+    "grey_levels",
     "inverse_logit_transform",
     "logit_transform",
     "random_flip",
@@ -210,3 +214,74 @@ def inverse_logit_transform(y: Tensor, lam: float = 1e-6) -> Tensor:
     check_batch(y, "y")
     lam = _check_lam(lam)
     return (torch.sigmoid(y) - lam) / (1 - 2 * lam)
+
+
+def grey_levels(source: str) -> int:
+    """The number of grey levels of a data source's pixels: 17 for the embedded digits (the
+    values 0, 1/16, …, 1), 256 (8-bit) for every other source.
+
+    This is what :class:`ImageTransform` dequantises over and what ``ncsn likelihood`` scores
+    bits per dimension on.
+
+    Args:
+        source: a source name as :func:`load` takes it.
+
+    Raises:
+        TypeError: ``source`` is not a string.
+
+    Example:
+        >>> ncsn.data.grey_levels("digits"), ncsn.data.grey_levels("my_images/")
+        (17, 256)
+    """
+    if not isinstance(source, str):
+        raise TypeError(f"source must be a str; got {source!r}")
+    return 17 if source == "digits" else 256
+
+
+@dataclass(frozen=True)
+class ImageTransform:
+    """The official training transform of a batch of images in ``[0, 1]``: random horizontal
+    flips, uniform dequantisation over ``levels`` grey levels, then the logit transform
+    (λ = 1e-6) for a model that trains in logit space; each step optional, in that order.
+
+    A :class:`~ncsn.training.BatchTransform`: ``transform(x [B, C, H, W], *, generator) -> [B,
+    C, H, W]``.
+
+    Args:
+        flip: random horizontal flips (:func:`random_flip`; CIFAR-10, CelebA).
+        dequantize: uniform dequantisation (:func:`dequantize`).
+        logit: map to logit space (:func:`logit_transform`) after dequantising.
+        levels: the data's grey levels (:func:`grey_levels`; 256 for 8-bit images).
+
+    Raises:
+        TypeError: a flag that is not a bool.
+        ValueError: ``levels`` < 2.
+
+    Example:
+        >>> transform = ncsn.data.ImageTransform(dequantize=True, levels=17)
+        >>> x = ncsn.data.load_digits("train")[0][:4]
+        >>> y = transform(x, generator=torch.Generator().manual_seed(0))
+        >>> bool(((y * 17).floor() == (x * 16).round()).all())  # each level spreads over 1/17
+        True
+    """
+
+    flip: bool = False
+    dequantize: bool = True
+    logit: bool = False
+    levels: int = 256
+
+    def __post_init__(self) -> None:
+        for name in ("flip", "dequantize", "logit"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool; got {name}={getattr(self, name)!r}")
+        if positive_int(self.levels, "levels") < 2:
+            raise ValueError(f"levels must be >= 2; got levels={self.levels}")
+
+    def __call__(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        if self.flip:
+            x = random_flip(x, generator=generator)
+        if self.dequantize:
+            x = dequantize(x, levels=self.levels, generator=generator)
+        if self.logit:
+            x = logit_transform(x)
+        return x

@@ -68,14 +68,38 @@ def model_config(model: nn.Module) -> dict[str, Any]:
     )
 
 
-def build_model(config: dict[str, Any]) -> nn.Module:
-    """Build a freshly initialised network from :func:`model_config`'s output.
+def build_model(config: dict[str, Any], *, generator: torch.Generator | None = None) -> nn.Module:
+    """Build a freshly initialised network from its kind and settings: the one builder of the
+    library's networks (:mod:`ncsn.presets` and the ``ncsn`` command use it too).
+
+    ``config`` is :func:`model_config`'s output, or written by hand:
+    ``{"kind": "RefineNet", "channels": C, "ngf": W, "sigmas": [...]}`` (``logit_transform`` and
+    ``norm`` optional), ``{"kind": "RefineNetBaseline", "channels": C, "ngf": W}``,
+    ``{"kind": "ScoreMLP", "dim": D, "hidden": H, "sigmas": [...] or None}``, or
+    ``{"kind": "ScaledByInverseSigma", "module": <one of these>}``.
+
+    Args:
+        config: the network's kind and settings (plain Python values).
+        generator: for the initial weights (default: the global RNG, as any ``nn.Module``).
+
+    Returns:
+        The network, in training mode.
 
     Raises:
-        ValueError: an unknown ``kind`` or a missing field (named).
+        ValueError: ``config`` is not a dict with a known ``kind``, or lacks a field (named).
+        TypeError: ``generator`` is not a ``torch.Generator``.
+
+    Example:
+        >>> config = {"kind": "ScoreMLP", "dim": 2, "hidden": 16, "sigmas": [1.0, 0.5]}
+        >>> a = ncsn.nets.build_model(config, generator=torch.Generator().manual_seed(0))
+        >>> b = ncsn.nets.build_model(config, generator=torch.Generator().manual_seed(0))
+        >>> torch.equal(a.fc1.weight, b.fc1.weight), a.sigmas.tolist()
+        (True, [1.0, 0.5])
     """
     if not isinstance(config, dict) or "kind" not in config:
         raise ValueError(f"config must be a dict with a 'kind' among {KINDS}; got {config!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None; got {generator!r}")
     kind = config["kind"]
     try:
         if kind == "RefineNet":
@@ -85,6 +109,7 @@ def build_model(config: dict[str, Any]) -> nn.Module:
                 torch.tensor(config["sigmas"], dtype=torch.float32),
                 logit_transform=config.get("logit_transform", False),
                 norm=config.get("norm", "official"),
+                generator=generator,
             )
         if kind == "RefineNetBaseline":
             return RefineNetBaseline(
@@ -92,12 +117,15 @@ def build_model(config: dict[str, Any]) -> nn.Module:
                 config["ngf"],
                 logit_transform=config.get("logit_transform", False),
                 norm=config.get("norm", "official"),
+                generator=generator,
             )
         if kind == "ScoreMLP":
             sigmas = config.get("sigmas")
-            return ScoreMLP(config["dim"], config.get("hidden", 128), sigmas=sigmas)
+            return ScoreMLP(
+                config["dim"], config.get("hidden", 128), sigmas=sigmas, generator=generator
+            )
         if kind == "ScaledByInverseSigma":
-            return ScaledByInverseSigma(build_model(config["module"]))
+            return ScaledByInverseSigma(build_model(config["module"], generator=generator))
     except KeyError as err:
         raise ValueError(
             f"config for {kind} is missing the field {err.args[0]!r}: {config!r}"
