@@ -20,7 +20,7 @@ from ncsn.cli import main
 from ncsn.cli.sample import chunk_seed
 from ncsn.training import load_checkpoint
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent / "fixtures"
 
 
 def _run(*args: str) -> int:

@@ -105,7 +105,7 @@ def test_official_notebook_finds_its_fixture_from_anywhere_in_the_repository(
 ) -> None:
     cells = _load(EXAMPLES / "04_official_checkpoints.ipynb")["cells"]
     (code,) = ["".join(c["source"]) for c in cells if "data_dir = " in "".join(c["source"])]
-    finder = code[: code.index("fixture = ")]  # the lines that locate tests/data
+    finder = code[: code.index("fixture = ")]  # the lines that locate tests/fixtures
     monkeypatch.chdir(EXAMPLES.parent / where)
     namespace: dict[str, object] = {"Path": Path}
     exec(finder, namespace)

@@ -14,7 +14,7 @@ from torch import Tensor
 import ncsn
 from ncsn.nets import CheckpointError, RefineNet, load_official_checkpoint
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent / "fixtures"
 CHECKPOINT = DATA / "official_refinenet_c3_ngf8.pth"
 IO = DATA / "official_refinenet_c3_ngf8_io.pt"
 
