@@ -29,8 +29,8 @@ A third pass audited ``ncsn.metrics`` (77 calls: bad sizes, ``k``, ``splits``, `
 bandwidths, chunk sizes, non-finite features, non-statistics, foreign extractors): 74 were typed
 errors naming the argument or correct results already; one silent result (``load_sums`` took a
 negative, fractional or non-finite count) and two errors naming no argument (``load_sums`` of a
-list, ``digits_evaluator`` with a seed beyond 64 bits) are fixed, the first rows of
-``AUDIT_CASES``.
+list, ``digits_evaluator`` with a seed beyond 64 bits) are fixed; their cases, with the other
+metrics cases, sit beside the metrics tests in ``tests/metrics/``.
 
 ``AUDIT_CASES`` holds one case per defect fixed (each failed before its fix). The rule for NaN and
 inf chosen there is in ``ncsn.losses``' module docstring and ``docs/gotchas.md``: the loss
@@ -94,16 +94,6 @@ def _ssm_loss() -> losses.SlicedScoreMatching:
     return losses.SlicedScoreMatching(ncsn.Schedule(SIGMAS))
 
 
-class _Posterior:
-    """A mixture stand-in whose ``component_posterior`` returns a fixed value."""
-
-    def __init__(self, value: object) -> None:
-        self.value = value
-
-    def component_posterior(self, x: torch.Tensor, sigma: torch.Tensor | float = 0.0) -> Any:
-        return self.value
-
-
 class _BadSchedule:
     """A schedule whose draw has the wrong shape (or is no tensor)."""
 
@@ -113,11 +103,6 @@ class _BadSchedule:
 
     def sample(self, batch: int, *, generator: torch.Generator | None = None) -> Any:
         return self.draw(batch)
-
-
-class _Features:
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(x.shape[0], -1)
 
 
 # (id, call, exception type, regex the message must match: it names the argument)
@@ -191,102 +176,6 @@ CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
         ),
         TypeError,
         r"generator must be a torch\.Generator or None; got Generator\(PCG64\)",
-    ),
-    # --- metrics ---------------------------------------------------------------------------
-    (
-        "mode_weights/NaN samples",
-        lambda: metrics.mode_weights(NAN, GMM),
-        ValueError,
-        r"x must be finite",
-    ),
-    (
-        "mode_weights/infinite samples",
-        lambda: metrics.mode_weights(torch.full((4, 2), math.inf), GMM),
-        ValueError,
-        r"x must be finite",
-    ),
-    (
-        "mode_weights/sigma as a string",
-        lambda: metrics.mode_weights(X, GMM, sigma="a"),  # type: ignore[arg-type]
-        TypeError,
-        r"sigma must be a real number; got sigma='a'",
-    ),
-    (
-        "mode_weights/posterior not a tensor",
-        lambda: metrics.mode_weights(X, _Posterior(1)),
-        TypeError,
-        r"component_posterior must return a torch\.Tensor; got int",
-    ),
-    (
-        "mode_weights/NaN posteriors",
-        lambda: metrics.mode_weights(X, _Posterior(torch.full((4, 2), math.nan))),
-        ValueError,
-        r"component_posterior returned non-finite values",
-    ),
-    (
-        "score_error/empty batch",
-        lambda: metrics.score_error(gaussian_score, gaussian_score, torch.zeros(0, 2), SIGMAS),
-        ValueError,
-        EMPTY_RULE,
-    ),
-    (
-        "score_error/NaN x",
-        lambda: metrics.score_error(gaussian_score, gaussian_score, NAN, SIGMAS),
-        ValueError,
-        r"x must be finite",
-    ),
-    (
-        "score_error/perturb as a string",
-        lambda: metrics.score_error(
-            gaussian_score,
-            gaussian_score,
-            X,
-            SIGMAS,
-            perturb="no",  # type: ignore[arg-type]
-        ),
-        TypeError,
-        r"perturb must be a bool; got perturb='no'",
-    ),
-    (
-        "score_error/model not callable",
-        lambda: metrics.score_error(None, gaussian_score, X, SIGMAS),  # type: ignore[arg-type]
-        TypeError,
-        r"model must be a callable score model; got None",
-    ),
-    (
-        "score_error/exact_score not callable",
-        lambda: metrics.score_error(gaussian_score, 1.0, X, SIGMAS),  # type: ignore[arg-type]
-        TypeError,
-        r"exact_score must be a callable score model; got 1\.0",
-    ),
-    (
-        "extract_features/empty batch",
-        lambda: metrics.extract_features(_Features(), torch.zeros(0, 2)),
-        ValueError,
-        EMPTY_RULE,
-    ),
-    (
-        "inception_score/no rows",
-        lambda: metrics.inception_score(torch.zeros(0, 3), splits=1),
-        ValueError,
-        r"probs must hold at least one example; got shape \(0, 3\)",
-    ),
-    (
-        "frechet_distance_from_statistics/negative-definite covariance",
-        lambda: metrics.frechet_distance_from_statistics(
-            (torch.zeros(2), -torch.eye(2)), (torch.zeros(2), torch.eye(2))
-        ),
-        ValueError,
-        r"a covariance must be positive semi-definite; got an eigenvalue -1",
-    ),
-    (
-        "DigitsEvaluator.accuracy/labels as a list",
-        lambda: metrics.DigitsEvaluator(None, 0.0, 0).accuracy(  # type: ignore[arg-type]
-            torch.zeros(1, 1, 8, 8),
-            [1],  # type: ignore[arg-type]
-        ),
-        TypeError,
-        r"labels must be a torch\.Tensor; got list",
     ),
     # --- losses: schedules -----------------------------------------------------------------
     (
@@ -581,25 +470,6 @@ KNOWN_LEFT = torch.tensor([1, 0])
 # The second audit (see the module docstring): each case was an untyped error, a traceback or a
 # silent wrong result before its fix.
 AUDIT_CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
-    # --- metrics (audited last: 79 calls, these three were not typed or not refused) ---------
-    (
-        "RunningStatistics.load_sums/negative count",
-        lambda: metrics.RunningStatistics().load_sums(torch.tensor([-3.0, 0.0, 1.0])),
-        ValueError,
-        r"sums must be finite with a whole, non-negative count first; got count=-3\.0",
-    ),
-    (
-        "RunningStatistics.load_sums/non-tensor",
-        lambda: metrics.RunningStatistics().load_sums([3.0, 0.0, 1.0]),  # type: ignore[arg-type]
-        TypeError,
-        r"sums must be a torch\.Tensor; got list",
-    ),
-    (
-        "digits_evaluator/seed beyond 64 bits",
-        lambda: metrics.digits_evaluator(seed=2**70),
-        ValueError,
-        r"seed must be in \[-2\*\*63, 2\*\*64\).*got seed=1180591620717411303424",
-    ),
     # --- losses: values of the kernels' inputs, devices, model outputs -----------------------
     (
         "dsm/NaN x",
@@ -1572,15 +1442,6 @@ def test_losses_refuse_empty_batches(shape: tuple[int, ...], which: str) -> None
         ValueError, match=rf"x must hold at least one example; got shape {re_shape(shape)}"
     ):
         calls[which]()
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a second device")
-def test_two_sample_metrics_take_y_to_x_device() -> None:
-    x, y = torch.randn(16, 2), torch.randn(16, 2).cuda()
-    assert metrics.mmd_rbf(x, y) == pytest.approx(metrics.mmd_rbf(x, y.cpu()))
-    g = torch.Generator().manual_seed(0)
-    sw = metrics.sliced_wasserstein(x, y, generator=g)
-    assert sw == pytest.approx(metrics.sliced_wasserstein(x, y.cpu(), generator=g.manual_seed(0)))
 
 
 def re_shape(shape: tuple[int, ...]) -> str:

@@ -58,7 +58,10 @@ def test_the_docstrings_are_found() -> None:
     """The walk reaches the subpackages, and no docstring is collected twice."""
     names = [test.name for test in DOCTESTS]
     assert len(names) == len(set(names))
-    for expected in ("ncsn.metrics.digits_evaluator", "ncsn.samplers.inpainting.inpaint"):
+    for expected in (
+        "ncsn.metrics.evaluators.digits_evaluator",
+        "ncsn.samplers.inpainting.inpaint",
+    ):
         assert expected in names
 
 

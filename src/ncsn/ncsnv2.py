@@ -37,12 +37,11 @@ from torch import Tensor
 
 from ncsn._checks import (
     as_sigmas,
-    check_batch,
     check_generator_type,
-    has_values,
     positive_float,
     positive_int,
 )
+from ncsn.metrics.distances import flatten64, sq_dists
 from ncsn.schedules import geometric_sigmas
 
 __all__ = [
@@ -76,23 +75,11 @@ class PairwiseDistanceEstimate(NamedTuple):
     """A triangle-inequality upper bound on the true maximum (at most twice ``estimate``)."""
 
 
-def _flatten64(x: Tensor, name: str = "x") -> Tensor:
-    check_batch(x, name)
-    if x.shape[0] < 2:
-        raise ValueError(f"{name} must hold at least 2 points; got shape {tuple(x.shape)}")
-    if not has_values(x):
-        raise ValueError(f"{name} must hold values; got a tensor on the meta device")
-    flat = x.detach().reshape(x.shape[0], -1).to(torch.float64)
-    if not bool(torch.isfinite(flat).all()):
-        raise ValueError(f"{name} must be finite; it holds NaN or infinite values")
-    # Distances are translation invariant; centring reduces cancellation in ‖a‖² + ‖b‖² - 2a·b.
+def _centred64(x: Tensor) -> Tensor:
+    """``x`` as float64 rows, centred: distances are translation invariant, and centring reduces
+    the cancellation in ‖a‖² + ‖b‖² − 2a·b."""
+    flat = flatten64(x, min_rows=2)
     return flat - flat.mean(dim=0)
-
-
-def _sq_dists(a: Tensor, b: Tensor) -> Tensor:
-    """Squared Euclidean distances ``[n, m]`` between rows (float64 in, float64 out)."""
-    d2 = a.pow(2).sum(1, keepdim=True) + b.pow(2).sum(1) - 2.0 * (a @ b.T)
-    return d2.clamp_min_(0.0)
 
 
 def max_pairwise_distance(x: Tensor, *, chunk_size: int = 1024) -> float:
@@ -126,14 +113,14 @@ def max_pairwise_distance(x: Tensor, *, chunk_size: int = 1024) -> float:
         distance between all pairs of training data points".
     """
     chunk_size = positive_int(chunk_size, "chunk_size")
-    flat = _flatten64(x)
+    flat = _centred64(x)
     n = flat.shape[0]
     best = torch.zeros((), dtype=torch.float64, device=flat.device)
     for start in range(0, n, chunk_size):
         rows = flat[start : start + chunk_size]
         # Blocks left of the diagonal repeat pairs already seen (distance is symmetric).
         for other in range(start, n, chunk_size):
-            block = _sq_dists(rows, flat[other : other + chunk_size])
+            block = sq_dists(rows, flat[other : other + chunk_size])
             best = torch.maximum(best, block.max())
     return math.sqrt(float(best.item()))
 
@@ -186,7 +173,7 @@ def estimate_max_pairwise_distance(
     num_anchors = positive_int(num_anchors, "num_anchors")
     chunk_size = positive_int(chunk_size, "chunk_size")
     check_generator_type(generator)
-    flat = _flatten64(x)
+    flat = _centred64(x)
     n = flat.shape[0]
     device = generator.device if generator is not None else flat.device
     anchors = torch.randperm(n, generator=generator, device=device)[: min(num_anchors, n)]
@@ -195,7 +182,7 @@ def estimate_max_pairwise_distance(
     def eccentricity(index: Tensor) -> tuple[Tensor, Tensor]:
         radii, farthest = [], []
         for start in range(0, index.numel(), chunk_size):
-            d2 = _sq_dists(flat[index[start : start + chunk_size]], flat)
+            d2 = sq_dists(flat[index[start : start + chunk_size]], flat)
             value, arg = d2.max(dim=1)
             radii.append(value)
             farthest.append(arg)

@@ -20,7 +20,6 @@ import pytest
 import torch
 
 import ncsn
-from ncsn._inception import _FIDInceptionV3, _resize_axis_like_tensorflow
 from ncsn.metrics import (
     InceptionV3Features,
     extract_features,
@@ -29,6 +28,7 @@ from ncsn.metrics import (
     frechet_distance_from_statistics,
     inception_v3,
 )
+from ncsn.metrics.inception import _FIDInceptionV3, _resize_axis_like_tensorflow
 
 
 def random_state(seed: int = 0) -> dict[str, torch.Tensor]:
