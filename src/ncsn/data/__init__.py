@@ -1,8 +1,11 @@
-"""Datasets and transforms for training score models; nothing ever downloads.
+"""Datasets and transforms for training score models.
 
 * Embedded: :func:`load_digits`, the UCI 8×8 handwritten digits (1,797 images, fixed split), and
   2-D toys (:func:`toy_dataset`: the paper's mixture, :class:`Rings`, :class:`Moons`,
   :class:`Checkerboard`, :class:`SwissRoll`).
+* MNIST and Fashion-MNIST at 28×28: :func:`mnist` and :func:`fashion_mnist` find the canonical
+  files (``root``, ``$NCSN_DATA``, the user cache, ``/usr/share/datasets``), verify their
+  checksums, and download them from :data:`MIRRORS` only when asked (``download=True``).
 * Files you already have: :func:`load_mnist` / :func:`load_idx` / :func:`read_idx` (IDX, raw or
   gzip), :func:`load_cifar10` / :func:`load_cifar10_batch` (python batches, restricted
   unpickling), :func:`load_image_folder` / :func:`load_celeba` (PNG/JPEG via pillow, center-crop
@@ -24,11 +27,12 @@ Example:
 
 from ncsn.data._arrays import load_array
 from ncsn.data._cifar import load_cifar10, load_cifar10_batch
-from ncsn.data._common import DataError
+from ncsn.data._common import ChecksumError, DataError, DatasetNotFoundError, DownloadError
 from ncsn.data._digits import DIGITS_NUM_TRAIN, load_digits
 from ncsn.data._idx import load_idx, load_mnist, read_idx
 from ncsn.data._images import CELEBA_CROP, CELEBA_SIZE, load_celeba, load_image_folder
-from ncsn.data._load import load
+from ncsn.data._load import DATASETS, load
+from ncsn.data._mnist import MIRRORS, fashion_mnist, mnist
 from ncsn.data._toys import (
     TOY_NAMES,
     Checkerboard,
@@ -51,16 +55,22 @@ from ncsn.data._transforms import (
 __all__ = [
     "CELEBA_CROP",
     "CELEBA_SIZE",
+    "DATASETS",
     "DIGITS_NUM_TRAIN",
+    "MIRRORS",
     "TOY_NAMES",
     "Checkerboard",
+    "ChecksumError",
     "DataError",
+    "DatasetNotFoundError",
+    "DownloadError",
     "ImageTransform",
     "Moons",
     "Rings",
     "SwissRoll",
     "ToySampler",
     "dequantize",
+    "fashion_mnist",
     "grey_levels",
     "inverse_logit_transform",
     "load",
@@ -73,6 +83,7 @@ __all__ = [
     "load_image_folder",
     "load_mnist",
     "logit_transform",
+    "mnist",
     "random_flip",
     "read_idx",
     "to_unit_range",

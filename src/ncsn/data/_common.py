@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["DataError"]
+__all__ = ["ChecksumError", "DataError", "DatasetNotFoundError", "DownloadError"]
 
 
 class DataError(ValueError):
@@ -30,6 +30,45 @@ class DataError(ValueError):
         ...     except ncsn.data.DataError as err:
         ...         print(err)
         /.../notes.txt: expected an IDX file (magic 00 00 <type> <ndim>), got magic 68 65 6c 6c
+    """
+
+
+class ChecksumError(DataError):
+    """A dataset file is not the canonical one: its checksum differs (a truncated download, a
+    damaged copy or another file under the canonical name).
+
+    The message is one line: the file, the expected checksum and the one found, and what to do.
+
+    Example:
+        >>> err = ncsn.data.ChecksumError("mnist/t10k-labels-idx1-ubyte.gz: expected MD5 ...")
+        >>> isinstance(err, ncsn.data.DataError) and isinstance(err, ValueError)
+        True
+    """
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A named dataset's files are in none of the folders searched, and ``download`` was off.
+
+    The message is one line: the files, every folder searched, and the two ways to get them
+    (``download=True``, or a folder holding the files passed as ``root``).
+
+    Example:
+        >>> issubclass(ncsn.data.DatasetNotFoundError, FileNotFoundError)
+        True
+    """
+
+
+class DownloadError(ConnectionError):
+    """A file could be fetched from none of its mirrors (offline, refused, HTTP errors, or a
+    served file whose checksum is wrong).
+
+    The message is one line: each URL tried with its failure, and the remedy (put the files in a
+    folder and pass it as ``root``). Files written so far stay: a partial one as ``<name>.part``,
+    which the next ``download=True`` resumes.
+
+    Example:
+        >>> issubclass(ncsn.data.DownloadError, OSError)
+        True
     """
 
 

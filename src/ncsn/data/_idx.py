@@ -30,7 +30,11 @@ _EXPECTED = "an IDX file (magic 00 00 <type> <ndim>)"
 
 
 def _read_maybe_gzip(path: Path, what: str) -> bytes:
-    raw = path.read_bytes()
+    return decompress_if_gzip(path.read_bytes(), path, what)
+
+
+def decompress_if_gzip(raw: bytes, path: Path, what: str) -> bytes:
+    """``raw`` itself, or its gzip decompression when it starts with the gzip magic."""
     if raw[:2] != _GZIP_MAGIC:
         if path.suffix.lower() == ".gz":
             raise DataError(f"{path}: expected gzip-compressed {what}, got no gzip header")
@@ -72,7 +76,11 @@ def read_idx(path: str | Path) -> np.ndarray:
         array([7, 2, 1], dtype=uint8)
     """
     p = existing_file(path, _EXPECTED)
-    data = _read_maybe_gzip(p, _EXPECTED)
+    return parse_idx(_read_maybe_gzip(p, _EXPECTED), p)
+
+
+def parse_idx(data: bytes, p: Path) -> np.ndarray:
+    """The array held by the (decompressed) IDX bytes ``data`` of file ``p`` (named in errors)."""
     if len(data) < 4:
         raise DataError(f"{p}: expected {_EXPECTED}, got only {len(data)} bytes")
     type_code, ndim = data[2], data[3]
@@ -128,22 +136,27 @@ def load_idx(
         (torch.Size([2, 1, 4, 4]), [5, 0])
     """
     float_dtype(dtype)
-    pixels = read_idx(images)
+    x = idx_images(read_idx(images), as_path(images), dtype)
+    if labels is None:
+        return x, None
+    return x, idx_labels(read_idx(labels), len(x), as_path(labels), as_path(images))
+
+
+def idx_images(pixels: np.ndarray, path: Path, dtype: torch.dtype) -> Tensor:
+    """IDX uint8 images ``[N, H, W]`` read from ``path`` → ``[N, 1, H, W]`` in ``[0, 1]``."""
     if pixels.dtype != np.uint8 or pixels.ndim != 3:
         raise DataError(
-            f"{as_path(images)}: expected IDX uint8 images [N, H, W], "
-            f"got {pixels.dtype} {list(pixels.shape)}"
+            f"{path}: expected IDX uint8 images [N, H, W], got {pixels.dtype} {list(pixels.shape)}"
         )
-    x = uint8_to_unit(pixels[:, None], dtype)
-    return x, None if labels is None else _read_labels(labels, len(pixels), images)
+    return uint8_to_unit(pixels[:, None], dtype)
 
 
-def _read_labels(labels: str | Path, count: int, images: str | Path) -> Tensor:
-    values = read_idx(labels)
+def idx_labels(values: np.ndarray, count: int, path: Path, images: Path) -> Tensor:
+    """IDX integer labels ``[count]`` read from ``path`` (for ``images``) → int64 ``[count]``."""
     if values.dtype.kind not in "iu" or values.shape != (count,):
         raise DataError(
-            f"{as_path(labels)}: expected IDX integer labels [{count}] to match "
-            f"{as_path(images)}, got {values.dtype} {list(values.shape)}"
+            f"{path}: expected IDX integer labels [{count}] to match {images}, "
+            f"got {values.dtype} {list(values.shape)}"
         )
     return torch.from_numpy(values.astype(np.int64))
 
@@ -151,18 +164,30 @@ def _read_labels(labels: str | Path, count: int, images: str | Path) -> Tensor:
 _MNIST_PREFIX = {"train": "train", "test": "t10k"}
 
 
-def _find_mnist_file(root: Path, prefix: str, kind: str) -> Path:
+MNIST_FOLDERS = ("", "raw", "MNIST/raw", "FashionMNIST/raw")
+
+
+def find_idx_file(root: Path, prefix: str, kind: str) -> Path | None:
+    """``<prefix>-<kind>`` (or with ``.idx``), raw or ``.gz``, in ``root`` or its torchvision
+    sub-folders; raw first. ``None`` when there is none."""
     names = [f"{prefix}-{kind}", f"{prefix}-{kind.replace('-idx', '.idx')}"]
-    folders = [root, root / "raw", root / "MNIST" / "raw"]
-    for folder in folders:
+    for folder in MNIST_FOLDERS:
         for name in names:
             for suffix in ("", ".gz"):
-                candidate = folder / (name + suffix)
+                candidate = root / folder / (name + suffix)
                 if candidate.is_file():
                     return candidate
-    raise FileNotFoundError(
-        f"{root}: no {names[0]}[.gz] (expected MNIST IDX files here, in raw/ or in MNIST/raw/)"
-    )
+    return None
+
+
+def _find_mnist_file(root: Path, prefix: str, kind: str) -> Path:
+    found = find_idx_file(root, prefix, kind)
+    if found is None:
+        raise FileNotFoundError(
+            f"{root}: no {prefix}-{kind}[.gz] (expected MNIST IDX files here, in raw/, "
+            "MNIST/raw/ or FashionMNIST/raw/)"
+        )
+    return found
 
 
 def load_mnist(
@@ -172,7 +197,9 @@ def load_mnist(
 
     Looks for ``train-images-idx3-ubyte`` / ``train-labels-idx1-ubyte`` (split ``"train"``) and
     ``t10k-images-idx3-ubyte`` / ``t10k-labels-idx1-ubyte`` (split ``"test"``), raw or ``.gz``,
-    in ``root``, ``root/raw`` or ``root/MNIST/raw`` (torchvision's layout). Nothing downloads.
+    in ``root``, ``root/raw``, ``root/MNIST/raw`` or ``root/FashionMNIST/raw`` (torchvision's
+    layouts). Nothing downloads and nothing is verified: :func:`mnist` and :func:`fashion_mnist`
+    find, verify and download the canonical files.
 
     Args:
         root: the folder holding the files.
@@ -199,6 +226,6 @@ def load_mnist(
         prefix = _MNIST_PREFIX[part]
         images = _find_mnist_file(folder, prefix, "images-idx3-ubyte")
         labels = _find_mnist_file(folder, prefix, "labels-idx1-ubyte")
-        x, _ = load_idx(images, dtype=dtype)
-        parts.append((x, _read_labels(labels, len(x), images)))
+        x = idx_images(read_idx(images), images, dtype)
+        parts.append((x, idx_labels(read_idx(labels), len(x), labels, images)))
     return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
