@@ -97,3 +97,16 @@ def test_logit_round_trip_any_shape(shape, lam, dtype, seed):
     back = data.inverse_logit_transform(y, lam)
     atol = 1e-6 if dtype == torch.float32 else 1e-12
     assert torch.allclose(back, x, atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("transform", "shape"),
+    [(data.dequantize, (0, 2)), (data.random_flip, (0, 1, 4, 4))],
+    ids=["dequantize", "random_flip"],
+)
+def test_an_empty_batch_is_refused_naming_x(transform, shape):
+    with pytest.raises(
+        ValueError,
+        match=rf"x must hold at least one example; got shape \({', '.join(map(str, shape))}\)",
+    ):
+        transform(torch.zeros(shape))
