@@ -128,6 +128,25 @@ def test_estimate_rejects_single_point():
         estimate_max_pairwise_distance(torch.zeros(1, 2))
 
 
+@pytest.mark.parametrize("scale", [2.0**600, 2.0**-600, 1e300], ids=["huge", "tiny", "1e300"])
+def test_sigma_max_of_data_of_any_finite_scale(scale):
+    # Squares of data near 1e180 overflowed float64 and σ₁ came out NaN; the data are divided by
+    # a power of two before squaring (exactly) and the distance multiplied back.
+    x = torch.randn(60, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    exact = max_pairwise_distance(x)
+    estimate = estimate_max_pairwise_distance(x, 8, generator=torch.Generator().manual_seed(1))
+    big = max_pairwise_distance(x * scale)
+    big_estimate = estimate_max_pairwise_distance(
+        x * scale, 8, generator=torch.Generator().manual_seed(1)
+    )
+    if math.log2(scale).is_integer():
+        assert big == exact * scale
+        assert big_estimate == (estimate.estimate * scale, estimate.upper_bound * scale)
+    else:
+        assert big == pytest.approx(exact * scale, rel=1e-12)
+        assert big_estimate.estimate == pytest.approx(estimate.estimate * scale, rel=1e-12)
+
+
 # ---------------------------------------------------------------- Technique 2
 
 

@@ -41,7 +41,7 @@ from ncsn._checks import (
     positive_float,
     positive_int,
 )
-from ncsn.metrics.distances import flatten64, sq_dists
+from ncsn.metrics.distances import flatten64, sq_dists, unit_scale
 from ncsn.schedules import geometric_sigmas
 
 __all__ = [
@@ -75,11 +75,14 @@ class PairwiseDistanceEstimate(NamedTuple):
     """A triangle-inequality upper bound on the true maximum (at most twice ``estimate``)."""
 
 
-def _centred64(x: Tensor) -> Tensor:
-    """``x`` as float64 rows, centred: distances are translation invariant, and centring reduces
-    the cancellation in ‖a‖² + ‖b‖² − 2a·b."""
+def _centred64(x: Tensor) -> tuple[Tensor, float]:
+    """``x`` as float64 rows divided by a power of two ``s`` (so squares cannot overflow) and
+    centred (distances are translation invariant, and centring reduces the cancellation in
+    ‖a‖² + ‖b‖² − 2a·b), and ``s``: distances of the rows times ``s`` are those of ``x``."""
     flat = flatten64(x, min_rows=2)
-    return flat - flat.mean(dim=0)
+    scale = unit_scale(flat)
+    flat = flat / scale
+    return flat - flat.mean(dim=0), scale
 
 
 def max_pairwise_distance(x: Tensor, *, chunk_size: int = 1024) -> float:
@@ -87,7 +90,8 @@ def max_pairwise_distance(x: Tensor, *, chunk_size: int = 1024) -> float:
 
     max_{i<j} ‖x_i − x_j‖ over the flattened events, computed in float64 block by block: O(N²·F)
     time for N points of F features and O(chunk_size² + N·F) memory, on ``x``'s device. Only
-    blocks on or above the diagonal are computed. The data are centred first, so the usual
+    blocks on or above the diagonal are computed. The data are divided by a power of two (exact)
+    and centred first, so squares never overflow (data of any finite scale work) and the usual
     ‖a‖² + ‖b‖² − 2a·b expansion keeps about 1e-12 relative accuracy.
 
     Args:
@@ -113,7 +117,7 @@ def max_pairwise_distance(x: Tensor, *, chunk_size: int = 1024) -> float:
         distance between all pairs of training data points".
     """
     chunk_size = positive_int(chunk_size, "chunk_size")
-    flat = _centred64(x)
+    flat, scale = _centred64(x)
     n = flat.shape[0]
     best = torch.zeros((), dtype=torch.float64, device=flat.device)
     for start in range(0, n, chunk_size):
@@ -122,7 +126,7 @@ def max_pairwise_distance(x: Tensor, *, chunk_size: int = 1024) -> float:
         for other in range(start, n, chunk_size):
             block = sq_dists(rows, flat[other : other + chunk_size])
             best = torch.maximum(best, block.max())
-    return math.sqrt(float(best.item()))
+    return math.sqrt(float(best.item())) * scale
 
 
 def estimate_max_pairwise_distance(
@@ -173,7 +177,7 @@ def estimate_max_pairwise_distance(
     num_anchors = positive_int(num_anchors, "num_anchors")
     chunk_size = positive_int(chunk_size, "chunk_size")
     check_generator_type(generator)
-    flat = _centred64(x)
+    flat, scale = _centred64(x)
     n = flat.shape[0]
     device = generator.device if generator is not None else flat.device
     anchors = torch.randperm(n, generator=generator, device=device)[: min(num_anchors, n)]
@@ -195,7 +199,7 @@ def estimate_max_pairwise_distance(
     upper = torch.minimum(
         2.0 * torch.minimum(r_anchor.min(), r_far.min()), 2.0 * flat.norm(dim=1).max()
     )
-    return PairwiseDistanceEstimate(float(estimate.item()), float(upper.item()))
+    return PairwiseDistanceEstimate(float(estimate.item()) * scale, float(upper.item()) * scale)
 
 
 # --------------------------------------------------------------------------------------------

@@ -384,6 +384,37 @@ def test_precision_recall_rejects(real, fake, kwargs, error, match):
         precision_recall(real, fake, **kwargs)
 
 
+# ---------------------------------------------------------------- data of any finite scale
+
+
+@pytest.mark.parametrize("scale", [2.0**600, 2.0**-600], ids=["huge", "tiny"])
+def test_distances_of_data_scaled_by_a_power_of_two_scale_exactly(scale):
+    # Squares of data near 1e180 overflowed float64 (inf − inf = NaN distances), those near
+    # 1e-180 underflowed to 0; every distance is now computed on data divided by a power of two.
+    g = gen(0)
+    x = torch.randn(40, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(30, 3, generator=g, dtype=torch.float64) + 0.5
+    xs, ys = x * scale, y * scale
+    assert mmd_rbf(xs, ys) == mmd_rbf(x, y)
+    assert mmd_rbf(xs, ys, bandwidth=0.7 * scale) == mmd_rbf(x, y, bandwidth=0.7)
+    assert (
+        sliced_wasserstein(xs, ys, generator=gen(1))
+        == sliced_wasserstein(x, y, generator=gen(1)) * scale
+    )
+    near, near_scaled = nearest_neighbour_distances(y, x), nearest_neighbour_distances(ys, xs)
+    assert torch.equal(near_scaled.indices, near.indices)
+    assert torch.equal(near_scaled.distances, near.distances * scale)
+    assert precision_recall(xs, ys, k=2) == precision_recall(x, y, k=2)
+
+
+def test_distances_of_data_near_the_float64_limit_are_finite():
+    x = torch.tensor([[1e300, -1e300], [0.0, 0.0], [-1e300, 1e300]], dtype=torch.float64)
+    near = nearest_neighbour_distances(x[:1], x[1:])
+    assert near.distances.tolist() == [pytest.approx(math.sqrt(2.0) * 1e300, rel=1e-15)]
+    assert math.isfinite(sliced_wasserstein(x, x * 0.5, generator=gen(0)))
+    assert math.isfinite(mmd_rbf(x, x * 0.5))
+
+
 # ---------------------------------------------------------------- devices
 
 

@@ -220,6 +220,142 @@ def test_extract_rejects():
         extract_features(_Linear(), torch.zeros(2, 12), batch_size=0)
 
 
+# ---------------------------------------------------------------- running statistics
+
+
+def two_pass(x: torch.Tensor) -> FeatureStatistics:
+    """Mean, then the covariance of the centred rows, in float64."""
+    x = x.double()
+    mean = x.mean(0)
+    centred = x - mean
+    return FeatureStatistics(mean, centred.T @ centred / (x.shape[0] - 1))
+
+
+def test_running_statistics_equal_a_two_pass_computation_at_a_large_offset():
+    # The sums of x and xxᵀ lost the covariance at an offset of 1e8 (variances 1.64 and 0 for a
+    # true 1.0); around the first chunk's mean it is kept to rounding.
+    x = 1e8 + torch.randn(1000, 3, generator=gen(0), dtype=torch.float64)
+    running = RunningStatistics()
+    for chunk in x.split(128):
+        running.update(chunk)
+    expected = two_pass(x)
+    got = running.statistics()
+    torch.testing.assert_close(got.mean, expected.mean, rtol=1e-15, atol=0)
+    torch.testing.assert_close(got.cov, expected.cov, rtol=1e-10, atol=1e-12)
+    assert torch.diagonal(got.cov).min() > 0.9
+
+
+def test_running_statistics_sums_added_across_processes_give_the_pooled_statistics():
+    # What sharded evaluation does: each process adds its rows around one shared shift, the sums
+    # are added (all_reduce), and every process loads the total; a process with no rows adds
+    # zeros of the same size.
+    x = 1e8 + torch.randn(700, 4, generator=gen(1), dtype=torch.float64) * 3.0
+    shift = x[0].clone()
+    shards = [x[:300], x[300:310], x[310:]]
+    processes = [RunningStatistics(shift=shift) for _ in range(4)]
+    for process, shard in zip(processes, shards, strict=False):
+        for chunk in shard.split(64):
+            process.update(chunk)
+    total = sum(
+        (p.sums if p.count else torch.zeros(25, dtype=torch.float64) for p in processes),
+        torch.zeros(25, dtype=torch.float64),
+    )
+    assert total.shape == ((4 + 1) ** 2,)
+    expected = two_pass(x)
+    for process in [*processes, RunningStatistics()]:
+        process.load_sums(total)
+        assert process.count == 700
+        got = process.statistics()
+        torch.testing.assert_close(got.mean, expected.mean, rtol=1e-15, atol=0)
+        torch.testing.assert_close(got.cov, expected.cov, rtol=1e-10, atol=1e-12)
+
+
+def test_running_statistics_refuse_sums_around_another_shift():
+    x = 1e8 + torch.randn(200, 2, generator=gen(2), dtype=torch.float64)
+    a, b = RunningStatistics(), RunningStatistics()  # each shifts by its own first chunk
+    a.update(x[:100])
+    b.update(x[100:])
+    with pytest.raises(ValueError, match=r"another shift.*same RunningStatistics\(shift=\.\.\.\)"):
+        a.load_sums(a.sums + b.sums)
+    a.load_sums(a.sums)  # its own sums come back unchanged
+    torch.testing.assert_close(a.statistics().cov, two_pass(x[:100]).cov, rtol=1e-10, atol=0)
+
+
+def test_running_statistics_of_features_without_offset_equal_feature_statistics():
+    x = torch.randn(100, 8, generator=gen(3))
+    running = RunningStatistics(shift=torch.zeros(8))
+    for chunk in x.split(30):
+        running.update(chunk)
+    torch.testing.assert_close(running.statistics().cov, feature_statistics(x).cov)
+    torch.testing.assert_close(running.statistics().mean, feature_statistics(x).mean)
+    assert running.shift is not None and running.shift.dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: RunningStatistics(shift=[0.0]), TypeError, "shift must be a torch.Tensor"),
+        (
+            lambda: RunningStatistics(shift=torch.zeros(2, 2)),
+            ValueError,
+            r"shift must be \[F\] with F >= 1; got shape \(2, 2\)",
+        ),
+        (
+            lambda: RunningStatistics(shift=torch.tensor([math.nan])),
+            ValueError,
+            "shift must be finite",
+        ),
+        (
+            lambda: RunningStatistics(shift=torch.zeros(3)).update(torch.zeros(2, 4)),
+            ValueError,
+            r"features must have 3 columns like the shift",
+        ),
+        (
+            lambda: RunningStatistics().load_sums(torch.zeros(5)),
+            ValueError,
+            r"sums must be \[\(F \+ 1\)²\] with F >= 1; got shape \(5,\)",
+        ),
+        (
+            lambda: RunningStatistics().statistics(),
+            ValueError,
+            "statistics need at least 2 rows of features; got 0",
+        ),
+        (lambda: RunningStatistics().sums, ValueError, "no features were added"),
+    ],
+)
+def test_running_statistics_refuse(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+# ---------------------------------------------------------------- features of any finite scale
+
+
+@pytest.mark.parametrize("scale", [2.0**508, 2.0**-500], ids=["huge", "tiny"])
+def test_feature_metrics_of_features_scaled_by_a_power_of_two_scale_exactly(scale):
+    # Sums of squares of features near 1e153 overflowed float64 (an infinite covariance, then an
+    # error about statistics the user never passed).
+    g = gen(4)
+    a = torch.randn(500, 6, generator=g, dtype=torch.float64)
+    b = 1.5 * torch.randn(400, 6, generator=g, dtype=torch.float64) + 0.5
+    assert frechet_distance(a * scale, b * scale) == frechet_distance(a, b) * scale**2
+    stats, scaled = feature_statistics(a), feature_statistics(a * scale)
+    assert torch.equal(scaled.mean, stats.mean * scale)
+    assert torch.equal(scaled.cov, stats.cov * scale**2)
+
+
+def test_a_frechet_distance_beyond_float64_is_an_error_not_inf():
+    a = torch.randn(50, 2, generator=gen(5), dtype=torch.float64) * 1e160
+    with pytest.raises(ValueError, match=r"the Fréchet distance overflows float64 .*rescale"):
+        frechet_distance(a, a + 1e160)
+    with pytest.raises(ValueError, match="the covariance of features overflows float64"):
+        feature_statistics(a)
+    running = RunningStatistics()
+    running.update(a)
+    with pytest.raises(ValueError, match="the covariance of features overflows float64"):
+        running.statistics()
+
+
 # ---------------------------------------------------------------- bad inputs
 
 
@@ -251,13 +387,13 @@ BAD_INPUTS: list[Any] = [
     ),
     # Found by the third audit (each was loaded silently or raised naming no argument).
     pytest.param(
-        lambda: RunningStatistics().load_sums(torch.tensor([-3.0, 0.0, 1.0])),
+        lambda: RunningStatistics().load_sums(torch.tensor([-3.0, 0.0, 0.0, 1.0])),
         ValueError,
         r"sums must be finite with a whole, non-negative count first; got count=-3\.0",
         id="RunningStatistics.load_sums/negative count",
     ),
     pytest.param(
-        lambda: RunningStatistics().load_sums([3.0, 0.0, 1.0]),  # type: ignore[arg-type]
+        lambda: RunningStatistics().load_sums([3.0, 0.0, 0.0, 1.0]),  # type: ignore[arg-type]
         TypeError,
         r"sums must be a torch\.Tensor; got list",
         id="RunningStatistics.load_sums/non-tensor",

@@ -264,3 +264,28 @@ def test_rejects_arguments(weights: Path):
 def test_rejects_inputs(inception: InceptionV3Features, x, error, match):
     with pytest.raises(error, match=match):
         inception.features(x)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("Mixed_6b.branch1x1.conv.weight", "int", r"holds torch\.int64 values, not floating point"),
+        ("fc.bias", "nan", "holds NaN or infinite values"),
+        ("Conv2d_1a_3x3.bn.running_var", "inf", "holds NaN or infinite values"),
+    ],
+)
+def test_weights_that_are_not_finite_floats_are_refused_naming_file_and_key(
+    tmp_path: Path, key: str, value: str, match: str
+):
+    # load_state_dict casts integers silently, and NaN weights gave an FID of 0.00 between any
+    # two sets.
+    state = random_state()
+    if value == "int":
+        state[key] = state[key].round().to(torch.int64)
+    else:
+        state[key] = state[key].clone()
+        state[key].view(-1)[0] = float(value)
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match=rf"weights='.*bad\.pth' is not .*: {key} {match}") as info:
+        inception_v3(tmp_path / "bad.pth")
+    assert "\n" not in str(info.value)

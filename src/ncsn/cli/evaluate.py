@@ -91,7 +91,14 @@ def _scan(
     x: Tensor, extractor: Any, args: argparse.Namespace, env: training.DistEnv, probs: bool
 ) -> tuple[metrics.RunningStatistics, Tensor | None]:
     """Running feature statistics of ``x`` (and its class probabilities), this rank's chunks."""
-    running = metrics.RunningStatistics()
+    # Summed over ranks, the sums are exact only around one shift every rank shares: row 0's
+    # features (without one, each rank's first chunk would set its own).
+    first = x[:1].float()
+    shift = None
+    if bool(torch.isfinite(first).all()):
+        with torch.no_grad():
+            shift = extractor.features(first.clamp(0, 1))[0]
+    running = metrics.RunningStatistics(shift=shift)
     chunks = range(math.ceil(len(x) / args.batch_size))
     all_probs: Tensor | None = None
     for k in chunks[env.rank :: env.world_size]:

@@ -54,6 +54,20 @@ def same_event(x: Tensor, y: Tensor, names: tuple[str, str] = ("x", "y")) -> Non
         )
 
 
+def unit_scale(*flats: Tensor) -> float:
+    """A power of two ``s`` with every ``|value| / s < 2`` (1.0 when every value is 0).
+
+    Distances of data scaled by ``s`` never overflow or underflow float64 when squared (data of
+    scale 1e200 would give inf − inf = NaN), and dividing by a power of two is exact, so a
+    distance computed on ``x / s`` and multiplied back by ``s`` is the one computed on ``x``
+    wherever that did not overflow.
+    """
+    largest = max((float(f.abs().max()) for f in flats if f.numel()), default=0.0)
+    if largest == 0.0:
+        return 1.0
+    return math.ldexp(1.0, math.frexp(largest)[1] - 1)
+
+
 def sq_dists(a: Tensor, b: Tensor) -> Tensor:
     """Squared Euclidean distances ``[n, m]`` between the rows of ``a [n, D]`` and ``b [m, D]``.
 
@@ -100,7 +114,8 @@ def mmd_rbf(x: Tensor, y: Tensor, *, bandwidth: float | None = None) -> float:
     yf = flatten64(y, "y", min_rows=2).to(xf.device)  # on x's device, as every two-set metric
     same_event(x, y)
     m, n = xf.shape[0], yf.shape[0]
-    pooled = torch.cat([xf, yf])
+    scale = unit_scale(xf, yf)
+    pooled = torch.cat([xf, yf]) / scale
     d2 = sq_dists(pooled, pooled)
     if bandwidth is None:
         off = ~torch.eye(m + n, dtype=torch.bool, device=d2.device)
@@ -111,7 +126,7 @@ def mmd_rbf(x: Tensor, y: Tensor, *, bandwidth: float | None = None) -> float:
                 "pass bandwidth explicitly"
             )
     else:
-        h2 = positive_float(bandwidth, "bandwidth") ** 2
+        h2 = (positive_float(bandwidth, "bandwidth") / scale) ** 2
     k = torch.exp(-d2 / (2.0 * h2))
     kxx, kyy, kxy = k[:m, :m], k[m:, m:], k[:m, m:]
     # The diagonal of k is exactly 1 (d2 of a row with itself is clamped to >= 0, and is 0 up to
@@ -173,8 +188,9 @@ def sliced_wasserstein(
         (xf.shape[1], num_projections), generator=generator, dtype=x.dtype, device=x.device
     ).to(torch.float64)
     theta = theta / theta.norm(dim=0, keepdim=True)
-    px = (xf @ theta).sort(dim=0).values  # [m, P]
-    py = (yf @ theta).sort(dim=0).values  # [n, P]
+    scale = unit_scale(xf, yf)
+    px = (xf / scale @ theta).sort(dim=0).values  # [m, P]
+    py = (yf / scale @ theta).sort(dim=0).values  # [n, P]
     m, n = px.shape[0], py.shape[0]
     # The merged breakpoints of both quantile functions; between consecutive ones each quantile
     # function is constant, so evaluate both at the midpoints and weight by the interval length.
@@ -190,7 +206,7 @@ def sliced_wasserstein(
     ix = (mids * m).floor().long().clamp_(max=m - 1)
     iy = (mids * n).floor().long().clamp_(max=n - 1)
     cost = ((px[ix] - py[iy]).abs() ** p * widths[:, None]).sum(0)  # [P]
-    return float(cost.mean() ** (1.0 / p))
+    return float(cost.mean() ** (1.0 / p)) * scale
 
 
 class NearestNeighbours(NamedTuple):
@@ -238,10 +254,12 @@ def nearest_neighbour_distances(
     t = flatten64(train, "train").to(s.device)
     same_event(samples, train, ("samples", "train"))
     chunk_size = positive_int(chunk_size, "chunk_size")
+    scale = unit_scale(s, t)
+    s, t = s / scale, t / scale
     indices = torch.cat(
         [sq_dists(s[i : i + chunk_size], t).argmin(dim=1) for i in range(0, s.shape[0], chunk_size)]
     )
-    distances = (s - t[indices]).norm(dim=1)
+    distances = (s - t[indices]).norm(dim=1) * scale
     return NearestNeighbours(distances, indices)
 
 
@@ -334,6 +352,8 @@ def precision_recall(
     real = _check_manifold_points(real_features, "real_features", k)
     fake = _check_manifold_points(fake_features, "fake_features", k).to(real.device)
     same_event(real_features, fake_features, ("real_features", "fake_features"))
+    scale = unit_scale(real, fake)
+    real, fake = real / scale, fake / scale
     real_radii = _kth_neighbour_sq_radii(real, k, chunk_size)
     fake_radii = _kth_neighbour_sq_radii(fake, k, chunk_size)
     return PrecisionRecall(

@@ -16,8 +16,8 @@ from typing import NamedTuple, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from ncsn._checks import check_batch, check_nonempty, positive_int
-from ncsn.metrics.distances import flatten64
+from ncsn._checks import check_batch, check_float_tensor, check_nonempty, positive_int
+from ncsn.metrics.distances import flatten64, unit_scale
 
 __all__ = [
     "Classifier",
@@ -146,8 +146,30 @@ class FeatureStatistics(NamedTuple):
     cov: Tensor
 
 
+def _feature_rows(features: Tensor, name: str, min_rows: int) -> Tensor:
+    check_batch(features, name)
+    if features.ndim != 2:
+        raise ValueError(f"{name} must be 2-D [N, F]; got shape {tuple(features.shape)}")
+    return flatten64(features, name, min_rows=min_rows)
+
+
+def _statistics(f: Tensor) -> FeatureStatistics:
+    mean = f.mean(dim=0)
+    centred = f - mean
+    return FeatureStatistics(mean, centred.T @ centred / (f.shape[0] - 1))
+
+
+def _overflow(what: str, scale: float) -> ValueError:
+    return ValueError(
+        f"{what} overflows float64 (features of magnitude up to {scale:.3g}); rescale the features"
+    )
+
+
 def feature_statistics(features: Tensor) -> FeatureStatistics:
     """Mean and unbiased covariance (divisor N − 1) of ``[N, F]`` features, in float64.
+
+    Computed on the features divided by a power of two (exact), so squares of features of any
+    finite scale do not overflow on the way.
 
     Args:
         features: ``[N, F]`` with N >= 2.
@@ -157,31 +179,45 @@ def feature_statistics(features: Tensor) -> FeatureStatistics:
 
     Raises:
         TypeError: on non-floating features.
-        ValueError: if ``features`` is not 2-D, has fewer than 2 rows, or is not finite.
+        ValueError: if ``features`` is not 2-D, has fewer than 2 rows or is not finite, or if the
+            covariance itself exceeds float64's range.
 
     Example:
         >>> stats = ncsn.metrics.feature_statistics(torch.randn(100, 8))
         >>> stats.cov.shape
         torch.Size([8, 8])
     """
-    check_batch(features, "features")
-    if features.ndim != 2:
-        raise ValueError(f"features must be 2-D [N, F]; got shape {tuple(features.shape)}")
-    f = flatten64(features, "features", min_rows=2)
-    mean = f.mean(dim=0)
-    centred = f - mean
-    cov = centred.T @ centred / (f.shape[0] - 1)
-    return FeatureStatistics(mean, cov)
+    f = _feature_rows(features, "features", 2)
+    scale = unit_scale(f)
+    mean, cov = _statistics(f / scale)
+    cov = cov * scale * scale
+    if not bool(torch.isfinite(cov).all()):
+        raise _overflow("the covariance of features", scale)
+    return FeatureStatistics(mean * scale, cov)
 
 
 class RunningStatistics:
     """:func:`feature_statistics` of features seen in chunks, in bounded memory.
 
-    Keeps the count, the sum and the sum of outer products in float64 (``F + F²`` numbers,
-    whatever the number of rows), so a Fréchet distance on 50,000 samples never holds more than
-    one chunk of features. :attr:`sums` is one flat tensor: summing it across processes
+    Keeps the count and, around a shift ``c`` (``[F]``), the sums ``Σ(x − c)`` and
+    ``Σ(x − c)(x − c)ᵀ`` in float64 (``F + F²`` numbers, whatever the number of rows), so a
+    Fréchet distance on 50,000 samples never holds more than one chunk of features. The shift
+    keeps the covariance free of cancellation when the features share a large offset (the sums
+    of ``x`` and ``xxᵀ`` lose it: at an offset of 1e8, a variance of 1 came out as 1.64 or 0).
+    By default it is the mean of the first chunk.
+
+    :attr:`sums` is one flat tensor: summing it across processes
     (``torch.distributed.all_reduce``) and loading it back with :meth:`load_sums` gives the
-    statistics of every process's rows.
+    statistics of every process's rows exactly, provided every process used the same ``shift``
+    (for example the features of one row every process reads); :meth:`load_sums` refuses sums
+    around other shifts.
+
+    Args:
+        shift: ``[F]`` the value subtracted from every row before it is summed; ``None``: the
+            mean of the first chunk.
+
+    Raises:
+        TypeError, ValueError: if ``shift`` is not a finite floating ``[F]`` tensor, F >= 1.
 
     Example:
         >>> running = ncsn.metrics.RunningStatistics()
@@ -192,63 +228,104 @@ class RunningStatistics:
         True
     """
 
-    def __init__(self) -> None:
+    def __init__(self, shift: Tensor | None = None) -> None:
         self.count = 0
+        self._shift: Tensor | None = None
+        if shift is not None:
+            check_float_tensor(shift, "shift")
+            if shift.ndim != 1 or shift.numel() == 0:
+                raise ValueError(f"shift must be [F] with F >= 1; got shape {tuple(shift.shape)}")
+            self._shift = flatten64(shift[None], "shift")[0].cpu()
         self._sum: Tensor | None = None
         self._outer: Tensor | None = None
 
+    @property
+    def shift(self) -> Tensor | None:
+        """``[F]`` float64: the shift the sums are taken around (``None`` before the first chunk)."""
+        return self._shift
+
     def update(self, features: Tensor) -> None:
         """Add ``[N, F]`` features (N >= 1, finite; the same F every time)."""
-        check_batch(features, "features")
-        if features.ndim != 2:
-            raise ValueError(f"features must be 2-D [N, F]; got shape {tuple(features.shape)}")
-        f = flatten64(features, "features").cpu()
+        f = _feature_rows(features, "features", 1).cpu()
+        if self._shift is None:
+            self._shift = f.mean(dim=0)
+        if f.shape[1] != self._shift.shape[0]:
+            raise ValueError(
+                f"features must have {self._shift.shape[0]} columns like the shift and the "
+                f"earlier chunks; got shape {tuple(features.shape)}"
+            )
         if self._sum is None or self._outer is None:
             self._sum = torch.zeros(f.shape[1], dtype=torch.float64)
             self._outer = torch.zeros(f.shape[1], f.shape[1], dtype=torch.float64)
-        elif f.shape[1] != self._sum.shape[0]:
-            raise ValueError(
-                f"features must have {self._sum.shape[0]} columns like the earlier chunks; got "
-                f"shape {tuple(features.shape)}"
-            )
+        centred = f - self._shift
         self.count += f.shape[0]
-        self._sum += f.sum(dim=0)
-        self._outer += f.T @ f
+        self._sum += centred.sum(dim=0)
+        self._outer += centred.T @ centred
 
     @property
     def sums(self) -> Tensor:
-        """``[1 + F + F²]`` float64: the count, the sum and the outer-product sum, flattened."""
-        if self._sum is None or self._outer is None:
+        """``[(F + 1)²]`` float64: the count, count·shift, Σ(x − shift) and Σ(x − shift)(x − shift)ᵀ."""
+        if self._shift is None or self._sum is None or self._outer is None:
             raise ValueError("no features were added (call update first)")
         count = torch.tensor([float(self.count)], dtype=torch.float64)
-        return torch.cat([count, self._sum, self._outer.flatten()])
+        return torch.cat([count, self.count * self._shift, self._sum, self._outer.flatten()])
 
     def load_sums(self, sums: Tensor) -> None:
-        """Replace the state with ``sums`` (as :attr:`sums` returns, e.g. summed over processes)."""
+        """Replace the state with ``sums`` (as :attr:`sums` returns, e.g. summed over processes).
+
+        The shift of the summed state is ``Σ count·shift / Σ count``; an instance that has a
+        shift already (given, or set by a chunk) must find its own there.
+
+        Raises:
+            TypeError: if ``sums`` is not a tensor.
+            ValueError: if ``sums`` is not ``[(F + 1)²]`` with F >= 1, not finite, has a count
+                that is not a whole number >= 0, or was summed around another shift.
+        """
         if not isinstance(sums, Tensor):
             raise TypeError(f"sums must be a torch.Tensor; got {type(sums).__name__}")
-        n = round(math.sqrt(max(sums.numel() - 0.75, 0.0)) - 0.5)  # 1 + F + F² = numel
-        if sums.ndim != 1 or n < 1 or 1 + n + n * n != sums.numel():
-            raise ValueError(
-                f"sums must be [1 + F + F²] with F >= 1; got shape {tuple(sums.shape)}"
-            )
-        sums = sums.to(dtype=torch.float64, device="cpu")
+        n = math.isqrt(sums.numel()) - 1  # (F + 1)² numbers
+        if sums.ndim != 1 or n < 1 or (n + 1) ** 2 != sums.numel():
+            raise ValueError(f"sums must be [(F + 1)²] with F >= 1; got shape {tuple(sums.shape)}")
+        sums = sums.detach().to(dtype=torch.float64, device="cpu")
         count = float(sums[0])
         if not bool(torch.isfinite(sums).all()) or count < 0 or count != round(count):
             raise ValueError(
                 f"sums must be finite with a whole, non-negative count first; got count={count!r}"
             )
+        shift = sums[1 : 1 + n] / count if count else self._shift
+        if self._shift is not None and shift is not None:
+            if self._shift.shape != shift.shape:
+                raise ValueError(
+                    f"sums hold {n} features; this instance's shift has {self._shift.shape[0]}"
+                )
+            # Equal shifts come back within a few roundings of count·shift; different ones
+            # (each process's own first chunk) differ by about the features' spread.
+            if float((shift - self._shift).abs().max()) > 1e-12 * float(self._shift.abs().max()):
+                raise ValueError(
+                    "sums were taken around another shift than this instance's: give every "
+                    "process the same RunningStatistics(shift=...) before summing their sums"
+                )
+            shift = self._shift
         self.count = round(count)
-        self._sum = sums[1 : 1 + n].clone()
-        self._outer = sums[1 + n :].reshape(n, n).clone()
+        self._shift = None if shift is None else shift.clone()
+        self._sum = sums[1 + n : 1 + 2 * n].clone()
+        self._outer = sums[1 + 2 * n :].reshape(n, n).clone()
 
     def statistics(self) -> FeatureStatistics:
-        """Mean ``[F]`` and unbiased covariance ``[F, F]`` of every row added (needs N >= 2)."""
-        if self._sum is None or self._outer is None or self.count < 2:
+        """Mean ``[F]`` and unbiased covariance ``[F, F]`` of every row added (needs N >= 2).
+
+        Raises:
+            ValueError: with fewer than 2 rows, or if the covariance exceeds float64's range.
+        """
+        if self._shift is None or self._sum is None or self._outer is None or self.count < 2:
             raise ValueError(f"statistics need at least 2 rows of features; got {self.count}")
-        mean = self._sum / self.count
-        cov = (self._outer - self.count * torch.outer(mean, mean)) / (self.count - 1)
-        return FeatureStatistics(mean, 0.5 * (cov + cov.T))
+        centred_mean = self._sum / self.count
+        cov = (self._outer - self.count * torch.outer(centred_mean, centred_mean)) / (
+            self.count - 1
+        )
+        if not bool(torch.isfinite(cov).all()):
+            raise _overflow("the covariance of features", float(self._shift.abs().max()))
+        return FeatureStatistics(self._shift + centred_mean, 0.5 * (cov + cov.T))
 
 
 def _psd_sqrt(matrix: Tensor) -> Tensor:
@@ -353,9 +430,16 @@ def frechet_distance(features_a: Tensor, features_b: Tensor) -> float:
         Heusel et al. (2017), "GANs Trained by a Two Time-Scale Update Rule Converge to a Local
         Nash Equilibrium" (FID); Dowson & Landau (1982) for the closed form.
     """
-    return frechet_distance_from_statistics(
-        feature_statistics(features_a), feature_statistics(features_b)
-    )
+    a = _feature_rows(features_a, "features_a", 2)
+    b = _feature_rows(features_b, "features_b", 2)
+    # One power-of-two scale for both: d² is computed on features that cannot overflow when
+    # squared, and multiplied back.
+    scale = unit_scale(a, b)
+    d2 = frechet_distance_from_statistics(_statistics(a / scale), _statistics(b / scale))
+    d2 *= scale * scale  # a float, as a Python ** would raise OverflowError
+    if not math.isfinite(d2):
+        raise _overflow("the Fréchet distance", scale)
+    return d2
 
 
 class InceptionScore(NamedTuple):

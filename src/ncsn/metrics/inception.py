@@ -430,7 +430,8 @@ def inception_v3(
         TypeError: if ``weights`` is not a path or ``preprocess`` is not a string.
         FileNotFoundError: if ``weights`` does not exist (the message names the URLs).
         ValueError: if ``preprocess`` is unknown, or the file is not a readable state dict with
-            exactly this network's parameter names and shapes.
+            exactly this network's parameter names and shapes, holding finite floating-point
+            values.
 
     Example:
         The lines that need the weights file (downloaded by you) are skipped when the examples
@@ -479,6 +480,12 @@ def inception_v3(
             raise _weights_error(
                 path, f"{key} has shape {tuple(state[key].shape)}, expected {tuple(shape)}"
             )
+        # load_state_dict would cast integers silently, and NaN weights give NaN features (and
+        # an FID of 0 between any two sets).
+        if not torch.is_floating_point(state[key]):
+            raise _weights_error(path, f"{key} holds {state[key].dtype} values, not floating point")
+        if not bool(torch.isfinite(state[key]).all()):
+            raise _weights_error(path, f"{key} holds NaN or infinite values")
     network.to_empty(device=device)
     with torch.no_grad():
         for name, buffer in network.named_buffers():
