@@ -983,19 +983,7 @@ AUDIT_CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
         TypeError,  # type: ignore[arg-type]
         r"distribution must be a toy distribution with an exact \.score\(x, sigma\) .*got int 3",
     ),
-    # --- data and viz --------------------------------------------------------------------
-    (
-        "dequantize/empty batch",
-        lambda: ncsn.data.dequantize(torch.zeros(0, 2)),
-        ValueError,
-        EMPTY_RULE,
-    ),
-    (
-        "random_flip/empty batch",
-        lambda: ncsn.data.random_flip(torch.zeros(0, 1, 4, 4)),
-        ValueError,
-        r"x must hold at least one example; got shape \(0, 1, 4, 4\)",
-    ),
+    # --- viz (the data cases are in tests/data/) ------------------------------------------
     (
         "image_grid/images as a list",
         lambda: ncsn.viz.image_grid([1.0]),
