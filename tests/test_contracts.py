@@ -1,4 +1,5 @@
-"""Every implementation of each protocol gets every check of that protocol's contract."""
+"""Every implementation of each protocol gets every check of that protocol's contract (the
+samplers' in tests/samplers/test_sampler_contracts.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 import ncsn
-from contracts import ALL_LOSSES, ALL_SAMPLERS, ALL_SCHEDULES, ALL_SCORE_MODELS, ModelCase
+from contracts import ALL_LOSSES, ALL_SCHEDULES, ALL_SCORE_MODELS, ModelCase
 
 MODEL_IDS = [c.name for c in ALL_SCORE_MODELS]
 
@@ -43,20 +44,6 @@ def test_score_model_works_with_every_loss(case: ModelCase, loss_name: str, make
     if params:
         value.backward()
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
-
-
-@pytest.mark.parametrize("case", ALL_SCORE_MODELS, ids=MODEL_IDS)
-@pytest.mark.parametrize(
-    "sampler_name, make_sampler", ALL_SAMPLERS, ids=[n for n, _ in ALL_SAMPLERS]
-)
-def test_score_model_works_with_every_sampler(
-    case: ModelCase, sampler_name: str, make_sampler
-) -> None:
-    sampler = make_sampler(case.sigmas)
-    x0 = _x(case)
-    out = sampler(case.factory(), x0, generator=torch.Generator().manual_seed(2))
-    assert out.shape == x0.shape and out.dtype == x0.dtype and torch.isfinite(out).all()
-    assert not out.requires_grad
 
 
 # ---------------------------------------------------------------- NoiseSchedule
@@ -101,48 +88,3 @@ def test_loss_rejects_model_with_wrong_output_shape(name: str, make) -> None:
         ValueError, match=r"output shape \(\d+, 2\) differs from its input shape \(\d+, 3\)"
     ):
         loss(lambda x, s: x[:, :2] * 1.0, x)
-
-
-# ---------------------------------------------------------------- Sampler
-@pytest.mark.parametrize("name, make", ALL_SAMPLERS, ids=[n for n, _ in ALL_SAMPLERS])
-def test_sampler_contract(name: str, make) -> None:
-    sampler = make(ncsn.geometric_sigmas(1.0, 0.1, 3))
-    assert isinstance(sampler, ncsn.Sampler)
-    x0 = torch.rand(5, 2, 3)
-    before = x0.clone()
-    g = lambda: torch.Generator().manual_seed(7)  # noqa: E731
-    a = sampler(lambda x, s: -x, x0, generator=g())
-    b = sampler(lambda x, s: -x, x0, generator=g())
-    assert torch.equal(a, b) and a.shape == x0.shape and a.dtype == x0.dtype
-    assert torch.equal(x0, before) and a.data_ptr() != x0.data_ptr()  # input left unchanged
-    # a configuration object: equal settings compare and hash equal
-    again = make(ncsn.geometric_sigmas(1.0, 0.1, 3))
-    assert sampler == again and hash(sampler) == hash(again)
-    calls: list[ncsn.samplers.StepInfo] = []
-    sampler(lambda x, s: -x, x0, generator=g(), callback=calls.append)
-    # one StepInfo per step (a Heun step makes two model calls), each with x and the score
-    assert 1 <= len(calls) <= sampler.num_model_calls
-    assert all(c.x.shape == x0.shape and c.score.shape == x0.shape for c in calls)
-
-
-@pytest.mark.parametrize("name, make", ALL_SAMPLERS, ids=[n for n, _ in ALL_SAMPLERS])
-def test_sampler_rejects_model_with_wrong_output_shape(name: str, make) -> None:
-    sampler = make(ncsn.geometric_sigmas(1.0, 0.1, 3))
-    with pytest.raises(
-        ValueError, match=r"output shape \(2, 1\) differs from its input shape \(2, 3\)"
-    ):
-        sampler(lambda x, s: x[:, :1], torch.rand(2, 3))
-
-
-@pytest.mark.parametrize("name, make", ALL_SAMPLERS, ids=[n for n, _ in ALL_SAMPLERS])
-def test_sampler_counts_model_calls(name: str, make) -> None:
-    sampler = make(ncsn.geometric_sigmas(1.0, 0.1, 3))
-    count = 0
-
-    def model(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        nonlocal count
-        count += 1
-        return -x
-
-    sampler(model, torch.rand(2, 3))
-    assert count == sampler.num_model_calls

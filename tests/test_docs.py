@@ -428,10 +428,19 @@ def test_custom_sampler_recovers_fig3_with_exact_scores() -> None:
 
 def test_custom_sampler_rejects_bad_input() -> None:
     module = _example("custom_sampler")
+    levels = ncsn.schedules.SigmaGrid([1.0, 0.1])
     with pytest.raises(ValueError, match=r"snr must be positive and finite; got snr=-1"):
-        module.SNRAnnealedLangevin([1.0, 0.1], -1.0, 10)
+        module.SNRAnnealedLangevin(levels, -1.0, 10)
     with pytest.raises(ValueError, match=r"steps_per_level must be an int >= 1; got 0"):
-        module.SNRAnnealedLangevin([1.0, 0.1], 0.1, 0)
+        module.SNRAnnealedLangevin(levels, 0.1, 0)
+    with pytest.raises(
+        TypeError, match=r"sigmas must be a SigmaGrid\(levels\); got \[1\.0, 0\.1\]"
+    ):
+        module.SNRAnnealedLangevin([1.0, 0.1], 0.1, 10)
+    # settings compare by value: the grid is a value
+    assert module.SNRAnnealedLangevin(levels, 0.1, 10) == module.SNRAnnealedLangevin(
+        ncsn.schedules.SigmaGrid(torch.tensor([1.0, 0.1])), 0.1, 10
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -103,3 +103,46 @@ def test_geometric_validation(args, error, match: str) -> None:
 def test_sample_errors() -> None:
     with pytest.raises(ValueError, match="batch must be >= 1; got batch=0"):
         ncsn.GeometricSchedule(1.0, 0.1, 3).sample(0)
+
+
+# ---------------------------------------------------------------- SigmaGrid, the samplers' σ grid
+def test_sigma_grid_is_a_checked_copy_that_compares_by_value() -> None:
+    levels = torch.tensor([1.0, 0.5, 0.25], dtype=torch.float64, requires_grad=True)
+    grid = ncsn.schedules.SigmaGrid(levels)
+    with torch.no_grad():
+        levels.mul_(2.0)  # the grid kept its own copy
+    assert grid.values == (1.0, 0.5, 0.25) and grid.tolist() == [1.0, 0.5, 0.25]
+    assert not grid.tensor.requires_grad and grid.tensor.dtype == torch.float64
+    grid.tensor.mul_(3.0)  # a copy again: the grid cannot be changed through it
+    grid[0].mul_(3.0)
+    assert grid.tensor.tolist() == [1.0, 0.5, 0.25]
+    same = ncsn.schedules.SigmaGrid([1.0, 0.5, 0.25])  # float32 here: equal values, equal grids
+    assert grid == same and hash(grid) == hash(same) and len({grid, same}) == 1
+    assert grid != ncsn.schedules.SigmaGrid([1.0, 0.5]) and grid != (1.0, 0.5, 0.25)
+    assert ncsn.schedules.SigmaGrid(grid) == grid and repr(grid) == "SigmaGrid([1.0, 0.5, 0.25])"
+    assert len(grid) == 3 and float(grid[-1]) == 0.25
+
+
+def test_sigma_grid_pickles_and_feeds_a_schedule() -> None:
+    import pickle
+
+    grid = ncsn.schedules.SigmaGrid(ncsn.geometric_sigmas(1.0, 0.1, 4))
+    assert pickle.loads(pickle.dumps(grid)) == grid
+    assert torch.equal(ncsn.Schedule(grid.tensor).sigmas, grid.tensor)
+
+
+@pytest.mark.parametrize(
+    "sigmas, error, match",
+    [
+        ([1.0, 1.0], ValueError, "sigmas must be strictly decreasing"),
+        ([1.0, 0.0], ValueError, r"sigmas must be positive; got \[1\.0, 0\.0\]"),
+        ([], ValueError, "sigmas must hold at least one level"),
+        (torch.ones(2, 2), ValueError, r"sigmas must be 1-D; got shape \(2, 2\)"),
+        (torch.tensor([2, 1]), TypeError, "sigmas must be a floating-point tensor"),
+        (["a"], TypeError, "sigmas must be a 1-D tensor of floats"),
+        (torch.zeros(2, device="meta"), ValueError, "sigmas must hold values"),
+    ],
+)
+def test_sigma_grid_validation(sigmas, error, match: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(error, match=match):
+        ncsn.schedules.SigmaGrid(sigmas)

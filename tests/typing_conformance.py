@@ -10,6 +10,7 @@ import torch
 
 import ncsn
 from ncsn import NoiseSchedule, Sampler, ScoreLoss, ScoreModel
+from ncsn.samplers import StepCallback, StepHook, StepInfo
 
 sigmas = ncsn.geometric_sigmas(1.0, 0.01, 10)
 schedule_a: NoiseSchedule = ncsn.GeometricSchedule(1.0, 0.01, 10)
@@ -20,6 +21,21 @@ loss_b: ScoreLoss = ncsn.losses.SlicedScoreMatching(schedule_a)
 
 sampler_a: Sampler = ncsn.samplers.Langevin(0.01, 2e-5, 10)
 sampler_b: Sampler = ncsn.samplers.AnnealedLangevin(sigmas, 2e-5, 10)
+sampler_c: Sampler = ncsn.samplers.ConsistentAnnealedSampling(sigmas, 0.9, denoise=True)
+sampler_d: Sampler = ncsn.samplers.PredictorCorrector(sigmas, snr=0.16, corrector_steps=1)
+sampler_e: Sampler = ncsn.samplers.ProbabilityFlowODE(sigmas, solver="euler", denoise=True)
+# the settings are typed as given (a tensor, a list or a grid of levels) and as kept
+grid: ncsn.schedules.SigmaGrid = ncsn.samplers.AnnealedLangevin([1.0, 0.1], 2e-5, 10).sigmas
+step_size: float = ncsn.samplers.AnnealedLangevin(grid, 2e-5, 10).step_size
+
+hook: StepHook = ncsn.samplers.Inpainting(torch.zeros(2, 3), torch.tensor([1, 0, 0]))
+
+
+def print_step(info: StepInfo, /) -> None:
+    print(info.level, info.sigma)
+
+
+callback: StepCallback = print_step
 
 
 def plain_function(x: torch.Tensor, sigma: torch.Tensor, /) -> torch.Tensor:

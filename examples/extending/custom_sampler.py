@@ -1,10 +1,13 @@
 """Extending ncsn: a sampler of your own (the ``ncsn.Sampler`` protocol).
 
-A sampler is anything callable as ``sampler(model, x, *, generator=None, callback=None)`` that
-moves the initial points ``x [B, *event]`` toward samples and returns the final iterate. One that
-also takes ``hook=`` (a ``ncsn.samplers.StepHook``, applied to the start of each level and after
-every step) works with ``ncsn.samplers.inpaint`` as well. This one
-is annealed Langevin dynamics whose step size is chosen at every step from a target
+A sampler is anything callable as ``sampler(model, x, *, generator=None, callback=None,
+hook=None)`` that moves the initial points ``x [B, *event]`` toward samples and returns the final
+iterate. ``hook`` (a ``ncsn.samplers.StepHook``) is applied in place to the start of each level
+and after every step, so ``ncsn.samplers.inpaint`` works with it too. As in the library, it comes
+in two parts: a kernel (one step, every parameter explicit) and a frozen dataclass of settings
+whose ``__call__`` loops over that kernel.
+
+This one is annealed Langevin dynamics whose step size is chosen at every step from a target
 signal-to-noise ratio r, the "corrector" of Song et al. (2021, Algorithm 4):
 
     ε = 2·(r·‖z‖ / ‖s_θ(x, σᵢ)‖)²,   x ← x + ε·s_θ(x, σᵢ) + √(2ε)·z
@@ -19,7 +22,6 @@ Run:  python examples/extending/custom_sampler.py
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -27,24 +29,48 @@ from torch import Tensor
 
 import ncsn
 import ncsn.metrics
+from ncsn.samplers import StepHook, StepInfo
+from ncsn.schedules import SigmaGrid
 
 
-@dataclass(frozen=True, eq=False)
+def snr_step(
+    model: ncsn.ScoreModel,
+    x: Tensor,
+    sigma: float,
+    snr: float,
+    *,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One Langevin step at σ whose drift is ``snr`` times the noise: ``(x', α, score)``."""
+    score = model(x, torch.full((x.shape[0],), sigma, dtype=x.dtype, device=x.device))
+    z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    # Norms averaged over the batch, as in Song et al. (2021): a step that depended on each
+    # chain's own z would make the injected noise non-Gaussian.
+    noise_norm = z.flatten(1).norm(dim=1).mean()
+    score_norm = score.flatten(1).norm(dim=1).mean().clamp_min(1e-12)
+    alpha = 4.0 * (snr * noise_norm / score_norm) ** 2  # α = 2ε, a 0-d tensor
+    return x + (alpha / 2) * score + alpha.sqrt() * z, alpha, score  # paper convention
+
+
+@dataclass(frozen=True)
 class SNRAnnealedLangevin:
-    """Annealed Langevin dynamics with a step size set by a signal-to-noise ratio ``snr``."""
+    """Annealed Langevin dynamics with a step size set by a signal-to-noise ratio ``snr``.
 
-    sigmas: Tensor
+    ``sigmas`` is a :class:`~ncsn.schedules.SigmaGrid` (checked levels that compare by value), so
+    the dataclass compares and hashes by its settings with no code of its own.
+    """
+
+    sigmas: SigmaGrid
     snr: float
     steps_per_level: int
 
-    def __init__(self, sigmas: Tensor | Sequence[float], snr: float, steps_per_level: int) -> None:
-        if not (isinstance(snr, (int, float)) and math.isfinite(snr) and snr > 0):
-            raise ValueError(f"snr must be positive and finite; got snr={snr!r}")
-        if not (isinstance(steps_per_level, int) and steps_per_level >= 1):
-            raise ValueError(f"steps_per_level must be an int >= 1; got {steps_per_level!r}")
-        object.__setattr__(self, "sigmas", ncsn.Schedule(sigmas).sigmas)  # validated levels
-        object.__setattr__(self, "snr", float(snr))
-        object.__setattr__(self, "steps_per_level", steps_per_level)
+    def __post_init__(self) -> None:
+        if not isinstance(self.sigmas, SigmaGrid):
+            raise TypeError(f"sigmas must be a SigmaGrid(levels); got {self.sigmas!r}")
+        if not (isinstance(self.snr, (int, float)) and math.isfinite(self.snr) and self.snr > 0):
+            raise ValueError(f"snr must be positive and finite; got snr={self.snr!r}")
+        if not (isinstance(self.steps_per_level, int) and self.steps_per_level >= 1):
+            raise ValueError(f"steps_per_level must be an int >= 1; got {self.steps_per_level!r}")
 
     def __call__(
         self,
@@ -52,31 +78,20 @@ class SNRAnnealedLangevin:
         x: Tensor,
         *,
         generator: torch.Generator | None = None,
-        callback: Callable[[ncsn.samplers.StepInfo], None] | None = None,
-        hook: ncsn.samplers.StepHook | None = None,
+        callback: ncsn.samplers.StepCallback | None = None,
+        hook: StepHook | None = None,
     ) -> Tensor:
-        batch = x.shape[0]
         with torch.no_grad():
             x = x.clone()
-            for level, sigma_value in enumerate(self.sigmas.tolist()):
-                sigma = torch.full((batch,), sigma_value, dtype=x.dtype, device=x.device)
+            for level, sigma in enumerate(self.sigmas.values):
                 if hook is not None:  # e.g. inpainting: re-impose the known entries at this σ
-                    hook(x, sigma_value)
+                    hook(x, sigma)
                 for step in range(self.steps_per_level):
-                    score = model(x, sigma)
-                    z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-                    # Norms averaged over the batch, as in Song et al. (2021): a step that
-                    # depended on each chain's own z would make the injected noise non-Gaussian.
-                    noise_norm = z.flatten(1).norm(dim=1).mean()
-                    score_norm = score.flatten(1).norm(dim=1).mean().clamp_min(1e-12)
-                    alpha = 4.0 * (self.snr * noise_norm / score_norm) ** 2  # α = 2ε, a 0-d tensor
-                    x = x + (alpha / 2) * score + alpha.sqrt() * z  # paper convention
+                    x, alpha, score = snr_step(model, x, sigma, self.snr, generator=generator)
                     if hook is not None:
-                        hook(x, sigma_value)
+                        hook(x, sigma)
                     if callback is not None:  # float() synchronises: only with a callback
-                        callback(
-                            ncsn.samplers.StepInfo(level, step, sigma_value, float(alpha), x, score)
-                        )
+                        callback(StepInfo(level, step, sigma, float(alpha), x, score))
         return x
 
 
@@ -85,13 +100,14 @@ def main(*, chains: int = 1280, steps_per_level: int = 100, seed: int = 0) -> di
     gmm = ncsn.toy.paper_mixture()
     exact = gmm.score_model()  # an exact ScoreModel: any sampler can be checked against truth
     g = torch.Generator().manual_seed(seed)
-    sampler = SNRAnnealedLangevin(ncsn.geometric_sigmas(20.0, 1.0, 10), 0.15, steps_per_level)
+    levels = SigmaGrid(ncsn.geometric_sigmas(20.0, 1.0, 10))
+    sampler = SNRAnnealedLangevin(levels, snr=0.15, steps_per_level=steps_per_level)
     assert isinstance(sampler, ncsn.Sampler)  # a structural check: it has the right __call__
 
     calls: list[int] = []
     mean_steps: dict[int, float] = {}
 
-    def record(info: ncsn.samplers.StepInfo) -> None:
+    def record(info: StepInfo) -> None:
         calls.append(info.level)
         mean_steps[info.level] = info.step_size  # the last step's α at this level
 

@@ -4,15 +4,71 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Generic, overload
 
 import numpy as np
 import torch
 from torch import Tensor
+from typing_extensions import TypeVar
 
 from ncsn._types import ScoreModel
 
 __all__: list[str] = []
+
+Out = TypeVar("Out")
+In = TypeVar("In", default=Out)
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+_REQUIRED = _Required()
+
+
+class Checked(Generic[Out, In]):
+    """A field of a frozen dataclass whose value is checked, and normalised, as it is set.
+
+    ``step_size: Checked[float] = Checked(positive_float)`` makes the generated ``__init__`` store
+    ``positive_float(value, "step_size")``: the check names the argument, and the stored value is
+    the normalised one (a Python float for a numpy scalar, a :class:`~ncsn.schedules.SigmaGrid`
+    for a tensor of levels), so that equal settings compare and hash equal. This is the
+    descriptor-typed field of :mod:`dataclasses`; the class needs no ``object.__setattr__``.
+    ``Checked[Out, In]`` takes ``In`` and stores ``Out`` (``In`` defaults to ``Out``).
+
+    Args:
+        check: ``check(value, name) -> normalised value``, raising ``TypeError``/``ValueError``.
+        default: the field's default (checked too); without one the field is required.
+    """
+
+    def __init__(
+        self, check: Callable[[In, str], Out], *, default: In | _Required = _REQUIRED
+    ) -> None:
+        self.check = check
+        self.default = default
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> In: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> Out: ...
+
+    def __get__(self, obj: object | None, owner: type | None = None) -> In | Out:
+        if obj is None:  # the class attribute: what dataclasses reads as the field's default
+            if isinstance(self.default, _Required):
+                raise AttributeError(f"{self.name} has no default")
+            return self.default
+        value: Out = obj.__dict__[self.name]
+        return value
+
+    def __set__(self, obj: object, value: In) -> None:
+        obj.__dict__[self.name] = self.check(value, self.name)
 
 
 class CheckpointError(ValueError):
@@ -74,6 +130,14 @@ def finite_float(value: float, name: str) -> float:
     return number
 
 
+def non_negative_float(value: float, name: str) -> float:
+    """A finite real number ``>= 0`` (numpy scalars included) as a Python float."""
+    number = finite_float(value, name)
+    if number < 0:
+        raise ValueError(f"{name} must be non-negative; got {name}={value!r}")
+    return number
+
+
 def positive_int(value: int, name: str) -> int:
     """An integer ``>= 1`` (a Python or numpy integer, not a bool) as a Python int."""
     number: object = value  # typed int for callers; checked here for any object
@@ -81,6 +145,16 @@ def positive_int(value: int, name: str) -> int:
         raise TypeError(f"{name} must be an int; got {name}={value!r}")
     if number < 1:
         raise ValueError(f"{name} must be >= 1; got {name}={value}")
+    return int(number)
+
+
+def non_negative_int(value: int, name: str) -> int:
+    """An integer ``>= 0`` (a Python or numpy integer, not a bool) as a Python int."""
+    number: object = value
+    if isinstance(number, bool) or not isinstance(number, numbers.Integral):
+        raise TypeError(f"{name} must be an int; got {name}={value!r}")
+    if number < 0:
+        raise ValueError(f"{name} must be >= 0; got {name}={value}")
     return int(number)
 
 
@@ -284,44 +358,37 @@ def as_sigma_tensor(
         ) from err
 
 
-def per_example(sigma: Tensor | float, x: Tensor, name: str = "sigma") -> Tensor:
-    """Broadcast a scalar or ``[B]`` σ to a ``[B]`` tensor on ``x``'s device and dtype."""
-    sigma_t = as_sigma_tensor(sigma, x, name)
-    if sigma_t.ndim == 0:
-        return sigma_t.expand(x.shape[0])
-    if sigma_t.shape != (x.shape[0],):
-        raise ValueError(
-            f"{name} must be a scalar or have shape [B]={[x.shape[0]]}; got {tuple(sigma_t.shape)}"
-        )
-    return sigma_t
+def sigma_vector(
+    sigma: Tensor | float, x: Tensor, *, allow_zero: bool = True, name: str = "sigma"
+) -> Tensor:
+    """σ as ``[B]`` on x's device and dtype: the one rule for a per-example σ, everywhere.
 
-
-def sigma_vector(sigma: Tensor | float, x: Tensor, *, allow_zero: bool = True) -> Tensor:
-    """σ as ``[B]`` on x's device and dtype, checked finite and ≥ 0 (> 0 without ``allow_zero``).
-
-    A Python number is checked in Python and filled in on the device; a tensor's values are read
-    only on the CPU (free there). The configured samplers pass Python numbers (levels validated
-    once, at construction), so their loops never wait for the device. The σ-dividing network
-    adapters (:class:`~ncsn.nets.ScaledByInverseSigma` ...) follow the same rule.
+    A Python number is checked (finite, ≥ 0, or > 0 without ``allow_zero``) in Python and filled
+    in on the device; a 0-d tensor is broadcast to ``[B]``, a ``[B]`` tensor kept, any other shape
+    refused. A tensor is moved to x's device and dtype and its values are checked only where
+    reading them is free (on the CPU), so that a loop on an accelerator never waits for the
+    device: the configured samplers pass Python numbers (levels validated once, at
+    construction), and the σ-dividing network adapters (:class:`~ncsn.nets.ScaledByInverseSigma`
+    ...) follow the same rule.
     """
     if isinstance(sigma, Tensor):
         if sigma.dtype == torch.bool or sigma.is_complex():
-            raise TypeError(f"sigma must hold real numbers; got dtype {sigma.dtype}")
-        s = to_device_of(sigma, x, "sigma").to(dtype=x.dtype)
+            raise TypeError(f"{name} must hold real numbers; got dtype {sigma.dtype}")
+        s = to_device_of(sigma, x, name).to(dtype=x.dtype)
         if s.device.type == "cpu":
-            check_sigma_values(s, allow_zero=allow_zero)
+            check_sigma_values(s, allow_zero=allow_zero, name=name)
     else:
-        value = _real(sigma, "sigma")
+        value = _real(sigma, name)
         if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
             what = "non-negative" if allow_zero else "positive"
-            raise ValueError(f"sigma must be {what} and finite; got sigma={sigma!r}")
+            raise ValueError(f"{name} must be {what} and finite; got {name}={sigma!r}")
         # A fill kernel: no host-to-device copy, so no synchronisation on an accelerator.
         return torch.full((x.shape[0],), value, dtype=x.dtype, device=x.device)
     if s.ndim == 0:
         return s.expand(x.shape[0])
     if s.shape != (x.shape[0],):
         raise ValueError(
-            f"sigma must be a scalar or have shape [B]={[x.shape[0]]}; got {tuple(s.shape)}"
+            f"{name} must be a scalar or have shape [B]={[x.shape[0]]}; got {tuple(s.shape)}"
         )
     return s
 
@@ -332,7 +399,9 @@ def pad_event(v: Tensor, x: Tensor) -> Tensor:
 
 
 def randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Standard normal noise of ``x``'s shape, dtype and device from ``generator``."""
+    """Standard normal noise of ``x``'s shape, dtype and device from ``generator``, drawn in x's
+    logical (row-major) order whatever its memory format, so that a ``channels_last`` chain draws
+    the same noise as a contiguous one."""
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
 
 

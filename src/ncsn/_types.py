@@ -1,4 +1,4 @@
-"""The four protocols every part of ``ncsn`` speaks, and shape aliases.
+"""The protocols every part of ``ncsn`` speaks, the sampler's step record, and shape aliases.
 
 A plain function or an :class:`torch.nn.Module` satisfies these protocols structurally; no part of
 the library checks another part's concrete class.
@@ -9,7 +9,7 @@ sequences, images, volumes).
 
 from __future__ import annotations
 
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import NamedTuple, Protocol, TypeAlias, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -22,6 +22,8 @@ __all__ = [
     "ScoreModel",
     "Sigmas",
     "StepCallback",
+    "StepHook",
+    "StepInfo",
 ]
 
 Batch: TypeAlias = Tensor
@@ -65,15 +67,54 @@ class ScoreLoss(Protocol):
     ) -> Tensor: ...
 
 
-class StepCallback(Protocol):
-    """Observes one sampler step; receives the sampler's ``StepInfo``."""
+class StepInfo(NamedTuple):
+    """What a sampler's ``callback`` sees after each step.
 
-    def __call__(self, info: Any, /) -> None: ...
+    Attributes:
+        level: index of the noise level (0 = largest σ; always 0 for plain Langevin).
+        step: index of the step within the level.
+        sigma: σ given to the model at this step.
+        step_size: the step's size in the sampler's own convention (α for Langevin steps, the
+            σ² decrement for the diffusion and ODE steps; 0.0 for a final denoising step).
+        x: the iterate after the step (and after the step hook) ``[B, *event]``; a sampler's
+            buffer may be reused by the next step: clone it to keep it.
+        score: the model output used by the step ``[B, *event]``.
+    """
+
+    level: int
+    step: int
+    sigma: float
+    step_size: float
+    x: Tensor
+    score: Tensor
+
+
+class StepCallback(Protocol):
+    """Observes one sampler step: ``callback(info)`` with the step's :class:`StepInfo`."""
+
+    def __call__(self, info: StepInfo, /) -> None: ...
+
+
+class StepHook(Protocol):
+    """Changes the iterate in place whenever it is taken to be at noise level σ.
+
+    Every sampler of :mod:`ncsn.samplers` calls ``hook(x, sigma)`` on its starting point (at the
+    first level's σ) and after every step, with the noise level the iterate then stands for
+    (``sigma = 0.0`` after a final denoising step), before the ``callback`` sees it. Inpainting
+    (:class:`~ncsn.samplers.Inpainting`) is such a hook: it replaces the known entries by the
+    observations perturbed at σ. A hook must not change the shape, dtype or device of ``x``.
+    """
+
+    def __call__(self, x: Tensor, sigma: float, /) -> None: ...
 
 
 @runtime_checkable
 class Sampler(Protocol):
-    """Moves initial points ``x: [B, *event]`` toward samples and returns the final iterate."""
+    """Moves initial points ``x: [B, *event]`` toward samples and returns the final iterate.
+
+    ``callback`` sees a :class:`StepInfo` after every step; ``hook`` (a :class:`StepHook`, e.g.
+    inpainting) is applied in place to the start and after every step.
+    """
 
     def __call__(
         self,
@@ -82,4 +123,5 @@ class Sampler(Protocol):
         *,
         generator: torch.Generator | None = None,
         callback: StepCallback | None = None,
+        hook: StepHook | None = None,
     ) -> Tensor: ...

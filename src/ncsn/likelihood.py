@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Literal
 
 import torch
 from torch import Tensor
 
 from ncsn._checks import (
-    as_sigmas,
     check_batch,
     check_callable,
     check_generator,
@@ -43,14 +42,17 @@ from ncsn._checks import (
     has_values,
     positive_float,
     positive_int,
+    sigma_vector,
     sum_event,
 )
 from ncsn._types import ScoreModel
 from ncsn.data import dequantize
-from ncsn.samplers._common import sigma_vector
+from ncsn.samplers._common import Levels
 from ncsn.samplers.ode import Solver, check_solver, flow_step
+from ncsn.schedules import SigmaGrid
 
 __all__ = ["bits_per_dim", "gaussian_prior", "log_prob"]
+
 
 Trace = Literal["exact", "hutchinson"]
 Probe = Literal["rademacher", "gaussian"]
@@ -120,7 +122,7 @@ def _score_and_trace(
 def log_prob(
     model: ScoreModel,
     x: Tensor,
-    sigmas: Tensor | Sequence[float],
+    sigmas: Levels,
     *,
     prior: Callable[[Tensor], Tensor] | None = None,
     trace: Trace = "hutchinson",
@@ -179,9 +181,9 @@ def log_prob(
     check_optional_callable(prior, "prior")
     check_batch(x)
     check_generator(generator, x)
-    grid = [float(s) for s in as_sigmas(sigmas).tolist()]
+    grid = SigmaGrid(sigmas).values
     if len(grid) < 2:
-        raise ValueError(f"sigmas must hold at least two levels for an ODE; got {grid}")
+        raise ValueError(f"sigmas must hold at least two levels for an ODE; got {list(grid)}")
     if trace not in ("exact", "hutchinson"):
         raise ValueError(f"trace must be 'exact' or 'hutchinson'; got trace={trace!r}")
     if probe not in ("rademacher", "gaussian"):
@@ -225,7 +227,7 @@ def log_prob(
 def bits_per_dim(
     model: ScoreModel,
     x: Tensor,
-    sigmas: Tensor | Sequence[float],
+    sigmas: Levels,
     *,
     levels: int = 256,
     prior: Callable[[Tensor], Tensor] | None = None,

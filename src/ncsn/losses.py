@@ -44,9 +44,9 @@ from ncsn._checks import (
     check_sigma_values,
     finite_float,
     pad_event,
-    per_example,
     positive_int,
     randn_like,
+    sigma_vector,
     sum_event,
     to_device_of,
 )
@@ -118,7 +118,7 @@ def _perturb(
     finite_float(power, "power")
     sigma = as_sigma_tensor(sigma, x)
     check_sigma_values(sigma, allow_zero=False)
-    return per_example(sigma, x), _noise(x, noise, generator)
+    return sigma_vector(sigma, x), _noise(x, noise, generator)
 
 
 def _dsm_core(model: ScoreModel, x: Tensor, sig: Tensor, z: Tensor, power: float) -> Tensor:
@@ -298,7 +298,7 @@ def ssm(
     return _ssm_core(
         model,
         x,
-        per_example(sigma, x),
+        sigma_vector(sigma, x),
         projections=projections,
         distribution=distribution,
         variance_reduction=variance_reduction,

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ncsn._checks import as_sigmas, check_generator_type, positive_float, positive_int
 
-__all__ = ["GeometricSchedule", "Schedule", "geometric_sigmas"]
+__all__ = ["GeometricSchedule", "Schedule", "SigmaGrid", "geometric_sigmas"]
 
 
 def geometric_sigmas(
@@ -112,6 +112,79 @@ def _check_representable(
             f"sigma_min={sigma_min!r} are not distinct in {sigmas.dtype}; they would be stored "
             f"as {stored}; use fewer levels, a wider range or a wider dtype"
         )
+
+
+class SigmaGrid:
+    """A checked σ grid σ₁ > σ₂ > … > σ_L > 0, a value that compares and hashes by its levels.
+
+    Built from a tensor, a sequence of numbers or another grid, it checks the levels once (1-D, at
+    least one, finite, positive, strictly decreasing) and keeps a detached copy
+    (``requires_grad`` dropped), so changing the tensor it was built from changes nothing, and the
+    levels as Python floats (:attr:`values`). Two grids are equal when their values are, whatever
+    the dtype or device of their tensors: a frozen dataclass holding one (every configured
+    sampler) compares and hashes by its settings with no code of its own.
+
+    Where a tensor of levels was used it reads like one: ``len(grid)``, ``grid[i]`` and
+    ``grid.tolist()``; :attr:`tensor` is a copy of the tensor.
+
+    Args:
+        sigmas: ``[L]`` levels.
+        name: the argument's name in error messages.
+
+    Raises:
+        TypeError: levels that are not real numbers, or a non-floating tensor.
+        ValueError: levels that are not 1-D, empty, non-finite, not positive or not strictly
+            decreasing, or a tensor on the ``meta`` device (no values to check).
+
+    Example:
+        >>> grid = ncsn.schedules.SigmaGrid(torch.tensor([1.0, 0.5, 0.25]))
+        >>> grid.values
+        (1.0, 0.5, 0.25)
+        >>> grid == ncsn.schedules.SigmaGrid([1.0, 0.5, 0.25]), len(grid), float(grid[-1])
+        (True, 3, 0.25)
+    """
+
+    __slots__ = ("_tensor", "_values")
+
+    def __init__(self, sigmas: SigmaGrid | Tensor | Sequence[float], name: str = "sigmas") -> None:
+        if isinstance(sigmas, SigmaGrid):
+            tensor = sigmas._tensor  # never written to: shared safely
+        else:
+            tensor = as_sigmas(sigmas, name).detach().clone()
+        self._tensor: Tensor = tensor
+        self._values: tuple[float, ...] = tuple(float(s) for s in tensor.tolist())
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        """The levels as Python floats, σ₁ first (read once, at construction)."""
+        return self._values
+
+    @property
+    def tensor(self) -> Tensor:
+        """A copy of the ``[L]`` levels, in the dtype and on the device they were given."""
+        return self._tensor.clone()
+
+    def tolist(self) -> list[float]:
+        """The levels as a list of Python floats."""
+        return list(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getitem__(self, index: int | slice) -> Tensor:
+        """``grid.tensor[index]`` (a copy)."""
+        return self._tensor[index].clone()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SigmaGrid):
+            return NotImplemented
+        return self._values == other._values
+
+    def __hash__(self) -> int:
+        return hash(self._values)
+
+    def __repr__(self) -> str:
+        return f"SigmaGrid({list(self._values)})"
 
 
 def _sample(sigmas: Tensor, batch: int, generator: torch.Generator | None) -> Tensor:

@@ -14,15 +14,18 @@ sampler                                kernel                                   
 :class:`ProbabilityFlowODE`            :func:`ode_step`                            ``ode``
 =====================================  ==========================================  =============
 
-Every sampler takes ``generator=``, ``callback=`` (a :class:`StepInfo` after each step) and
-``hook=`` (a :class:`StepHook` applied after each step; inpainting, Algorithm 2, is one:
-:func:`inpaint` works with every sampler). :func:`denoise_step` is the shared final Tweedie step.
+Every sampler is a frozen dataclass of its settings (its σ grid a
+:class:`~ncsn.schedules.SigmaGrid`, so equal settings compare and hash equal) and takes
+``generator=``, ``callback=`` (a :class:`StepInfo` after each step) and ``hook=`` (a
+:class:`StepHook` applied after each step; inpainting, Algorithm 2, is one: :func:`inpaint` works
+with every sampler). :func:`denoise_step` is the shared final Tweedie step.
 Starting points and masks: :func:`uniform_init`, :func:`gaussian_init`, :func:`inpainting_mask`.
 Faster model calls are model wrappers that work with every sampler: :func:`ncsn.nets.compiled`,
 :func:`ncsn.nets.autocast`, :func:`ncsn.nets.cuda_graphed`.
 """
 
-from ncsn.samplers._common import StepHook, StepInfo, denoise_step
+from ncsn._types import StepCallback, StepHook, StepInfo
+from ncsn.samplers._common import denoise_step
 from ncsn.samplers.annealed import AnnealedLangevin
 from ncsn.samplers.consistent import ConsistentAnnealedSampling, consistent_step
 from ncsn.samplers.inits import MASK_PRESETS, gaussian_init, inpainting_mask, uniform_init
@@ -43,6 +46,7 @@ __all__ = [
     "Langevin",
     "PredictorCorrector",
     "ProbabilityFlowODE",
+    "StepCallback",
     "StepHook",
     "StepInfo",
     "consistent_step",

@@ -1,64 +1,91 @@
-"""What every sampler shares: the step record, the step-hook protocol and the start/end checks."""
+"""What every sampler shares: the run bookkeeping around a loop over a kernel (checks at the
+start, the step hook and callback, the check of the last iterate), the argument checks of the
+kernels, and the final denoising step."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol
+from typing import TypeAlias
 
 import torch
 from torch import Tensor
 
 from ncsn._checks import (
-    as_sigmas,
+    call_model,
     check_batch,
     check_callable,
     check_generator,
     check_nonempty,
     check_optional_callable,
-    check_output,
     has_values,
     pad_event,
     same_device,
+    sigma_vector,
 )
-from ncsn._checks import sigma_vector as sigma_vector  # re-exported for the samplers
-from ncsn._types import ScoreModel
+from ncsn._types import ScoreModel, StepCallback, StepHook, StepInfo
+from ncsn.schedules import SigmaGrid
 
-__all__ = ["StepHook", "StepInfo", "denoise_step"]
+__all__ = ["denoise_step"]
+
+Levels: TypeAlias = SigmaGrid | Tensor | Sequence[float]
 
 
-class StepInfo(NamedTuple):
-    """What a sampler's ``callback`` sees after each step.
+class Run:
+    """One call of a configured sampler: the bookkeeping around its loop over a kernel.
 
-    Attributes:
-        level: index of the noise level (0 = largest σ; always 0 for plain Langevin).
-        step: index of the step within the level.
-        sigma: σ given to the model at this step.
-        step_size: the step's size in the sampler's own convention (α for Langevin steps, the
-            σ² decrement for the diffusion and ODE steps; 0.0 for a final denoising step).
-        x: the iterate after the step (and after the step hook) ``[B, *event]``; a sampler's
-            buffer may be reused by the next step: clone it to keep it.
-        score: the model output used by the step ``[B, *event]``.
+    It checks the arguments before any step; :meth:`model` calls the model and keeps its last
+    output (the ``score`` of :class:`StepInfo`); :meth:`hook` and :meth:`stepped` apply the step
+    hook and the callback; :meth:`finish` checks the last iterate (the one host synchronisation
+    of a chain).
     """
 
-    level: int
-    step: int
-    sigma: float
-    step_size: float
-    x: Tensor
-    score: Tensor
+    def __init__(
+        self,
+        where: str,
+        model: ScoreModel,
+        x: Tensor,
+        *,
+        generator: torch.Generator | None,
+        callback: StepCallback | None,
+        hook: StepHook | None,
+        advice: str,
+    ) -> None:
+        check_start(x, generator, model=model, callback=callback, hook=hook)
+        self.where, self.advice = where, advice
+        self.callback, self.step_hook = callback, hook
+        self.level, self.sigma = 0, 0.0
+        self.last: Tensor | None = None
+        self._model = model
 
+    def model(self, x: Tensor, sigma: Tensor) -> Tensor:
+        """The model; its output is kept for the callback."""
+        self.last = self._model(x, sigma)
+        return self.last
 
-class StepHook(Protocol):
-    """Changes the iterate in place whenever it is taken to be at noise level σ.
+    def at(self, level: int, sigma: float) -> None:
+        """The level the next model calls belong to (for :class:`StepInfo`)."""
+        self.level, self.sigma = level, sigma
 
-    Every sampler of :mod:`ncsn.samplers` calls ``hook(x, sigma)`` on its starting point (at the
-    first level's σ) and after every step, with the noise level the iterate then stands for
-    (``sigma = 0.0`` after a final denoising step), before the ``callback`` sees it. Inpainting
-    (:class:`~ncsn.samplers.Inpainting`) is such a hook: it replaces the known entries by the
-    observations perturbed at σ. A hook must not change the shape, dtype or device of ``x``.
-    """
+    def hook(self, x: Tensor, sigma: float) -> None:
+        """Apply the step hook (if any) with the noise level x now stands for."""
+        if self.step_hook is not None:
+            self.step_hook(x, sigma)
 
-    def __call__(self, x: Tensor, sigma: float, /) -> None: ...
+    def stepped(self, x: Tensor, step: int, step_size: float, reached: float) -> None:
+        """After a step: the hook (at the level ``reached``), then the callback's StepInfo."""
+        self.hook(x, reached)
+        if self.callback is not None:
+            if self.last is None:
+                raise RuntimeError("a sampler step must call the model before its callback")
+            self.callback(StepInfo(self.level, step, self.sigma, step_size, x, self.last))
+
+    def finish(self, x: Tensor) -> Tensor:
+        """Return x if it is finite; otherwise raise a ``FloatingPointError`` with the advice."""
+        if has_values(x) and not bool(torch.isfinite(x).all()):
+            raise FloatingPointError(
+                f"{self.where} produced non-finite values; {self.advice} for this model"
+            )
+        return x
 
 
 def check_start(
@@ -86,12 +113,6 @@ def check_kernel(model: object, x: Tensor) -> None:
     check_callable(model, "model")
     check_batch(x)
     check_nonempty(x)
-
-
-def check_end(x: Tensor, what: str, advice: str = "the step size is probably too large") -> None:
-    """Refuse a non-finite final iterate (the one host sync at the end of a chain)."""
-    if not bool(torch.isfinite(x).all()):
-        raise FloatingPointError(f"{what} produced non-finite values; {advice} for this model")
 
 
 def check_noise(noise: Tensor | None, x: Tensor, name: str = "noise") -> None:
@@ -126,45 +147,6 @@ def check_out(out: Tensor | None, x: Tensor) -> None:
         )
 
 
-def score_of(model: ScoreModel, x: Tensor, sigma: Tensor) -> Tensor:
-    """The model's score at (x, σ), its shape checked at every call (metadata only, no sync)."""
-    out = model(x, sigma)
-    check_output(out, x)
-    return out
-
-
-def noise_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    """N(0, I) of x's shape, drawn in x's logical (row-major) order whatever its memory format,
-    so that a ``channels_last`` chain draws the same noise as a contiguous one."""
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-
-
-def levels(sigmas: Tensor | Sequence[float]) -> tuple[Tensor, tuple[float, ...]]:
-    """A validated σ grid and its values as Python floats (read once, at construction)."""
-    grid = as_sigmas(sigmas)
-    return grid, tuple(float(s) for s in grid.tolist())
-
-
-class Recorder:
-    """Wraps a model and keeps its last output, so that a loop over a kernel can hand the score
-    the kernel used to ``callback`` without the kernel returning it."""
-
-    def __init__(self, model: ScoreModel) -> None:
-        self.model = model
-        self._last: Tensor | None = None
-
-    def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
-        self._last = self.model(x, sigma)
-        return self._last
-
-    @property
-    def last(self) -> Tensor:
-        """The output of the latest call."""
-        if self._last is None:
-            raise RuntimeError("the model has not been called yet")
-        return self._last
-
-
 def denoise_step(
     model: ScoreModel, x: Tensor, sigma: Tensor | float, *, out: Tensor | None = None
 ) -> Tensor:
@@ -183,6 +165,10 @@ def denoise_step(
     Returns:
         The denoised ``[B, *event]`` tensor (``out`` when given).
 
+    Raises:
+        ValueError: a σ that is not positive and finite or of the wrong shape, an ``out`` that
+            does not match x, or a model output of another shape than x.
+
     Example:
         >>> gauss = ncsn.toy.Gaussian(torch.zeros(2), torch.eye(2))
         >>> x = torch.ones(3, 2, dtype=torch.float64)
@@ -195,7 +181,7 @@ def denoise_step(
     check_out(out, x)
     sig = sigma_vector(sigma, x, allow_zero=False)
     with torch.no_grad():
-        score = score_of(model, x, sig)
-        # A Python σ scales by the double σ², as the configured samplers always did.
+        score = call_model(model, x, sig)
+        # A Python σ scales in double precision, as every kernel's Python step sizes do.
         scale = pad_event(sig * sig, x) if isinstance(sigma, Tensor) else float(sigma) ** 2
         return torch.add(x, score * scale, out=out)

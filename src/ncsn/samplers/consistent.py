@@ -33,29 +33,31 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass
 
 import torch
 from torch import Tensor
 
-from ncsn._checks import check_generator, finite_float, positive_float
-from ncsn._types import ScoreModel, StepCallback
+from ncsn._checks import (
+    Checked,
+    call_model,
+    check_bool,
+    check_generator,
+    finite_float,
+    positive_float,
+    randn_like,
+    sigma_vector,
+)
+from ncsn._types import ScoreModel, StepCallback, StepHook
 from ncsn.samplers._common import (
-    Recorder,
-    StepHook,
-    StepInfo,
-    check_end,
+    Levels,
+    Run,
     check_kernel,
     check_noise,
     check_out,
-    check_start,
     denoise_step,
-    levels,
-    noise_like,
-    score_of,
-    sigma_vector,
 )
+from ncsn.schedules import SigmaGrid
 
 __all__ = ["ConsistentAnnealedSampling", "consistent_step"]
 
@@ -135,16 +137,16 @@ def consistent_step(
     check_noise(noise, x)
     check_out(out, x)
     with torch.no_grad():
-        score = score_of(model, x, sigma_vector(sigma, x))
+        score = call_model(model, x, sigma_vector(sigma, x))
         result = torch.add(x, score * (eta * sigma * sigma), out=out)
         if next_sigma == 0.0:
             return result
         scale = _beta(eta, sigma, next_sigma) * next_sigma
-        kick = noise_like(x, generator).mul_(scale) if noise is None else noise.to(x) * scale
+        kick = randn_like(x, generator).mul_(scale) if noise is None else noise.to(x) * scale
         return result.add_(kick)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class ConsistentAnnealedSampling:
     """Consistent annealed sampling (Jolicoeur-Martineau et al., 2021, Alg. 1), a
     :class:`~ncsn.Sampler`.
@@ -159,7 +161,8 @@ class ConsistentAnnealedSampling:
     η ↔ the paper's ε: the paper writes α_i = ε·σ_i²/σ_L², so η = ε/σ_L².
 
     Args:
-        sigmas: ``[L]`` strictly decreasing positive levels.
+        sigmas: ``[L]`` strictly decreasing positive levels (a tensor, a sequence or a
+            :class:`~ncsn.schedules.SigmaGrid`).
         eta: η with 1 − min_i(σ_{i+1}/σ_i) ≤ η ≤ 1 (any 0 < η ≤ 1 for L = 1).
         denoise: add the final denoising step (needs η < 1: with η = 1 the last step already is
             Tweedie's).
@@ -182,70 +185,50 @@ class ConsistentAnnealedSampling:
         Algorithm 1.
     """
 
-    sigmas: Tensor
-    eta: float
-    denoise: bool = False
-    _floats: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    sigmas: Checked[SigmaGrid, Levels] = Checked(SigmaGrid)
+    eta: Checked[float] = Checked(positive_float)
+    _: KW_ONLY
+    denoise: Checked[bool] = Checked(check_bool, default=False)
 
-    def __init__(
-        self, sigmas: Tensor | Sequence[float], eta: float, *, denoise: bool = False
-    ) -> None:
-        grid, floats = levels(sigmas)
-        eta = positive_float(eta, "eta")
+    def __post_init__(self) -> None:
         # Every noisy step must admit a real β; the last (to σ = 0) admits any η in (0, 1].
-        for sigma, next_sigma in zip(floats, (*floats[1:], 0.0), strict=True):
+        levels = self.sigmas.values
+        for sigma, next_sigma in zip(levels, (*levels[1:], 0.0), strict=True):
             try:
-                _check_eta(eta, sigma, next_sigma)
+                _check_eta(self.eta, sigma, next_sigma)
             except ValueError:
-                ratio = min((b / a for a, b in itertools.pairwise(floats)), default=1.0)
+                ratio = min((b / a for a, b in itertools.pairwise(levels)), default=1.0)
                 raise ValueError(
                     f"eta must lie in [{1.0 - ratio!r}, 1] for these sigmas (1 − γ ≤ η ≤ 1 with "
-                    f"γ = min σ_(i+1)/σ_i = {ratio!r}, so that β is real); got eta={eta!r}"
+                    f"γ = min σ_(i+1)/σ_i = {ratio!r}, so that β is real); got eta={self.eta!r}"
                 ) from None
-        if not isinstance(denoise, bool):
-            raise TypeError(f"denoise must be a bool; got denoise={denoise!r}")
-        if denoise and eta == 1.0:
+        if self.denoise and self.eta == 1.0:
             raise ValueError(
                 "denoise=True needs eta < 1: with eta=1 the last step is already Tweedie's "
                 "denoising step; got eta=1.0"
             )
-        object.__setattr__(self, "sigmas", grid)
-        object.__setattr__(self, "eta", eta)
-        object.__setattr__(self, "denoise", denoise)
-        object.__setattr__(self, "_floats", floats)
-
-    def _key(self) -> tuple[object, ...]:
-        return (self._floats, self.eta, self.denoise)
-
-    def __eq__(self, other: object) -> bool:
-        """Equal settings: the same σ values, η and ``denoise``."""
-        if not isinstance(other, ConsistentAnnealedSampling):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
 
     @property
     def step_sizes(self) -> tuple[float, ...]:
         """α_i = η·σ_i² for each level."""
-        return tuple(self.eta * s * s for s in self._floats)
+        return tuple(self.eta * s * s for s in self.sigmas.values)
 
     @property
     def betas(self) -> tuple[float, ...]:
         """β_i = √(1 − ((1 − η)·σ_i/σ_{i+1})²) for each level (0.0 for the last, σ_{L+1} = 0)."""
-        nexts = (*self._floats[1:], 0.0)
-        return tuple(_beta(self.eta, s, n) for s, n in zip(self._floats, nexts, strict=True))
+        levels = self.sigmas.values
+        nexts = (*levels[1:], 0.0)
+        return tuple(_beta(self.eta, s, n) for s, n in zip(levels, nexts, strict=True))
 
     @property
     def final_sigma(self) -> float:
         """(1 − η)·σ_L, the noise level the iterate stands for after the last step."""
-        return (1.0 - self.eta) * self._floats[-1]
+        return (1.0 - self.eta) * self.sigmas.values[-1]
 
     @property
     def num_model_calls(self) -> int:
         """Model evaluations per call: L (+1 with ``denoise``)."""
-        return len(self._floats) + int(self.denoise)
+        return len(self.sigmas) + int(self.denoise)
 
     def __call__(
         self,
@@ -267,29 +250,29 @@ class ConsistentAnnealedSampling:
             ValueError: an empty batch or non-finite start; a model output of the wrong shape.
             FloatingPointError: the chain produced non-finite values.
         """
-        check_start(x, generator, model=model, callback=callback, hook=hook)
-        call = Recorder(model)
-        floats = self._floats
-        nexts = (*floats[1:], 0.0)
-        reached = (*floats[1:], self.final_sigma)
+        run = Run(
+            "ConsistentAnnealedSampling",
+            model,
+            x,
+            generator=generator,
+            callback=callback,
+            hook=hook,
+            advice="the step size is probably too large",
+        )
+        levels = self.sigmas.values
+        nexts = (*levels[1:], 0.0)
+        reached = (*levels[1:], self.final_sigma)
         with torch.no_grad():
             x = x.clone()
-            if hook is not None:
-                hook(x, floats[0])
-            steps = zip(floats, nexts, reached, self.step_sizes, strict=True)
+            run.hook(x, levels[0])
+            steps = zip(levels, nexts, reached, self.step_sizes, strict=True)
             for level, (sigma, next_sigma, now, alpha) in enumerate(steps):
+                run.at(level, sigma)
                 x = consistent_step(
-                    call, x, sigma, next_sigma, self.eta, generator=generator, out=x
+                    run.model, x, sigma, next_sigma, self.eta, generator=generator, out=x
                 )
-                if hook is not None:
-                    hook(x, now)
-                if callback is not None:
-                    callback(StepInfo(level, 0, sigma, alpha, x, call.last))
+                run.stepped(x, 0, alpha, reached=now)
             if self.denoise:
-                x = denoise_step(call, x, floats[-1], out=x)
-                if hook is not None:
-                    hook(x, 0.0)
-                if callback is not None:
-                    callback(StepInfo(len(floats) - 1, 1, floats[-1], 0.0, x, call.last))
-        check_end(x, "ConsistentAnnealedSampling")
-        return x
+                x = denoise_step(run.model, x, levels[-1], out=x)
+                run.stepped(x, 1, 0.0, reached=0.0)
+        return run.finish(x)

@@ -3,13 +3,11 @@
 :class:`Inpainting` is a :class:`~ncsn.samplers.StepHook`: whenever the sampler's iterate stands
 for noise level σ, the known entries are replaced by the observations perturbed at that σ,
 y = x_obs + σ·z̃ (z̃ drawn once per level); the unknown entries follow the sampler. :func:`inpaint`
-builds the hook and runs any sampler that accepts ``hook=`` (every sampler of this package, and a
-user-written one that takes the keyword).
+builds the hook and runs any :class:`~ncsn.Sampler` with it: ``hook=`` is part of the protocol.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,14 +16,15 @@ from torch import Tensor
 
 from ncsn._checks import (
     check_batch,
+    check_callable,
     check_float_tensor,
     check_generator,
     check_nonempty,
     has_values,
+    randn_like,
     to_device_of,
 )
 from ncsn._types import Sampler, ScoreModel, StepCallback
-from ncsn.samplers._common import noise_like
 from ncsn.samplers.inits import uniform_init
 
 __all__ = ["Inpainting", "inpaint"]
@@ -104,7 +103,7 @@ class Inpainting:
             if sigma == 0:
                 self._y = self.observed
             else:
-                self._y = self.observed + sigma * noise_like(self.observed, self.generator)
+                self._y = self.observed + sigma * randn_like(self.observed, self.generator)
             self._sigma = sigma
         torch.where(self.mask, self._y.to(x.dtype), x, out=x)
 
@@ -156,14 +155,6 @@ def _as_mask(mask: object) -> Tensor:
     return mask
 
 
-def _accepts_hook(sampler: object) -> bool:
-    try:
-        params = inspect.signature(sampler).parameters  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
-    return "hook" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
 def inpaint(
     sampler: Sampler,
     model: ScoreModel,
@@ -184,7 +175,8 @@ def inpaint(
     :class:`~ncsn.samplers.Langevin` has one level, σ.
 
     Args:
-        sampler: any sampler that accepts ``hook=`` (a :class:`~ncsn.samplers.StepHook`).
+        sampler: any :class:`~ncsn.Sampler` (it takes ``hook=``, a
+            :class:`~ncsn.samplers.StepHook`).
         model: a :class:`~ncsn.ScoreModel`.
         x: ``[B, *event]`` observations. Only the known entries are read: the unknown ones are
             replaced by 0 before the chain starts, so they may hold placeholders such as NaN.
@@ -204,8 +196,10 @@ def inpaint(
         ValueError: a mask that cannot broadcast to x, holds values other than 0/1, or has no
             unknown entry; NaN or infinite values in x at known entries, or in ``init`` at
             unknown entries; an ``init`` of another shape than x.
-        TypeError: a sampler that takes no ``hook=``; a mask that is not a tensor (or array or
-            sequence) of bools or real numbers; an ``init`` that is not a floating tensor.
+        TypeError: a sampler that is not callable (one without ``hook=`` is not a
+            :class:`~ncsn.Sampler`: Python's own ``TypeError`` names the keyword); a mask that is
+            not a tensor (or array or sequence) of bools or real numbers; an ``init`` that is not
+            a floating tensor.
         FloatingPointError: the chain produced non-finite values (step size too large).
 
     Example:
@@ -219,14 +213,7 @@ def inpaint(
         >>> torch.equal(completions[mask], images[mask])      # denoise=True: the clean left half
         True
     """
-    if not _accepts_hook(sampler):
-        raise TypeError(
-            f"sampler {sampler!r} does not accept hook=: inpainting needs a sampler that applies "
-            "a ncsn.samplers.StepHook after each step (every sampler in ncsn.samplers does)"
-        )
+    check_callable(sampler, "sampler", "a Sampler")
     hook = Inpainting(x, mask, generator=generator)
     start = hook.start(init)
-    result: Tensor = sampler(  # type: ignore[call-arg]
-        model, start, generator=generator, callback=callback, hook=hook
-    )
-    return result
+    return sampler(model, start, generator=generator, callback=callback, hook=hook)

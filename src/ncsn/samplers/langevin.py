@@ -17,21 +17,18 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ncsn._checks import check_generator, finite_float, positive_float, positive_int
-from ncsn._types import ScoreModel, StepCallback
-from ncsn.samplers._common import (
-    Recorder,
-    StepHook,
-    StepInfo,
-    check_end,
-    check_kernel,
-    check_noise,
-    check_out,
-    check_start,
-    noise_like,
-    score_of,
+from ncsn._checks import (
+    Checked,
+    call_model,
+    check_generator,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    randn_like,
     sigma_vector,
 )
+from ncsn._types import ScoreModel, StepCallback, StepHook
+from ncsn.samplers._common import Run, check_kernel, check_noise, check_out
 
 __all__ = ["Langevin", "langevin_step"]
 
@@ -85,9 +82,9 @@ def langevin_step(
     check_noise(noise, x)
     check_out(out, x)
     with torch.no_grad():
-        score = score_of(model, x, sig)
+        score = call_model(model, x, sig)
         root = math.sqrt(step_size)
-        kick = noise_like(x, generator).mul_(root) if noise is None else noise.to(x) * root
+        kick = randn_like(x, generator).mul_(root) if noise is None else noise.to(x) * root
         # Products are rounded before the sums, as in the official code, so that
         # step_size = 2 * step_lr reproduces its update bit for bit.
         return torch.add(x, score * (step_size / 2), out=out).add_(kick)
@@ -104,6 +101,10 @@ class Langevin:
         step_size: α > 0 (paper convention; the official code's ``step_lr`` is α/2).
         num_steps: T ≥ 1.
 
+    Raises:
+        ValueError: a negative or non-finite σ, a non-positive step size, T < 1.
+        TypeError: a setting that is not a number (T: not an int).
+
     Example:
         >>> exact = ncsn.toy.paper_mixture().score_model()
         >>> g = torch.Generator().manual_seed(0)
@@ -111,19 +112,9 @@ class Langevin:
         >>> x = ncsn.samplers.Langevin(sigma=0.0, step_size=0.1, num_steps=1000)(exact, x0, generator=g)
     """
 
-    sigma: float
-    step_size: float
-    num_steps: int
-
-    def __post_init__(self) -> None:
-        sigma = finite_float(self.sigma, "sigma")
-        if sigma < 0:
-            raise ValueError(f"sigma must be non-negative; got sigma={sigma}")
-        # Stored as Python numbers, so that equal settings compare and hash equal whatever
-        # number types (numpy scalars, ints) they were given as.
-        object.__setattr__(self, "sigma", sigma)
-        object.__setattr__(self, "step_size", positive_float(self.step_size, "step_size"))
-        object.__setattr__(self, "num_steps", positive_int(self.num_steps, "num_steps"))
+    sigma: Checked[float] = Checked(non_negative_float)
+    step_size: Checked[float] = Checked(positive_float)
+    num_steps: Checked[int] = Checked(positive_int)
 
     @property
     def num_model_calls(self) -> int:
@@ -148,17 +139,16 @@ class Langevin:
             ValueError: an empty batch or non-finite start; a model output of the wrong shape.
             FloatingPointError: the chain produced non-finite values (step size too large).
         """
-        check_start(x, generator, model=model, callback=callback, hook=hook)
-        call = Recorder(model)
+        advice = "the step size is probably too large"
+        run = Run(
+            "Langevin", model, x, generator=generator, callback=callback, hook=hook, advice=advice
+        )
+        sigma = self.sigma
+        run.at(0, sigma)
         with torch.no_grad():
             x = x.clone()
-            if hook is not None:
-                hook(x, self.sigma)
+            run.hook(x, sigma)
             for step in range(self.num_steps):
-                x = langevin_step(call, x, self.sigma, self.step_size, generator=generator, out=x)
-                if hook is not None:
-                    hook(x, self.sigma)
-                if callback is not None:
-                    callback(StepInfo(0, step, self.sigma, self.step_size, x, call.last))
-        check_end(x, "Langevin")
-        return x
+                x = langevin_step(run.model, x, sigma, self.step_size, generator=generator, out=x)
+                run.stepped(x, step, self.step_size, reached=sigma)
+        return run.finish(x)

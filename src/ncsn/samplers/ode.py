@@ -23,27 +23,17 @@ x' = x + σ²·s_θ(x, σ): Tweedie's denoising step, :func:`~ncsn.samplers.deno
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor
 
-from ncsn._checks import finite_float
-from ncsn._types import ScoreModel, StepCallback
-from ncsn.samplers._common import (
-    Recorder,
-    StepHook,
-    StepInfo,
-    check_end,
-    check_kernel,
-    check_out,
-    check_start,
-    levels,
-    score_of,
-    sigma_vector,
-)
+from ncsn._checks import Checked, call_model, check_bool, finite_float, sigma_vector
+from ncsn._types import ScoreModel, StepCallback, StepHook
+from ncsn.samplers._common import Levels, Run, check_kernel, check_out
+from ncsn.schedules import SigmaGrid
 
 __all__ = ["ProbabilityFlowODE", "ode_step"]
 
@@ -55,13 +45,13 @@ SOLVERS: tuple[str, ...] = ("heun", "euler")
 _Scores = Callable[[tuple[Tensor, ...], float], tuple[Tensor, ...]]
 
 
-def check_solver(solver: object) -> Solver:
+def check_solver(solver: object, name: str = "solver") -> Solver:
     """``solver`` must be ``"heun"`` or ``"euler"``."""
     if solver == "heun":
         return "heun"
     if solver == "euler":
         return "euler"
-    raise ValueError(f"solver must be one of {list(SOLVERS)}; got solver={solver!r}")
+    raise ValueError(f"{name} must be one of {list(SOLVERS)}; got {name}={solver!r}")
 
 
 def check_pair(sigma: float, next_sigma: float) -> tuple[float, float]:
@@ -144,7 +134,7 @@ def ode_step(
     check_out(out, x)
 
     def scores(state: tuple[Tensor, ...], level: float) -> tuple[Tensor, ...]:
-        return (score_of(model, state[0], sigma_vector(level, state[0])),)
+        return (call_model(model, state[0], sigma_vector(level, state[0])),)
 
     with torch.no_grad():
         (result,) = flow_step(scores, (x,), sigma, next_sigma, solver)
@@ -155,7 +145,7 @@ def _step_calls(solver: Solver, next_sigma: float) -> int:
     return 1 if solver == "euler" or next_sigma == 0.0 else 2
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class ProbabilityFlowODE:
     """The VE probability-flow ODE on a σ grid, a deterministic :class:`~ncsn.Sampler`.
 
@@ -171,7 +161,8 @@ class ProbabilityFlowODE:
 
     Args:
         sigmas: ``[L]`` strictly decreasing positive levels, L ≥ 2; the grid is the time
-            discretisation (a fine geometric grid, e.g. 100+ levels, keeps the error small).
+            discretisation (a fine geometric grid, e.g. 100+ levels, keeps the error small; a
+            tensor, a sequence or a :class:`~ncsn.schedules.SigmaGrid`).
         solver: ``"heun"`` (second order, 2 model calls a step) or ``"euler"`` (first order, 1).
         denoise: add the final step σ_L → 0.
 
@@ -197,35 +188,16 @@ class ProbabilityFlowODE:
         Diffusion-Based Generative Models", Algorithm 1.
     """
 
-    sigmas: Tensor
-    solver: Solver = "heun"
-    denoise: bool = False
-    _floats: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    sigmas: Checked[SigmaGrid, Levels] = Checked(SigmaGrid)
+    _: KW_ONLY
+    solver: Checked[Solver] = Checked(check_solver, default="heun")
+    denoise: Checked[bool] = Checked(check_bool, default=False)
 
-    def __init__(
-        self, sigmas: Tensor | Sequence[float], *, solver: Solver = "heun", denoise: bool = False
-    ) -> None:
-        grid, floats = levels(sigmas)
-        if len(floats) < 2:
-            raise ValueError(f"sigmas must hold at least two levels for an ODE; got {list(floats)}")
-        object.__setattr__(self, "sigmas", grid)
-        object.__setattr__(self, "solver", check_solver(solver))
-        if not isinstance(denoise, bool):
-            raise TypeError(f"denoise must be a bool; got denoise={denoise!r}")
-        object.__setattr__(self, "denoise", denoise)
-        object.__setattr__(self, "_floats", floats)
-
-    def _key(self) -> tuple[object, ...]:
-        return (self._floats, self.solver, self.denoise)
-
-    def __eq__(self, other: object) -> bool:
-        """Equal settings: the same σ values, solver and ``denoise``."""
-        if not isinstance(other, ProbabilityFlowODE):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
+    def __post_init__(self) -> None:
+        if len(self.sigmas) < 2:
+            raise ValueError(
+                f"sigmas must hold at least two levels for an ODE; got {self.sigmas.tolist()}"
+            )
 
     @property
     def num_model_calls(self) -> int:
@@ -233,7 +205,7 @@ class ProbabilityFlowODE:
 
         :meth:`encode` costs the same without the ``denoise`` term.
         """
-        steps = len(self._floats) - 1
+        steps = len(self.sigmas) - 1
         return steps * _step_calls(self.solver, 1.0) + int(self.denoise)
 
     def __call__(
@@ -256,8 +228,17 @@ class ProbabilityFlowODE:
             ValueError: an empty batch or non-finite start; a model output of the wrong shape.
             FloatingPointError: non-finite values (a grid too coarse for the model).
         """
-        check_start(x, generator, model=model, callback=callback, hook=hook)
-        return self._run(model, x, self._floats, callback, hook, "ProbabilityFlowODE")
+        run = Run(
+            "ProbabilityFlowODE",
+            model,
+            x,
+            generator=generator,
+            callback=callback,
+            hook=hook,
+            advice="the σ grid is probably too coarse",
+        )
+        targets = self.sigmas.values[1:] + ((0.0,) if self.denoise else ())
+        return self._integrate(run, x, self.sigmas.values[0], targets)
 
     def encode(
         self,
@@ -279,35 +260,25 @@ class ProbabilityFlowODE:
             ValueError: an empty batch or non-finite start; a model output of the wrong shape.
             FloatingPointError: non-finite values (a grid too coarse for the model).
         """
-        check_start(x, None, model=model, callback=callback, hook=hook)
-        up = tuple(reversed(self._floats))
-        return self._run(model, x, up, callback, hook, "ProbabilityFlowODE.encode", final=False)
+        run = Run(
+            "ProbabilityFlowODE.encode",
+            model,
+            x,
+            generator=None,
+            callback=callback,
+            hook=hook,
+            advice="the σ grid is probably too coarse",
+        )
+        up = self.sigmas.values[::-1]
+        return self._integrate(run, x, up[0], up[1:])
 
-    def _run(
-        self,
-        model: ScoreModel,
-        x: Tensor,
-        grid: tuple[float, ...],
-        callback: StepCallback | None,
-        hook: StepHook | None,
-        what: str,
-        *,
-        final: bool = True,
-    ) -> Tensor:
-        call = Recorder(model)
+    def _integrate(self, run: Run, x: Tensor, sigma: float, targets: tuple[float, ...]) -> Tensor:
         with torch.no_grad():
             x = x.clone()
-            if hook is not None:
-                hook(x, grid[0])
-            targets = list(grid[1:]) + ([0.0] if final and self.denoise else [])
-            sigma = grid[0]
+            run.hook(x, sigma)
             for level, next_sigma in enumerate(targets):
-                x = ode_step(call, x, sigma, next_sigma, solver=self.solver, out=x)
-                if hook is not None:
-                    hook(x, next_sigma)
-                if callback is not None:
-                    size = sigma**2 - next_sigma**2
-                    callback(StepInfo(level, 0, sigma, size, x, call.last))
+                run.at(level, sigma)
+                x = ode_step(run.model, x, sigma, next_sigma, solver=self.solver, out=x)
+                run.stepped(x, 0, sigma**2 - next_sigma**2, reached=next_sigma)
                 sigma = next_sigma
-        check_end(x, what, "the σ grid is probably too coarse")
-        return x
+        return run.finish(x)

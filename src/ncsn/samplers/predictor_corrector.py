@@ -11,44 +11,41 @@ Corrector, one Langevin step at σ whose size is set by a signal-to-noise ratio 
     ε = 2·(r·‖z‖ / ‖s_θ(x, σ)‖)²,    x ← x + ε·s_θ(x, σ) + √(2ε)·z,
 
 with ‖·‖ the per-example norms over the event dimensions averaged over the batch, as in the
-official code. A per-example ratio is not usable: where an example's score is nearly zero (close
-to a mode, at small σ) its ε grows without bound; on the paper's 2-D mixture per-example step sizes
-moved the mode weights from 0.2 / 0.8 to 0.35 / 0.65 and tripled the spread of each mode. The
-step size is therefore a property of the batch: samples depend on how the examples are batched
-(fixed-size batches keep a sample set independent of the number of processes).
+official code: one ε for the whole batch. A per-example ratio grows without bound where an
+example's score is nearly zero (close to a mode, at small σ), which distorts the samples
+(measured in the docs' "Choose a sampler" page). So samples depend on how the examples are
+batched: fixed-size batches keep a sample set independent of the number of processes.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass
 
 import torch
 from torch import Tensor
 
 from ncsn._checks import (
+    Checked,
+    call_model,
+    check_bool,
     check_generator,
     finite_float,
+    non_negative_int,
     positive_float,
+    randn_like,
+    sigma_vector,
 )
-from ncsn._types import ScoreModel, StepCallback
+from ncsn._types import ScoreModel, StepCallback, StepHook
 from ncsn.samplers._common import (
-    Recorder,
-    StepHook,
-    StepInfo,
-    check_end,
+    Levels,
+    Run,
     check_kernel,
     check_noise,
     check_out,
-    check_start,
     denoise_step,
-    levels,
-    noise_like,
-    score_of,
-    sigma_vector,
 )
+from ncsn.schedules import SigmaGrid
 
 __all__ = ["PredictorCorrector", "langevin_corrector_step", "reverse_diffusion_step"]
 
@@ -104,10 +101,10 @@ def reverse_diffusion_step(
     check_noise(noise, x)
     check_out(out, x)
     with torch.no_grad():
-        score = score_of(model, x, sigma_vector(sigma, x))
+        score = call_model(model, x, sigma_vector(sigma, x))
         decrement = sigma * sigma - next_sigma * next_sigma
         root = math.sqrt(decrement)
-        kick = noise_like(x, generator).mul_(root) if noise is None else noise.to(x) * root
+        kick = randn_like(x, generator).mul_(root) if noise is None else noise.to(x) * root
         return torch.add(x, score * decrement, out=out).add_(kick)
 
 
@@ -159,8 +156,8 @@ def langevin_corrector_step(
     check_noise(noise, x)
     check_out(out, x)
     with torch.no_grad():
-        score = score_of(model, x, sig)
-        z = noise_like(x, generator) if noise is None else noise.to(x)
+        score = call_model(model, x, sig)
+        z = randn_like(x, generator) if noise is None else noise.to(x)
         z_norm = z.reshape(x.shape[0], -1).norm(dim=1).mean()
         s_norm = score.reshape(x.shape[0], -1).norm(dim=1).mean()
         eps = 2.0 * (snr * z_norm / s_norm).square()
@@ -169,16 +166,7 @@ def langevin_corrector_step(
         return torch.add(x, score * eps, out=out).add_(kick)
 
 
-def _non_negative_int(value: int, name: str) -> int:
-    number: object = value
-    if isinstance(number, bool) or not isinstance(number, numbers.Integral):
-        raise TypeError(f"{name} must be an int; got {name}={value!r}")
-    if number < 0:
-        raise ValueError(f"{name} must be >= 0; got {name}={value}")
-    return int(number)
-
-
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class PredictorCorrector:
     """Predictor-corrector sampling of the VE SDE on a σ grid (Song et al., 2021, Alg. 2), a
     :class:`~ncsn.Sampler`.
@@ -195,7 +183,8 @@ class PredictorCorrector:
 
     Args:
         sigmas: ``[L]`` strictly decreasing positive levels (the SDE's time grid, e.g. 1000
-            geometric levels for images).
+            geometric levels for images; a tensor, a sequence or a
+            :class:`~ncsn.schedules.SigmaGrid`).
         snr: r > 0, the corrector's signal-to-noise ratio.
         corrector_steps: M ≥ 0 corrector steps per level (0: the predictor alone, reverse
             diffusion sampling).
@@ -217,47 +206,16 @@ class PredictorCorrector:
         Modeling through Stochastic Differential Equations", ICLR, Algorithm 2 (VE SDE).
     """
 
-    sigmas: Tensor
-    snr: float = 0.16
-    corrector_steps: int = 1
-    denoise: bool = True
-    _floats: tuple[float, ...] = field(init=False, repr=False, compare=False)
-
-    def __init__(
-        self,
-        sigmas: Tensor | Sequence[float],
-        *,
-        snr: float = 0.16,
-        corrector_steps: int = 1,
-        denoise: bool = True,
-    ) -> None:
-        grid, floats = levels(sigmas)
-        object.__setattr__(self, "sigmas", grid)
-        object.__setattr__(self, "snr", positive_float(snr, "snr"))
-        object.__setattr__(
-            self, "corrector_steps", _non_negative_int(corrector_steps, "corrector_steps")
-        )
-        if not isinstance(denoise, bool):
-            raise TypeError(f"denoise must be a bool; got denoise={denoise!r}")
-        object.__setattr__(self, "denoise", denoise)
-        object.__setattr__(self, "_floats", floats)
-
-    def _key(self) -> tuple[object, ...]:
-        return (self._floats, self.snr, self.corrector_steps, self.denoise)
-
-    def __eq__(self, other: object) -> bool:
-        """Equal settings: the same σ values, snr, corrector steps and ``denoise``."""
-        if not isinstance(other, PredictorCorrector):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
+    sigmas: Checked[SigmaGrid, Levels] = Checked(SigmaGrid)
+    _: KW_ONLY
+    snr: Checked[float] = Checked(positive_float, default=0.16)
+    corrector_steps: Checked[int] = Checked(non_negative_int, default=1)
+    denoise: Checked[bool] = Checked(check_bool, default=True)
 
     @property
     def num_model_calls(self) -> int:
         """Model evaluations per call: L·M + (L − 1) (+1 with ``denoise``)."""
-        count = len(self._floats)
+        count = len(self.sigmas)
         return count * self.corrector_steps + count - 1 + int(self.denoise)
 
     def __call__(
@@ -274,44 +232,42 @@ class PredictorCorrector:
         ``hook`` is applied to the start (σ_1), after each corrector step (σ_i), after each
         predictor step (σ_{i+1}) and after the denoising step (0.0). ``callback`` then sees
         ``StepInfo(level=i, step=j, sigma=σ_i, step_size, x, score)``: steps j < M are the
-        corrector's (step_size = snr: ε varies per example and is not kept), step M the
-        predictor's (step_size σ_i² − σ_{i+1}², or σ_L² for the denoising step).
+        corrector's (step_size = snr: the corrector's ε is one tensor for the batch, computed on
+        the device, and is not read back), step M the predictor's (step_size σ_i² − σ_{i+1}², or
+        σ_L² for the denoising step).
 
         Raises:
             ValueError: an empty batch or non-finite start; a model output of the wrong shape.
             FloatingPointError: the chain produced non-finite values.
         """
-        check_start(x, generator, model=model, callback=callback, hook=hook)
-        call = Recorder(model)
-        floats = self._floats
+        run = Run(
+            "PredictorCorrector",
+            model,
+            x,
+            generator=generator,
+            callback=callback,
+            hook=hook,
+            advice="the snr is probably too large",
+        )
+        levels = self.sigmas.values
         steps = self.corrector_steps
         with torch.no_grad():
             x = x.clone()
-            if hook is not None:
-                hook(x, floats[0])
-            for level, sigma in enumerate(floats):
+            run.hook(x, levels[0])
+            for level, sigma in enumerate(levels):
+                run.at(level, sigma)
                 for step in range(steps):
                     x = langevin_corrector_step(
-                        call, x, sigma, self.snr, generator=generator, out=x
+                        run.model, x, sigma, self.snr, generator=generator, out=x
                     )
-                    if hook is not None:
-                        hook(x, sigma)
-                    if callback is not None:
-                        callback(StepInfo(level, step, sigma, self.snr, x, call.last))
-                if level + 1 < len(floats):
-                    next_sigma = floats[level + 1]
+                    run.stepped(x, step, self.snr, reached=sigma)
+                if level + 1 < len(levels):
+                    next_sigma = levels[level + 1]
                     x = reverse_diffusion_step(
-                        call, x, sigma, next_sigma, generator=generator, out=x
+                        run.model, x, sigma, next_sigma, generator=generator, out=x
                     )
-                    size, reached = sigma * sigma - next_sigma * next_sigma, next_sigma
+                    run.stepped(x, steps, sigma * sigma - next_sigma * next_sigma, next_sigma)
                 elif self.denoise:
-                    x = denoise_step(call, x, sigma, out=x)
-                    size, reached = sigma * sigma, 0.0
-                else:
-                    break
-                if hook is not None:
-                    hook(x, reached)
-                if callback is not None:
-                    callback(StepInfo(level, steps, sigma, size, x, call.last))
-        check_end(x, "PredictorCorrector", "the snr is probably too large")
-        return x
+                    x = denoise_step(run.model, x, sigma, out=x)
+                    run.stepped(x, steps, sigma * sigma, reached=0.0)
+        return run.finish(x)
