@@ -90,7 +90,10 @@ class StepInfo(NamedTuple):
 
 
 class StepCallback(Protocol):
-    """Observes one sampler step: ``callback(info)`` with the step's :class:`StepInfo`."""
+    """Observes one sampler step: ``callback(info)`` with the step's :class:`StepInfo`.
+
+    It must not change the shape, dtype or device of ``info.x`` (the samplers refuse it).
+    """
 
     def __call__(self, info: StepInfo, /) -> None: ...
 
@@ -102,7 +105,8 @@ class StepHook(Protocol):
     first level's σ) and after every step, with the noise level the iterate then stands for
     (``sigma = 0.0`` after a final denoising step), before the ``callback`` sees it. Inpainting
     (:class:`~ncsn.samplers.Inpainting`) is such a hook: it replaces the known entries by the
-    observations perturbed at σ. A hook must not change the shape, dtype or device of ``x``.
+    observations perturbed at σ. A hook must not change the shape, dtype or device of ``x`` (the
+    samplers refuse it).
     """
 
     def __call__(self, x: Tensor, sigma: float, /) -> None: ...

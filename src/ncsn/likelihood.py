@@ -47,12 +47,12 @@ from ncsn._checks import (
 )
 from ncsn._types import ScoreModel
 from ncsn.data import dequantize
-from ncsn.samplers._common import Levels
+from ncsn.samplers._common import Levels, NonFiniteError, Watch, grid_check
 from ncsn.samplers.ode import Solver, check_solver, flow_step
-from ncsn.schedules import SigmaGrid
 
 __all__ = ["bits_per_dim", "gaussian_prior", "log_prob"]
 
+_check_grid = grid_check("drop it: log_prob starts from x at σ_L > 0, the last level")
 
 Trace = Literal["exact", "hutchinson"]
 Probe = Literal["rademacher", "gaussian"]
@@ -162,7 +162,9 @@ def log_prob(
         TypeError: a non-tensor x, a non-int ``probes``, a non-generator ``generator``, a
             model or prior that is not callable, a model output that is not a real floating
             tensor.
-        FloatingPointError: the integration produced non-finite values.
+        NonFiniteError: the integration produced non-finite values (a ``FloatingPointError``
+            saying whether the model's output, the prior or the path went non-finite, and at
+            which step).
 
     Example:
         >>> gmm = ncsn.toy.paper_mixture()
@@ -181,7 +183,7 @@ def log_prob(
     check_optional_callable(prior, "prior")
     check_batch(x)
     check_generator(generator, x)
-    grid = SigmaGrid(sigmas).values
+    grid = _check_grid(sigmas, "sigmas").values
     if len(grid) < 2:
         raise ValueError(f"sigmas must hold at least two levels for an ODE; got {list(grid)}")
     if trace not in ("exact", "hutchinson"):
@@ -195,9 +197,11 @@ def log_prob(
         raise ValueError("x contains NaN or infinite values")
     prior = gaussian_prior(grid[0]) if prior is None else prior
     v = None if trace == "exact" else _probes(x, probe, probes, generator)
+    watch = Watch("log_prob", x)
 
     def scores(state: tuple[Tensor, ...], sigma: float) -> tuple[Tensor, ...]:
         score, tr = _score_and_trace(model, state[0], sigma, v)
+        watch.record(sigma, state[0], score, tr)
         # d log p / dσ = σ·tr = −σ·(−tr): the flow's convention d(·)/dσ = −σ·g with g = −tr.
         return score, -tr
 
@@ -207,7 +211,8 @@ def log_prob(
     )
     up = grid[::-1]
     with torch.no_grad():
-        for sigma, next_sigma in itertools.pairwise(up):
+        for step, (sigma, next_sigma) in enumerate(itertools.pairwise(up)):
+            watch.level = step
             state = flow_step(scores, state, sigma, next_sigma, solver)
     latent, change = state
     start = prior(latent)
@@ -218,10 +223,38 @@ def log_prob(
         )
     result = start.to(x.dtype) - change
     if has_values(result) and not bool(torch.isfinite(result).all()):
-        raise FloatingPointError(
-            "log_prob produced non-finite values; the σ grid is probably too coarse for this model"
-        )
+        if bool(torch.isfinite(latent).all() & torch.isfinite(change).all()):
+            raise NonFiniteError(
+                "log_prob: the prior returned NaN or infinite log-densities for finite latents "
+                f"at σ_1 = {grid[0]:g}; check the prior",
+                where="log_prob",
+                source="prior",
+                level=len(grid) - 2,
+                sigma=grid[0],
+            )
+        raise watch.error("the σ grid is probably too coarse for this model")
     return result
+
+
+def _check_on_grid(x: Tensor, levels: int) -> None:
+    """x must hold the K = ``levels`` grey levels k/(K − 1), up to the round-off of its dtype."""
+    if not bool(((x >= 0) & (x <= 1)).all()):
+        low, high = float(x.min()), float(x.max())
+        raise ValueError(f"x must lie in [0, 1] for bits_per_dim; got values in [{low}, {high}]")
+    scaled = x.detach().to(torch.float64) * (levels - 1)
+    off = (scaled - scaled.round()).abs()
+    # k/(K − 1) stored in x's dtype is off by at most half its spacing near 1, times K − 1;
+    # 1e-3 of a level also covers float32 data widened to float64.
+    tolerance = max(1e-3, (levels - 1) * torch.finfo(x.dtype).eps)
+    worst = int(off.flatten().argmax())
+    if float(off.flatten()[worst]) > tolerance:
+        value = float(x.flatten()[worst])
+        raise ValueError(
+            f"x must hold the {levels} grey levels k/{levels - 1} of levels={levels} for the "
+            f"dequantised bound of bits_per_dim; got {value!r} (level "
+            f"{value * (levels - 1):.4g} of {levels - 1}); pass the data's own number of "
+            "levels, or, for continuous data, use log_prob (nats; divide by D·ln 2 for bits)"
+        )
 
 
 def bits_per_dim(
@@ -249,9 +282,13 @@ def bits_per_dim(
     is an unbiased estimate of an upper bound on −log₂ P(x)/D: the convention of Song et al.
     (2021) and of the official NCSN code (for K = 256 the familiar "+ 8").
 
+    The bound holds only for data on those levels, so x is checked to hold them (within the
+    round-off of its dtype): continuous data has no P(k) to bound; its density is
+    :func:`log_prob`.
+
     Args:
         model, sigmas, prior, trace, probes, probe, solver: as in :func:`log_prob`.
-        x: ``[B, *event]`` data in [0, 1] on the K grey levels.
+        x: ``[B, *event]`` data in [0, 1] on the K grey levels k/(K − 1).
         levels: K ≥ 2.
         generator: source of the dequantisation noise and the probes.
 
@@ -260,7 +297,8 @@ def bits_per_dim(
         ``b.std() / √B``).
 
     Raises:
-        ValueError: ``levels`` < 2, x outside [0, 1], or any error of :func:`log_prob`.
+        ValueError: ``levels`` < 2, x outside [0, 1] or off the K levels, or any error of
+            :func:`log_prob`.
 
     Example:
         >>> gmm = ncsn.toy.GaussianMixture([1.0], [[0.5, 0.5]], 0.2)
@@ -274,9 +312,8 @@ def bits_per_dim(
     count = positive_int(levels, "levels")
     if count < 2:
         raise ValueError(f"levels must be >= 2; got levels={levels}")
-    if x.numel() and has_values(x) and not bool(((x >= 0) & (x <= 1)).all()):
-        low, high = float(x.min()), float(x.max())
-        raise ValueError(f"x must lie in [0, 1] for bits_per_dim; got values in [{low}, {high}]")
+    if x.numel() and has_values(x):
+        _check_on_grid(x, count)
     nats = log_prob(
         model,
         dequantize(x, levels=count, generator=generator),

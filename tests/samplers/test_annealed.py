@@ -131,3 +131,15 @@ def test_sampler_call_errors() -> None:
         AnnealedLangevin([1.0, 0.1], 1e3, 50)(lambda x, s: x**3, torch.rand(4, 2) + 2)
     with pytest.raises(ValueError, match=r"step_size must be positive"):
         langevin_step(_model, torch.rand(2, 2), 1.0, 0.0)
+
+
+def test_a_grid_ending_in_zero_is_refused_naming_denoise() -> None:
+    """k-diffusion's grids end in 0 (a last step to σ = 0): here that step is denoise=True."""
+    with pytest.raises(
+        ValueError,
+        match=r"sigmas must be positive; got \[1\.0, 0\.5, 0\.0\]; "
+        r"a trailing 0 .* pass denoise=True",
+    ):
+        AnnealedLangevin([1.0, 0.5, 0.0], 0.1, 2)
+    with pytest.raises(ValueError, match=r"sigmas must be positive; got \[1\.0, 0\.0, 0\.5\]$"):
+        AnnealedLangevin([1.0, 0.0, 0.5], 0.1, 2)  # not a trailing 0: no advice about one

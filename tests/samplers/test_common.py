@@ -17,7 +17,12 @@ from contracts import ALL_SAMPLERS, gaussian_score
 from ncsn import nets
 from ncsn.samplers import (
     AnnealedLangevin,
+    ConsistentAnnealedSampling,
     Langevin,
+    NonFiniteError,
+    PredictorCorrector,
+    ProbabilityFlowODE,
+    StepInfo,
     consistent_step,
     denoise_step,
     langevin_corrector_step,
@@ -171,6 +176,116 @@ def test_the_grid_reads_like_the_tensor_where_one_was_used() -> None:
     assert sampler.sigmas.tolist() == sigmas.tolist()
     assert torch.equal(sampler.sigmas.tensor, sigmas)
     assert dataclasses.replace(sampler, steps_per_level=5).sigmas == sampler.sigmas
+
+
+# ---------------------------------------------------------------- hooks and callbacks
+def _grow(x: Tensor, sigma: float) -> None:
+    x.unsqueeze_(0)
+
+
+def _widen(x: Tensor, sigma: float) -> None:
+    x.data = x.data.double()
+
+
+@pytest.mark.parametrize("name, make", ALL_SAMPLERS, ids=SAMPLER_IDS)
+@pytest.mark.parametrize("hook", [_grow, _widen], ids=["shape", "dtype"])
+def test_a_hook_that_changes_the_iterate_is_refused_naming_it(name: str, make, hook) -> None:  # type: ignore[no-untyped-def]
+    """Before: the sampler returned the hook's shape or dtype."""
+    with pytest.raises(ValueError, match=rf"hook=<function {hook.__name__} .* changed the iterate"):
+        _sampler(make)(gaussian_score, torch.rand(2, 3), hook=hook)
+
+
+@pytest.mark.parametrize("name, make", ALL_SAMPLERS, ids=SAMPLER_IDS)
+def test_a_callback_that_changes_the_iterate_is_refused_naming_it(name: str, make) -> None:  # type: ignore[no-untyped-def]
+    def flatten(info: StepInfo) -> None:
+        info.x.resize_(6)
+
+    with pytest.raises(
+        ValueError, match=r"callback=<function .*flatten .* from shape \(2, 3\), .* to shape \(6,\)"
+    ):
+        _sampler(make)(gaussian_score, torch.rand(2, 3), callback=flatten)
+
+
+@pytest.mark.parametrize("name, make", ALL_SAMPLERS, ids=SAMPLER_IDS)
+def test_a_hook_that_returns_a_new_iterate_is_refused(name: str, make) -> None:  # type: ignore[no-untyped-def]
+    """A hook works in place: one returning its result would be silently ignored."""
+    with pytest.raises(TypeError, match=r"hook must change x in place and return None; .*Tensor"):
+        _sampler(make)(gaussian_score, torch.rand(2, 3), hook=lambda x, s: x * 0)
+
+
+# ---------------------------------------------------------------- non-finite chains: which cause
+def _nan_below(threshold: float) -> Callable[[Tensor, Tensor], Tensor]:
+    """The score of N(0, I), NaN for σ below ``threshold``."""
+
+    def model(x: Tensor, sigma: Tensor) -> Tensor:
+        bad = (sigma < threshold).reshape(-1, *([1] * (x.ndim - 1)))
+        return torch.where(bad, torch.full_like(x, float("nan")), -x)
+
+    return model
+
+
+@pytest.mark.parametrize("name, make", ALL_SAMPLERS, ids=SAMPLER_IDS)
+def test_a_model_returning_nan_is_named_as_the_cause(name: str, make) -> None:  # type: ignore[no-untyped-def]
+    """Before: "the step size is probably too large" (or the grid, or the snr)."""
+    with pytest.raises(NonFiniteError, match=r"the model returned NaN or infinite values") as err:
+        _sampler(make)(lambda x, s: x * float("nan"), torch.rand(4, 3))
+    assert isinstance(err.value, FloatingPointError)
+    assert err.value.source == "model" and err.value.level == 0
+    assert "step size" not in str(err.value) and "snr" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "make, level, sigma",
+    [
+        (lambda: AnnealedLangevin(GRID, 0.01, 2), 2, 0.1),
+        (lambda: ConsistentAnnealedSampling(GRID, eta=0.9), 2, 0.1),
+        (lambda: PredictorCorrector(GRID), 2, 0.1),
+        (lambda: ProbabilityFlowODE(GRID, solver="euler", denoise=True), 2, 0.1),
+        (lambda: ProbabilityFlowODE(GRID), 1, 0.5),  # Heun's second call of the step 0.5 → 0.1
+    ],
+    ids=["annealed", "cas", "pc", "ode_euler", "ode_heun"],
+)
+def test_the_level_where_the_model_went_non_finite_is_named(make, level: int, sigma: float) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(NonFiniteError, match=rf"at level {level} \(σ = {sigma}\)") as err:
+        make()(_nan_below(0.2), torch.rand(4, 3, dtype=torch.float64))
+    assert (err.value.source, err.value.level) == ("model", level)
+    assert err.value.sigma == pytest.approx(sigma)
+
+
+def test_a_diverging_chain_keeps_the_step_size_advice() -> None:
+    with pytest.raises(NonFiniteError, match=r"model's outputs were finite: the step size") as err:
+        AnnealedLangevin([1.0, 0.1], 1e3, 50)(lambda x, s: -x, torch.rand(4, 2))
+    assert err.value.source == "chain" and err.value.level == 0
+
+
+def test_a_model_overflowing_on_a_diverged_iterate_is_the_chains_fault() -> None:
+    """x³ overflows only once the chain has grown far beyond its start: the step size's fault."""
+    with pytest.raises(NonFiniteError, match=r"had grown to \|x\| = .* the step size") as err:
+        AnnealedLangevin([1.0, 0.1], 1e3, 50)(lambda x, s: x**3, torch.rand(4, 2) + 2)
+    assert err.value.source == "chain"
+
+
+@pytest.mark.parametrize(
+    "make, advice",
+    [
+        (lambda: PredictorCorrector([1.0, 0.1], snr=1e4), "the snr"),
+        (lambda: ConsistentAnnealedSampling([1.0, 0.5], eta=1.0), "a smaller eta"),
+        (lambda: ProbabilityFlowODE([1e3, 10.0, 1.0], solver="euler"), "the σ grid"),
+    ],
+    ids=["pc", "cas", "ode"],
+)
+def test_each_sampler_advises_its_own_setting_when_the_chain_diverges(make, advice: str) -> None:  # type: ignore[no-untyped-def]
+    def steep(x: Tensor, sigma: Tensor) -> Tensor:  # finite, but far too steep for these steps
+        return -1e30 * x
+
+    with pytest.raises(NonFiniteError, match=advice) as err:
+        make()(steep, torch.rand(4, 2) + 1)
+    assert err.value.source == "chain"
+
+
+def test_encode_names_the_model_as_the_cause() -> None:
+    with pytest.raises(NonFiniteError, match=r"ProbabilityFlowODE\.encode: the model returned NaN"):
+        ProbabilityFlowODE(GRID).encode(_nan_below(2.0), torch.rand(4, 3))
 
 
 # ---------------------------------------------------------------- denoise_step

@@ -136,6 +136,11 @@ def test_bad_consistent_settings_are_typed_errors(make, error: type[Exception], 
         make()
 
 
+def test_a_grid_ending_in_zero_is_refused_saying_the_last_step_goes_to_zero() -> None:
+    with pytest.raises(ValueError, match=r"a trailing 0 .* the last step already goes to σ = 0"):
+        ConsistentAnnealedSampling([1.0, 0.5, 0.0], eta=0.9)
+
+
 EMPTY_RULE = r"x must hold at least one example; got shape \(0, 2\)"
 
 

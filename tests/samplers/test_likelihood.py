@@ -11,6 +11,7 @@ from torch import Tensor
 
 import ncsn
 from contracts import gaussian_score
+from ncsn.samplers import NonFiniteError
 
 
 def _model(x: Tensor, sigma: Tensor) -> Tensor:
@@ -129,12 +130,55 @@ def test_likelihood_runs_with_a_refinenet_on_images() -> None:
     sigmas = ncsn.geometric_sigmas(1.0, 0.1, 4, dtype=torch.float64)
     net = ncsn.nets.RefineNet(1, ngf=4, sigmas=sigmas, generator=torch.Generator().manual_seed(0))
     net = net.double().eval()
-    x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    # bits_per_dim bounds data on the grey levels: 17 levels k/16, as the digits
+    g = torch.Generator().manual_seed(2)
+    x = torch.randint(0, 17, (2, 1, 8, 8), generator=g).to(torch.float64) / 16
     b = ncsn.likelihood.bits_per_dim(
         net, x, sigmas, levels=17, generator=torch.Generator().manual_seed(1)
     )
     assert b.shape == (2,) and torch.isfinite(b).all()
     assert all(p.grad is None for p in net.parameters())  # no gradients left on the weights
+
+
+def test_bits_per_dim_refuses_data_off_the_grey_levels() -> None:
+    """Before: a number that is not the bound it documents (no P(k) to bound off the grid)."""
+    x = torch.tensor([[0.3, 0.5]], dtype=torch.float64)  # 0.3 = level 4.8 of 16
+    with pytest.raises(
+        ValueError,
+        match=r"x must hold the 17 grey levels k/16 .* got 0\.3 \(level 4\.8 of 16\).*log_prob",
+    ):
+        ncsn.likelihood.bits_per_dim(_model, x, [1.0, 0.5], levels=17)
+    digits = torch.tensor([[3 / 16, 1.0]])  # 17 levels, scored as if 8-bit: the levels are named
+    with pytest.raises(ValueError, match=r"levels=256 .*pass the data's own number of levels"):
+        ncsn.likelihood.bits_per_dim(_model, digits, [1.0, 0.5])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "widened"])
+def test_bits_per_dim_takes_8_bit_data_stored_in_float32_or_widened(dtype: torch.dtype) -> None:
+    x = (torch.arange(256).reshape(2, 128).float() / 255).to(dtype)  # every level, round-off kept
+    g = torch.Generator().manual_seed(0)
+    b = ncsn.likelihood.bits_per_dim(_model, x, [1.0, 0.5], generator=g)
+    assert b.shape == (2,) and torch.isfinite(b).all()
+
+
+def test_log_prob_names_a_model_returning_nan() -> None:
+    """Before: "the σ grid is probably too coarse"."""
+    with pytest.raises(NonFiniteError, match=r"log_prob: the model returned NaN") as err:
+        ncsn.likelihood.log_prob(lambda x, s: x * float("nan"), torch.rand(3, 2), [1.0, 0.5])
+    assert err.value.source == "model" and err.value.level == 0
+
+
+def test_log_prob_names_a_prior_returning_minus_infinity() -> None:
+    with pytest.raises(NonFiniteError, match=r"the prior returned NaN or infinite") as err:
+        ncsn.likelihood.log_prob(
+            _model, torch.rand(3, 2), [1.0, 0.5], prior=lambda y: torch.full((3,), -math.inf)
+        )
+    assert err.value.source == "prior"
+
+
+def test_log_prob_refuses_a_grid_ending_in_zero() -> None:
+    with pytest.raises(ValueError, match=r"a trailing 0 .* log_prob starts from x at σ_L > 0"):
+        ncsn.likelihood.log_prob(_model, torch.rand(3, 2), [1.0, 0.5, 0.0])
 
 
 def test_log_prob_takes_a_sigma_grid() -> None:

@@ -159,6 +159,12 @@ def test_bad_ode_settings_are_typed_errors(make, error: type[Exception], match: 
         make()
 
 
+def test_a_grid_ending_in_zero_is_refused_naming_denoise() -> None:
+    """[σ_1, ..., σ_L, 0] is what denoise=True integrates; encode could not start at σ = 0."""
+    with pytest.raises(ValueError, match=r"a trailing 0 .* pass denoise=True, exactly that last"):
+        ProbabilityFlowODE([1.0, 0.5, 0.0])
+
+
 EMPTY_RULE = r"x must hold at least one example; got shape \(0, 2\)"
 
 

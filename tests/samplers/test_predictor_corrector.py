@@ -162,6 +162,11 @@ def test_bad_predictor_corrector_settings_are_typed_errors(
         make()
 
 
+def test_a_grid_ending_in_zero_is_refused_naming_denoise() -> None:
+    with pytest.raises(ValueError, match=r"a trailing 0 .* denoise=True \(the default\)"):
+        PredictorCorrector(torch.tensor([1.0, 0.5, 0.0]))
+
+
 EMPTY_RULE = r"x must hold at least one example; got shape \(0, 2\)"
 
 

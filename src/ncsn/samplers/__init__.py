@@ -18,14 +18,15 @@ Every sampler is a frozen dataclass of its settings (its σ grid a
 :class:`~ncsn.schedules.SigmaGrid`, so equal settings compare and hash equal) and takes
 ``generator=``, ``callback=`` (a :class:`StepInfo` after each step) and ``hook=`` (a
 :class:`StepHook` applied after each step; inpainting, Algorithm 2, is one: :func:`inpaint` works
-with every sampler). :func:`denoise_step` is the shared final Tweedie step.
+with every sampler). :func:`denoise_step` is the shared final Tweedie step; a chain that goes
+non-finite raises :class:`NonFiniteError`, which says whether the model or the chain did.
 Starting points and masks: :func:`uniform_init`, :func:`gaussian_init`, :func:`inpainting_mask`.
 Faster model calls are model wrappers that work with every sampler: :func:`ncsn.nets.compiled`,
 :func:`ncsn.nets.autocast`, :func:`ncsn.nets.cuda_graphed`.
 """
 
 from ncsn._types import StepCallback, StepHook, StepInfo
-from ncsn.samplers._common import denoise_step
+from ncsn.samplers._common import NonFiniteError, denoise_step
 from ncsn.samplers.annealed import AnnealedLangevin
 from ncsn.samplers.consistent import ConsistentAnnealedSampling, consistent_step
 from ncsn.samplers.inits import MASK_PRESETS, gaussian_init, inpainting_mask, uniform_init
@@ -44,6 +45,7 @@ __all__ = [
     "ConsistentAnnealedSampling",
     "Inpainting",
     "Langevin",
+    "NonFiniteError",
     "PredictorCorrector",
     "ProbabilityFlowODE",
     "StepCallback",

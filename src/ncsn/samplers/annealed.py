@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ncsn._checks import Checked, check_bool, positive_float, positive_int
 from ncsn._types import ScoreModel, StepCallback, StepHook
-from ncsn.samplers._common import Levels, Run, denoise_step
+from ncsn.samplers._common import Levels, Run, denoise_step, grid_check
 from ncsn.samplers.langevin import langevin_step
 from ncsn.schedules import SigmaGrid
 
@@ -44,7 +44,8 @@ class AnnealedLangevin:
         denoise: add the final denoising step.
 
     Raises:
-        ValueError: invalid levels, a non-positive step size, T < 1.
+        ValueError: invalid levels (a trailing 0 is named as what ``denoise=True`` does), a
+            non-positive step size, T < 1.
         TypeError: a setting of the wrong type.
 
     Example:
@@ -57,7 +58,9 @@ class AnnealedLangevin:
         Song & Ermon (2019), Algorithm 1; Song & Ermon (2020) for ``denoise``.
     """
 
-    sigmas: Checked[SigmaGrid, Levels] = Checked(SigmaGrid)
+    sigmas: Checked[SigmaGrid, Levels] = Checked(
+        grid_check("drop it and pass denoise=True, the final step x + σ_L²·s_θ(x, σ_L) to σ = 0")
+    )
     step_size: Checked[float] = Checked(positive_float)
     steps_per_level: Checked[int] = Checked(positive_int)
     denoise: Checked[bool] = Checked(check_bool, default=False)
@@ -89,8 +92,10 @@ class AnnealedLangevin:
         σ = 0); ``callback`` then sees a :class:`~ncsn.samplers.StepInfo`.
 
         Raises:
-            ValueError: an empty batch or non-finite start; a model output of the wrong shape.
-            FloatingPointError: the chain produced non-finite values (step size too large).
+            ValueError: an empty batch or non-finite start; a model output of the wrong shape; a
+                hook or callback that changed the shape, dtype or device of the iterate.
+            NonFiniteError: the chain went non-finite (a ``FloatingPointError`` saying whether
+                the model's output or the iterate went first, and at which level).
         """
         run = Run(
             "AnnealedLangevin",
@@ -99,7 +104,7 @@ class AnnealedLangevin:
             generator=generator,
             callback=callback,
             hook=hook,
-            advice="the step size is probably too large",
+            advice="the step size is probably too large for this model",
         )
         with torch.no_grad():
             x = x.clone()

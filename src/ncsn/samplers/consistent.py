@@ -56,6 +56,7 @@ from ncsn.samplers._common import (
     check_noise,
     check_out,
     denoise_step,
+    grid_check,
 )
 from ncsn.schedules import SigmaGrid
 
@@ -185,7 +186,9 @@ class ConsistentAnnealedSampling:
         Algorithm 1.
     """
 
-    sigmas: Checked[SigmaGrid, Levels] = Checked(SigmaGrid)
+    sigmas: Checked[SigmaGrid, Levels] = Checked(
+        grid_check("drop it: the last step already goes to σ = 0 (σ_(L+1) = 0)")
+    )
     eta: Checked[float] = Checked(positive_float)
     _: KW_ONLY
     denoise: Checked[bool] = Checked(check_bool, default=False)
@@ -247,8 +250,10 @@ class ConsistentAnnealedSampling:
         step_size 0.0 for the denoising step).
 
         Raises:
-            ValueError: an empty batch or non-finite start; a model output of the wrong shape.
-            FloatingPointError: the chain produced non-finite values.
+            ValueError: an empty batch or non-finite start; a model output of the wrong shape; a
+                hook or callback that changed the shape, dtype or device of the iterate.
+            NonFiniteError: the chain went non-finite (a ``FloatingPointError`` saying whether
+                the model's output or the iterate went first, and at which level).
         """
         run = Run(
             "ConsistentAnnealedSampling",
@@ -257,7 +262,7 @@ class ConsistentAnnealedSampling:
             generator=generator,
             callback=callback,
             hook=hook,
-            advice="the step size is probably too large",
+            advice="try a smaller eta or a finer σ grid for this model",
         )
         levels = self.sigmas.values
         nexts = (*levels[1:], 0.0)

@@ -200,7 +200,8 @@ def inpaint(
             :class:`~ncsn.Sampler`: Python's own ``TypeError`` names the keyword); a mask that is
             not a tensor (or array or sequence) of bools or real numbers; an ``init`` that is not
             a floating tensor.
-        FloatingPointError: the chain produced non-finite values (step size too large).
+        NonFiniteError: the chain produced non-finite values (a ``FloatingPointError``; see the
+            sampler).
 
     Example:
         >>> images = ncsn.data.load_digits("test")[0][:4]                      # [4, 1, 8, 8]

@@ -136,10 +136,12 @@ class Langevin:
         and after every step; ``callback`` then sees a :class:`~ncsn.samplers.StepInfo`.
 
         Raises:
-            ValueError: an empty batch or non-finite start; a model output of the wrong shape.
-            FloatingPointError: the chain produced non-finite values (step size too large).
+            ValueError: an empty batch or non-finite start; a model output of the wrong shape; a
+                hook or callback that changed the shape, dtype or device of the iterate.
+            NonFiniteError: the chain went non-finite (a ``FloatingPointError`` saying whether
+                the model's output or the iterate went first).
         """
-        advice = "the step size is probably too large"
+        advice = "the step size is probably too large for this model"
         run = Run(
             "Langevin", model, x, generator=generator, callback=callback, hook=hook, advice=advice
         )

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from ncsn._checks import Checked, call_model, check_bool, finite_float, sigma_vector
 from ncsn._types import ScoreModel, StepCallback, StepHook
-from ncsn.samplers._common import Levels, Run, check_kernel, check_out
+from ncsn.samplers._common import Levels, Run, check_kernel, check_out, grid_check
 from ncsn.schedules import SigmaGrid
 
 __all__ = ["ProbabilityFlowODE", "ode_step"]
@@ -188,7 +188,9 @@ class ProbabilityFlowODE:
         Diffusion-Based Generative Models", Algorithm 1.
     """
 
-    sigmas: Checked[SigmaGrid, Levels] = Checked(SigmaGrid)
+    sigmas: Checked[SigmaGrid, Levels] = Checked(
+        grid_check("drop it and pass denoise=True, exactly that last (Euler) step σ_L → 0")
+    )
     _: KW_ONLY
     solver: Checked[Solver] = Checked(check_solver, default="heun")
     denoise: Checked[bool] = Checked(check_bool, default=False)
@@ -225,8 +227,10 @@ class ProbabilityFlowODE:
         step's last model output as ``score``.
 
         Raises:
-            ValueError: an empty batch or non-finite start; a model output of the wrong shape.
-            FloatingPointError: non-finite values (a grid too coarse for the model).
+            ValueError: an empty batch or non-finite start; a model output of the wrong shape; a
+                hook or callback that changed the shape, dtype or device of the iterate.
+            NonFiniteError: non-finite values (a ``FloatingPointError`` saying whether the
+                model's output or the iterate went first, and at which level).
         """
         run = Run(
             "ProbabilityFlowODE",
@@ -235,7 +239,7 @@ class ProbabilityFlowODE:
             generator=generator,
             callback=callback,
             hook=hook,
-            advice="the σ grid is probably too coarse",
+            advice="the σ grid is probably too coarse for this model",
         )
         targets = self.sigmas.values[1:] + ((0.0,) if self.denoise else ())
         return self._integrate(run, x, self.sigmas.values[0], targets)
@@ -257,8 +261,9 @@ class ProbabilityFlowODE:
         (``level`` counts the steps taken).
 
         Raises:
-            ValueError: an empty batch or non-finite start; a model output of the wrong shape.
-            FloatingPointError: non-finite values (a grid too coarse for the model).
+            ValueError: an empty batch or non-finite start; a model output of the wrong shape; a
+                hook or callback that changed the shape, dtype or device of the iterate.
+            NonFiniteError: non-finite values (as in ``__call__``; ``level`` counts the steps).
         """
         run = Run(
             "ProbabilityFlowODE.encode",
@@ -267,7 +272,7 @@ class ProbabilityFlowODE:
             generator=None,
             callback=callback,
             hook=hook,
-            advice="the σ grid is probably too coarse",
+            advice="the σ grid is probably too coarse for this model",
         )
         up = self.sigmas.values[::-1]
         return self._integrate(run, x, up[0], up[1:])

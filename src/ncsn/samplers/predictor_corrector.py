@@ -44,6 +44,7 @@ from ncsn.samplers._common import (
     check_noise,
     check_out,
     denoise_step,
+    grid_check,
 )
 from ncsn.schedules import SigmaGrid
 
@@ -206,7 +207,9 @@ class PredictorCorrector:
         Modeling through Stochastic Differential Equations", ICLR, Algorithm 2 (VE SDE).
     """
 
-    sigmas: Checked[SigmaGrid, Levels] = Checked(SigmaGrid)
+    sigmas: Checked[SigmaGrid, Levels] = Checked(
+        grid_check("drop it: denoise=True (the default) is that last step σ_L → 0")
+    )
     _: KW_ONLY
     snr: Checked[float] = Checked(positive_float, default=0.16)
     corrector_steps: Checked[int] = Checked(non_negative_int, default=1)
@@ -237,8 +240,10 @@ class PredictorCorrector:
         σ_L² for the denoising step).
 
         Raises:
-            ValueError: an empty batch or non-finite start; a model output of the wrong shape.
-            FloatingPointError: the chain produced non-finite values.
+            ValueError: an empty batch or non-finite start; a model output of the wrong shape; a
+                hook or callback that changed the shape, dtype or device of the iterate.
+            NonFiniteError: the chain went non-finite (a ``FloatingPointError`` saying whether
+                the model's output or the iterate went first, and at which level).
         """
         run = Run(
             "PredictorCorrector",
@@ -247,7 +252,7 @@ class PredictorCorrector:
             generator=generator,
             callback=callback,
             hook=hook,
-            advice="the snr is probably too large",
+            advice="the snr is probably too large for this model, or the σ grid too coarse",
         )
         levels = self.sigmas.values
         steps = self.corrector_steps
