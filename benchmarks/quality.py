@@ -279,8 +279,7 @@ def main(
             batch_size=batch_size,
             transform=_Dequantize(),
             callback=averages,
-            log_every=100,
-            progress=False,
+            output=ncsn.training.Output(progress=False),
             seed=seed,
         )
         train_seconds = 0.0
@@ -349,9 +348,7 @@ def main(
             train_x,
             batch_size=batch_size,
             transform=_Dequantize(),
-            out_dir=run,
-            checkpoint_every=None,
-            progress=False,
+            output=ncsn.training.Output(run, progress=False),
             seed=seed,
         ) as trainer:
             start = time.perf_counter()

@@ -142,11 +142,8 @@ def _digits_model(steps: int, ngf: int, batch_size: int, seed: int, out: Path) -
         train_x,
         batch_size=batch_size,
         transform=_Dequantize(),
-        out_dir=out,
-        checkpoint_every=None,
+        output=ncsn.training.Output(out, log_every=max(1, steps // 10), progress=False),
         ema_rate=0.999,
-        log_every=max(1, steps // 10),
-        progress=False,
         seed=seed,
     )
     try:

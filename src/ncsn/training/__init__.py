@@ -1,14 +1,17 @@
 """Training score models: the loop, EMA, crash-safe checkpoints with exact resume, ``torchrun``.
 
-* :class:`Trainer` — one loop for one CPU, one GPU or many processes (DistributedDataParallel);
-  :class:`Terminated` is what its ``fit`` raises on SIGTERM.
-* :func:`train_step` — one optimiser step (the kernel ``Trainer`` loops over, for one's own loop),
-  returning a :class:`StepResult`.
+* :class:`Trainer` — one loop for one CPU, one GPU or many processes (DistributedDataParallel),
+  configured with an :class:`Output` (run folder, cadences) and an :class:`Evaluation`.
+* :func:`train_step` — one optimiser step over a batch or its :class:`MicroBatch` es (the kernel
+  for one's own loop), returning a :class:`StepResult`; its halves :func:`accumulate_gradients`
+  and :func:`apply_update`.
 * :class:`EMA` — exponential moving average of the weights.
 * :func:`save_checkpoint`, :func:`load_checkpoint`, :func:`latest_checkpoint` — atomic files
   read with ``torch.load(weights_only=True)``; :class:`CheckpointError` for unusable files;
   :func:`read_file` for any other ``.pt`` file, :func:`state_dict_mismatch` to say in one line
   why weights do not fit a model.
+* :mod:`~ncsn.training.interrupts` — Ctrl-C and SIGTERM as exceptions (:class:`Terminated`),
+  held back while a state changes.
 * :func:`distributed_env` — rank, world size and local rank under ``torchrun``;
   :func:`init_process_group` joins the job's process group.
 
@@ -17,13 +20,15 @@ Example:
     >>> net = ncsn.nets.ScoreMLP(2, sigmas=schedule.sigmas)
     >>> trainer = ncsn.training.Trainer(
     ...     net, ncsn.losses.DenoisingScoreMatching(schedule), ncsn.toy.paper_mixture().sample,
-    ...     ema_rate=0.999, seed=0, progress=False,
+    ...     ema_rate=0.999, seed=0, output=ncsn.training.Output(progress=False),
     ... )
     >>> trainer.fit(100).step
     100
     >>> averaged = trainer.ema_model()          # sample and evaluate with this
 """
 
+from ncsn.training import interrupts
+from ncsn.training._sources import BatchTransform
 from ncsn.training.checkpoints import (
     CHECKPOINT_FORMAT,
     CheckpointError,
@@ -38,15 +43,18 @@ from ncsn.training.checkpoints import (
 )
 from ncsn.training.distributed import DistEnv, distributed_env, init_process_group
 from ncsn.training.ema import EMA
-from ncsn.training.step import StepResult, train_step
-from ncsn.training.trainer import (
-    BatchTransform,
-    NonFiniteLossError,
-    Terminated,
-    Trainer,
+from ncsn.training.interrupts import Terminated
+from ncsn.training.run import NonFiniteLossError
+from ncsn.training.settings import Evaluation, Output
+from ncsn.training.step import (
+    MicroBatch,
+    StepResult,
     TrainStep,
-    TrainSummary,
+    accumulate_gradients,
+    apply_update,
+    train_step,
 )
+from ncsn.training.trainer import Trainer, TrainSummary
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -54,15 +62,21 @@ __all__ = [
     "BatchTransform",
     "CheckpointError",
     "DistEnv",
+    "Evaluation",
+    "MicroBatch",
     "NonFiniteLossError",
+    "Output",
     "StepResult",
     "Terminated",
     "TrainStep",
     "TrainSummary",
     "Trainer",
+    "accumulate_gradients",
+    "apply_update",
     "checkpoint_path",
     "distributed_env",
     "init_process_group",
+    "interrupts",
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",

@@ -1,4 +1,4 @@
-"""Progress bar, metrics files and TensorBoard of :class:`Trainer`.
+"""Progress bar, metrics files, TensorBoard and the window of losses of :class:`Trainer`.
 
 Private. Plain inputs: nothing here imports the trainer.
 """
@@ -11,7 +11,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.distributed as dist
+from torch import Tensor
 from tqdm import tqdm
+
+from ncsn.training.run import NonFiniteLossError
+from ncsn.training.settings import Output
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
@@ -21,23 +27,17 @@ class Logs:
     """The progress bar, JSON-lines metrics and TensorBoard writer of one :meth:`Trainer.fit`.
 
     Args:
-        out_dir: the folder of ``metrics.jsonl`` and ``tensorboard/`` (``None``: no files).
+        output: the run folder of ``metrics.jsonl`` and ``tensorboard/`` (``None``: no files)
+            and whether to show the progress bar.
         writer_cls: the TensorBoard ``SummaryWriter`` class, or ``None`` for no TensorBoard.
         step: the step training starts from; ``steps``: the step it stops at.
-        progress: show the progress bar.
         active: whether this process logs at all (rank 0); inactive, every method does nothing.
     """
 
     def __init__(
-        self,
-        out_dir: Path | None,
-        writer_cls: Any,
-        *,
-        step: int,
-        steps: int,
-        progress: bool,
-        active: bool,
+        self, output: Output, writer_cls: Any, *, step: int, steps: int, active: bool
     ) -> None:
+        folder, progress = output.path, output.progress
         self.active = active
         self.bar = tqdm(
             total=steps,
@@ -48,13 +48,11 @@ class Logs:
         )
         self.file = None
         self.writer: Any = None
-        if active and out_dir is not None:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            self.file = open(out_dir / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        if active and folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.file = open(folder / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115
             if writer_cls is not None:
-                self.writer = writer_cls(
-                    log_dir=str(out_dir / TENSORBOARD_DIR), purge_step=step + 1
-                )
+                self.writer = writer_cls(log_dir=str(folder / TENSORBOARD_DIR), purge_step=step + 1)
 
     def record(
         self, step: int, loss: float, *, lr: float, seconds: float, eval_loss: float | None
@@ -90,6 +88,47 @@ class Logs:
             self.file.close()
         if self.writer is not None:
             self.writer.close()
+
+
+class LossWindow:
+    """This process's training losses since the last record, kept on the device until
+    :meth:`mean` reads them (one synchronisation per record, not per step)."""
+
+    def __init__(self, size: int, *, distributed: bool) -> None:
+        self.size, self.distributed = size, distributed
+        self.values: Tensor | None = None
+        self.filled = 0
+
+    def add(self, value: Tensor) -> None:
+        if self.values is None:
+            self.values = value.new_empty(self.size)
+        self.values[self.filled] = value
+        self.filled += 1
+
+    def mean(self, step: int) -> float:
+        """The mean over the window (and over processes), whose last loss is of ``step``.
+
+        Raises:
+            NonFiniteLossError: naming the first step whose loss is NaN/inf.
+        """
+        if self.values is None or not self.filled:
+            raise RuntimeError("no loss was added since the last record")
+        window, first = self.values[: self.filled], step - self.filled + 1
+        self.filled = 0
+        if self.distributed:
+            window = window.clone()
+            dist.all_reduce(window)
+            window /= dist.get_world_size()
+        values = window.double().cpu()
+        bad = (~torch.isfinite(values)).nonzero()
+        if bad.numel():
+            at = int(bad[0, 0])
+            raise NonFiniteLossError(
+                f"the training loss became non-finite ({values[at].item()}) at step "
+                f"{first + at}; no checkpoint was written after it",
+                first + at,
+            )
+        return float(values.mean())
 
 
 def summary_writer(tensorboard: bool | None) -> Any:

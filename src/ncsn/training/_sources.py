@@ -1,19 +1,17 @@
-"""Counter-based seeds, the three kinds of training data, and the loss of one process's parts of a
-batch (private to :mod:`ncsn.training`)."""
+"""Counter-based seeds and the three kinds of training data: what each step draws, and the
+held-out batch (private to :mod:`ncsn.training`)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
-from torch import Tensor
-from torch.nn.parallel import DistributedDataParallel
+from torch import Tensor, nn
 
 from ncsn._checks import check_batch, has_values
-from ncsn._types import ScoreLoss, ScoreModel
+from ncsn._types import ScoreLoss
+from ncsn.training.step import MicroBatch
 
 _MASK = (1 << 64) - 1
 
@@ -55,6 +53,12 @@ class IndexedData(Protocol):
 
 
 Data = Tensor | IndexedData | DataSampler
+
+
+class BatchTransform(Protocol):
+    """A per-batch transform ``transform(x, *, generator) -> x`` (e.g. uniform dequantisation)."""
+
+    def __call__(self, x: Tensor, /, *, generator: torch.Generator | None = ...) -> Tensor: ...
 
 
 def _item(item: object, name: str) -> Tensor:
@@ -107,6 +111,9 @@ class Source:
         self.epoch = 0
         self.offset = 0
         self._perm: tuple[int, int, Tensor] | None = None  # (seed, epoch, permutation)
+        self._gens: list[torch.Generator] = []  # one per part of a batch on this process
+        self.device, self.dtype = torch.device("cpu"), torch.get_default_dtype()
+        self.transform: BatchTransform | None = None
 
     @property
     def indexed(self) -> bool:
@@ -144,6 +151,14 @@ class Source:
     def advance(self, position: tuple[int, int]) -> None:
         self.epoch, self.offset = position
 
+    def example(self, i: int) -> Tensor:
+        """Example ``i`` of an indexed source, as stored."""
+        if self.tensor is not None:
+            return self.tensor[i]
+        if self.dataset is not None:
+            return _item(self.dataset[i], self.name)
+        raise TypeError(f"{self.name} is a sampler; it has no indices")
+
     def gather(self, index: Tensor, device: torch.device, dtype: torch.dtype) -> Tensor:
         """The examples at ``index`` as one batch on ``device`` in ``dtype``."""
         if self.tensor is not None:
@@ -169,6 +184,41 @@ class Source:
             )
         return out.to(device=device, dtype=dtype)
 
+    def place(
+        self, device: torch.device, dtype: torch.dtype, transform: BatchTransform | None
+    ) -> None:
+        """Where batches go from now on (``device``, ``dtype``), and the transform applied to
+        them with their generators."""
+        self.device, self.dtype, self.transform = device, dtype, transform
+
+    def parts(
+        self, step: int, *, seed: int, batch_size: int, shards: int, local: range
+    ) -> tuple[list[MicroBatch], tuple[int, int] | None]:
+        """This process's parts ``local`` of the ``shards`` parts of the batch of ``step``, each
+        with the generator ``derive_seed(seed, STEP, step, k)`` that drew it (for a sampler) and
+        transformed it; and the data position after the batch (``None`` for a sampler), which
+        the caller commits with :meth:`advance` once the step is done."""
+        device, dtype, transform = self.device, self.dtype, self.transform
+        index, position = None, None
+        if self.indexed:
+            index, position = self.next_indices(batch_size, seed)
+        if len(self._gens) < len(local):
+            self._gens += [torch.Generator(device=device) for _ in range(len(local))]
+        size = batch_size // shards
+        parts = []
+        for gen, k in zip(self._gens, local, strict=False):
+            gen.manual_seed(derive_seed(seed, STEP, step, k))
+            if index is not None:
+                x = self.gather(index[k * size : (k + 1) * size], device, dtype)
+            else:
+                x = self.draw(size, gen, device, dtype)
+            if transform is not None:
+                x = transform(x, generator=gen)
+            parts.append(MicroBatch(x, gen))
+        if not parts:  # shards >= world_size guarantees a part per process
+            raise RuntimeError("this process has no shard of the batch")
+        return parts, position
+
     def state(self) -> dict[str, int]:
         return {"epoch": self.epoch, "offset": self.offset} if self.indexed else {}
 
@@ -187,40 +237,37 @@ class Source:
         self.epoch, self.offset = epoch, offset
 
 
-def shard_slices(batch: int, shards: int) -> Sequence[slice]:
-    size = batch // shards
-    return [slice(k * size, (k + 1) * size) for k in range(shards)]
+class HeldOut:
+    """The held-out data of an evaluation: a fixed batch of (at most) ``size`` examples, drawn
+    once per seed, and the loss of a model on it with fixed noise."""
 
+    def __init__(self, data: object, size: int) -> None:
+        self.source, self.size = Source(data, "evaluation data"), size
+        self._batch: tuple[int, Tensor] | None = None  # (seed, batch)
 
-class Parts:
-    """The loss of this process's parts of a batch, for :func:`train_step` (gradient accumulation).
+    def batch(self, seed: int) -> Tensor:
+        if self._batch is None or self._batch[0] != seed:
+            src = self.source
+            gen = torch.Generator(device=src.device).manual_seed(derive_seed(seed, EVAL_DATA))
+            if src.indexed:
+                cpu = torch.Generator().manual_seed(derive_seed(seed, EVAL_DATA))
+                index = torch.randperm(len(src), generator=cpu)[: self.size]
+                x = src.gather(index, src.device, src.dtype)
+            else:
+                x = src.draw(self.size, gen, src.device, src.dtype)
+            self._batch = (seed, x if src.transform is None else src.transform(x, generator=gen))
+        return self._batch[1]
 
-    Called with the last part, it first backpropagates the earlier ``parts`` (each ``(x,
-    generator)``, its loss times ``scale``; under DDP without the gradient all-reduce), then
-    returns the last part's loss times ``scale``, whose backward in :func:`train_step` adds its
-    gradients (and all-reduces them all). :attr:`total` is the sum of the parts' unscaled losses.
-    """
-
-    def __init__(
-        self,
-        loss: ScoreLoss,
-        parts: list[tuple[Tensor, torch.Generator]],
-        scale: float,
-        ddp: DistributedDataParallel | None,
-    ) -> None:
-        self.loss, self.parts, self.scale, self.ddp = loss, parts, scale, ddp
-        self.total: Tensor | None = None
-
-    def _value(self, model: ScoreModel, x: Tensor, generator: torch.Generator | None) -> Tensor:
-        value = self.loss(model, x, generator=generator)
-        detached = value.detach()
-        self.total = detached if self.total is None else self.total + detached
-        return value * self.scale if self.scale != 1.0 else value
-
-    def __call__(
-        self, model: ScoreModel, x: Tensor, *, generator: torch.Generator | None = None
-    ) -> Tensor:
-        for part, gen in self.parts:
-            with self.ddp.no_sync() if self.ddp is not None else contextlib.nullcontext():
-                torch.autograd.backward(self._value(model, part, gen))
-        return self._value(model, x, generator)
+    def loss(self, model: nn.Module, loss: ScoreLoss, seed: int) -> float:
+        """``loss`` of ``model`` (in eval mode, without gradients) on the batch of ``seed``, with
+        the noise of ``seed`` (the same at every call, so values are comparable)."""
+        x = self.batch(seed)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                gen = torch.Generator(device=self.source.device)
+                gen.manual_seed(derive_seed(seed, EVAL_NOISE))
+                return float(loss(model, x, generator=gen))
+        finally:
+            model.train(was_training)

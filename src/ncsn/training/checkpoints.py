@@ -12,7 +12,6 @@ plus the new one, never a torn file under a checkpoint name.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import re
 import secrets
@@ -29,6 +28,8 @@ from ncsn._checks import CheckpointError, check_bool, positive_int
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointError",
+    "check_plain",
+    "check_writable_folder",
     "checkpoint_path",
     "latest_checkpoint",
     "list_checkpoints",
@@ -55,7 +56,17 @@ def _as_path(path: str | os.PathLike[str], name: str) -> Path:
 
 def check_writable_folder(folder: Path, name: str) -> None:
     """Create ``folder`` (with its parents) and check that a file can be written in it, before
-    any work that would be lost; the ``OSError`` subclass of the failure, naming ``name``."""
+    any work that would be lost.
+
+    Raises:
+        OSError: the subclass of the failure (:class:`NotADirectoryError` for a file,
+            :class:`PermissionError`, ...), naming ``name`` and the folder.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     ncsn.training.checkpoints.check_writable_folder(pathlib.Path(tmp) / "run", "out")
+    """
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"{name} {str(folder)!r} is a file, not a folder")
     probe = folder / f"{_TMP_PREFIX}probe.{os.getpid()}.{secrets.token_hex(4)}"
@@ -84,8 +95,13 @@ def _map_location(map_location: object) -> None:
         ) from err
 
 
-def _check_plain(value: object, where: str = "checkpoint") -> None:
-    """Raise :class:`TypeError` unless ``value`` holds only tensors and plain Python values."""
+def check_plain(value: object, where: str = "checkpoint") -> None:
+    """Raise :class:`TypeError` naming ``where`` unless ``value`` holds only tensors and plain
+    Python values (what ``weights_only`` loading reads).
+
+    Example:
+        >>> ncsn.training.checkpoints.check_plain({"kind": "ScoreMLP", "kwargs": {"dim": 2}})
+    """
     if isinstance(value, Tensor) or type(value) in _PLAIN:  # exact types: no str subclasses
         return
     if isinstance(value, Mapping):
@@ -94,11 +110,11 @@ def _check_plain(value: object, where: str = "checkpoint") -> None:
                 raise TypeError(
                     f"{where} has a key {key!r} of type {type(key).__name__}; use str or int"
                 )
-            _check_plain(item, f"{where}[{key!r}]")
+            check_plain(item, f"{where}[{key!r}]")
         return
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            _check_plain(item, f"{where}[{i}]")
+            check_plain(item, f"{where}[{i}]")
         return
     raise TypeError(
         f"{where} is a {type(value).__name__}; checkpoints hold only tensors and plain Python "
@@ -218,7 +234,7 @@ def save_checkpoint(
         )
     if keep is not None:
         keep = positive_int(keep, "keep")
-    _check_plain(checkpoint)
+    check_plain(checkpoint)
     if target.is_dir():
         raise IsADirectoryError(
             f"path {str(target)!r} is a folder; give a file path such as "
@@ -378,9 +394,9 @@ def load_checkpoint(
 
     Raises:
         FileNotFoundError: if ``path`` does not exist or a folder holds no checkpoint.
-        CheckpointError: if the file is truncated, corrupt (every stored CRC-32 is checked), needs unpickling of arbitrary objects,
-            or is not an ``ncsn`` training checkpoint (e.g. an official ``[model, optimizer]`` list:
-            load those with the network loaders).
+        CheckpointError: if the file is truncated, corrupt (every stored CRC-32 is checked),
+            needs unpickling of arbitrary objects, or is not an ``ncsn`` training checkpoint
+            (e.g. an official ``[model, optimizer]`` list: load those with the network loaders).
 
     Example:
         >>> import tempfile
@@ -441,36 +457,3 @@ def model_weights(checkpoint: Mapping[str, Any], *, ema: bool = True) -> dict[st
     if not isinstance(weights, dict):
         raise CheckpointError("checkpoint has no 'model' state dict")
     return weights
-
-
-# The parts of a training state that must be finite, and how save() names them when they are not.
-_STATE_PARTS = {
-    "model": "parameters are",
-    "optimizer": "the optimizer state is",
-    "ema": "the EMA weights are",
-}
-
-
-def _first_non_finite(state: Mapping[str, Any], device: torch.device) -> str | None:
-    """Where the first NaN/inf in the parts ``_STATE_PARTS`` of ``state`` is (``optimizer['state'][0]
-    ['exp_avg_sq']``), or ``None``; one synchronisation with ``device`` for all the tensors."""
-    names: list[str] = []
-    flags: list[Tensor] = []
-
-    def walk(value: object, where: str) -> str | None:
-        if isinstance(value, Tensor) and (value.is_floating_point() or value.is_complex()):
-            names.append(where)
-            flags.append(value.isfinite().all().to(device))
-        elif isinstance(value, float) and not math.isfinite(value):
-            return where
-        elif isinstance(value, Mapping):
-            return next((w for k, v in value.items() if (w := walk(v, f"{where}[{k!r}]"))), None)
-        elif isinstance(value, (list, tuple)):
-            return next((w for i, v in enumerate(value) if (w := walk(v, f"{where}[{i}]"))), None)
-        return None
-
-    for part in _STATE_PARTS:
-        if (bad := walk(state[part], part)) is not None:
-            return bad
-    finite = torch.stack(flags).cpu() if flags else torch.ones(0, dtype=torch.bool)
-    return None if bool(finite.all()) else names[int((~finite).nonzero()[0, 0])]

@@ -8,8 +8,20 @@ from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-__all__ = ["DistEnv", "distributed_env", "init_process_group"]
+from ncsn._checks import positive_int
+
+__all__ = [
+    "DistEnv",
+    "check_shards",
+    "distributed_env",
+    "init_process_group",
+    "process_device",
+    "shared_seed",
+    "wrap",
+]
 
 
 class DistEnv(NamedTuple):
@@ -99,3 +111,74 @@ def init_process_group(device: torch.device, timeout: float) -> bool:
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout))
     return True
+
+
+def process_device(device: torch.device, env: DistEnv) -> torch.device:
+    """``device``, where a bare ``"cuda"`` under ``torchrun`` means this process's GPU
+    (``cuda:LOCAL_RANK``, one GPU per process).
+
+    Example:
+        >>> env = ncsn.training.distributed_env()
+        >>> ncsn.training.distributed.process_device(torch.device("cpu"), env)
+        device(type='cpu')
+    """
+    index: int | None = device.index  # torch's stubs say int; it is None for "cuda"
+    if env.distributed and device.type == "cuda" and index is None:
+        return torch.device("cuda", env.local_rank)
+    return device
+
+
+def wrap(
+    model: nn.Module, device: torch.device, env: DistEnv
+) -> tuple[DistributedDataParallel | None, bool]:
+    """Under ``torchrun``, join the job's process group (:func:`init_process_group`, 30 minutes'
+    timeout, unless already joined) and wrap ``model`` in ``DistributedDataParallel``, which
+    broadcasts rank 0's weights.
+
+    Returns:
+        The wrapper (``None`` in a single process) and whether this call created the group.
+
+    Example:
+        >>> net = torch.nn.Linear(2, 2)
+        >>> ncsn.training.distributed.wrap(net, torch.device("cpu"), ncsn.training.distributed_env())
+        (None, False)
+    """
+    if not env.distributed:
+        return None, False
+    created = init_process_group(device, timeout=1800.0)
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids), created
+
+
+def shared_seed(device: torch.device, env: DistEnv) -> int:
+    """A fresh seed from the OS, rank 0's on every process.
+
+    Example:
+        >>> seed = ncsn.training.distributed.shared_seed(torch.device("cpu"), ncsn.training.distributed_env())
+    """
+    fresh = torch.tensor(torch.Generator().seed() >> 2, device=device)
+    if env.distributed:
+        dist.broadcast(fresh, src=0)
+    return int(fresh)
+
+
+def check_shards(shards: int, batch_size: int, world_size: int) -> int:
+    """``shards`` when it is a multiple of the number of processes that divides ``batch_size``.
+
+    Raises:
+        ValueError: naming ``shards`` or ``batch_size``.
+
+    Example:
+        >>> ncsn.training.distributed.check_shards(4, 128, 2)
+        4
+    """
+    shards = positive_int(shards, "shards")
+    if shards % world_size:
+        raise ValueError(
+            f"shards must be a multiple of the number of processes {world_size}; got shards={shards}"
+        )
+    if batch_size % shards:
+        raise ValueError(
+            f"batch_size must be divisible by shards={shards}; got batch_size={batch_size}"
+        )
+    return shards

@@ -11,14 +11,20 @@ from torch import Tensor, nn
 
 from ncsn.training.checkpoints import state_dict_mismatch
 
-__all__ = ["EMA"]
+__all__ = ["EMA", "check_rate"]
 
 
-def _rate(rate: float) -> float:
+def check_rate(rate: float, name: str = "ema_rate") -> float:
+    """``rate`` as a float in [0, 1), or a :class:`TypeError`/:class:`ValueError` naming it.
+
+    Example:
+        >>> ncsn.training.ema.check_rate(0.999)
+        0.999
+    """
     if isinstance(rate, bool) or not isinstance(rate, (int, float)):
-        raise TypeError(f"ema_rate must be a real number; got {rate!r}")
+        raise TypeError(f"{name} must be a real number; got {rate!r}")
     if not 0.0 <= rate < 1.0:
-        raise ValueError(f"ema_rate must be in [0, 1); got ema_rate={rate!r}")
+        raise ValueError(f"{name} must be in [0, 1); got {name}={rate!r}")
     return float(rate)
 
 
@@ -49,7 +55,7 @@ class EMA:
     def __init__(self, model: nn.Module, rate: float = 0.999) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-        self.rate = _rate(rate)
+        self.rate = check_rate(rate)
         self.model: nn.Module = copy.deepcopy(model).eval().requires_grad_(False)
         self._params: list[Tensor] = [p for p in self.model.parameters() if p.is_floating_point()]
         self._fits: int | None = None  # id of the last model checked to fit (see update)

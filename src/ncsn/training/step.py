@@ -1,24 +1,39 @@
-"""One optimiser step on a score loss: the kernel that :class:`~ncsn.training.Trainer` loops over.
+"""One optimiser step on a score loss: the kernel of :class:`~ncsn.training.Trainer` and of any
+hand-written loop (plain PyTorch, Lightning, Accelerate).
 
-:func:`train_step` is what a hand-written loop (plain PyTorch, Lightning, Accelerate) calls: zero
-the gradients, compute the loss, backpropagate, optionally clip the total gradient norm, step the
-optimizer and move an :class:`~ncsn.training.EMA`. It returns the loss and the gradient norm as
-device tensors, so a loop that reads them only every few steps does not wait for the device after
-every step.
+:func:`train_step` zeroes the gradients, runs :func:`accumulate_gradients` over the batch or its
+micro-batches, then :func:`apply_update`. The two halves are public because they differ in what
+an interruption does: the first changes no state a checkpoint holds, the second does (the
+Trainer holds Ctrl-C and SIGTERM around it). Losses and gradient norms come back as device
+tensors, so a loop that reads them only every few steps does not wait for the device.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import operator
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ncsn._checks import positive_float
 from ncsn._types import ScoreLoss
+from ncsn.nets.wrappers import unwrap
 from ncsn.training.ema import EMA
 
-__all__ = ["StepResult", "train_step"]
+__all__ = [
+    "MicroBatch",
+    "StepResult",
+    "TrainStep",
+    "accumulate_gradients",
+    "apply_update",
+    "check_optimizer_params",
+    "train_step",
+]
 
 # (id(model), id(optimizer)) pairs whose parameters were checked to overlap: the check is a
 # Python loop over the parameters, done once per pair rather than at every step. An id reused
@@ -26,12 +41,37 @@ __all__ = ["StepResult", "train_step"]
 _CHECKED: set[tuple[int, int]] = set()
 
 
+class MicroBatch(NamedTuple):
+    """One part of a batch: the examples ``x`` ``[b, *event]`` and the generator of their noise."""
+
+    x: Tensor
+    generator: torch.Generator | None = None
+
+
+class TrainStep(NamedTuple):
+    """What the :class:`~ncsn.training.Trainer`'s per-step ``callback`` receives.
+
+    Attributes:
+        step: optimiser steps done so far (1 after the first update).
+        loss: 0-d detached loss of this step on the device: the sum of this process's parts'
+            losses divided by ``shards / processes``, so that the mean over processes is the
+            batch's loss; reading it (``float(loss)``) synchronises with the device.
+        grad_norm: 0-d total gradient norm before clipping when ``max_grad_norm`` is set, else
+            ``None``.
+    """
+
+    step: int
+    loss: Tensor
+    grad_norm: Tensor | None
+
+
 class StepResult(NamedTuple):
     """What :func:`train_step` returns.
 
     Attributes:
-        loss: the 0-d detached loss of the step, on the device (``float(result.loss)``
-            synchronises with it).
+        loss: the 0-d detached loss whose gradient the step applied (the mean of the
+            micro-batches' losses, or their ``weight``-ed sum), on the device;
+            ``float(result.loss)`` synchronises with it.
         grad_norm: the 0-d total gradient norm before clipping when ``max_grad_norm`` is given
             (of the unscaled gradients with a ``scaler``), else ``None``.
     """
@@ -41,8 +81,17 @@ class StepResult(NamedTuple):
 
 
 def check_optimizer_params(optimizer: object, model: nn.Module) -> None:
-    """``optimizer`` must update at least one of ``model``'s parameters (one built for another
-    model's parameters would train nothing, silently)."""
+    """Raise unless ``optimizer`` updates at least one of ``model``'s parameters (one built for
+    another model's parameters would train nothing, silently).
+
+    Raises:
+        TypeError: ``optimizer`` without ``param_groups``.
+        ValueError: an optimizer holding none of ``model``'s parameters.
+
+    Example:
+        >>> net = torch.nn.Linear(2, 2)
+        >>> ncsn.training.step.check_optimizer_params(torch.optim.SGD(net.parameters(), lr=0.1), net)
+    """
     groups = getattr(optimizer, "param_groups", None)
     if not isinstance(groups, list):
         raise TypeError(
@@ -75,75 +124,129 @@ def _check_value(value: object) -> Tensor:
     return value
 
 
-def train_step(
+def _micro_batches(parts: object) -> list[MicroBatch]:
+    if isinstance(parts, (str, bytes)) or not isinstance(parts, Sequence) or not parts:
+        raise TypeError(
+            "parts must be a non-empty sequence of MicroBatch(x, generator) pairs; got "
+            f"{type(parts).__name__}"
+        )
+    out = []
+    for i, part in enumerate(parts):
+        if not (isinstance(part, tuple) and len(part) == 2 and isinstance(part[0], Tensor)):
+            raise TypeError(f"parts[{i}] must be a MicroBatch(x, generator); got {part!r}")
+        if part[1] is not None and not isinstance(part[1], torch.Generator):
+            raise TypeError(f"parts[{i}].generator must be a torch.Generator or None")
+        out.append(MicroBatch(*part))
+    return out
+
+
+def _check_scaler(scaler: object) -> None:
+    if scaler is not None and not isinstance(scaler, torch.amp.GradScaler):
+        raise TypeError(f"scaler must be a torch.amp.GradScaler or None; got {scaler!r}")
+
+
+def accumulate_gradients(
     model: nn.Module,
     loss: ScoreLoss,
-    optimizer: torch.optim.Optimizer,
-    x: Tensor,
+    parts: Sequence[MicroBatch],
     *,
-    generator: torch.Generator | None = None,
-    max_grad_norm: float | None = None,
-    ema: EMA | None = None,
+    weight: float | None = None,
     scaler: torch.amp.GradScaler | None = None,
-) -> StepResult:
-    r"""One optimiser step of ``loss`` on the batch ``x``.
+) -> Tensor:
+    r"""Backpropagate ``weight`` × the loss of each micro-batch, adding to the gradients.
 
-    In order: ``optimizer.zero_grad(set_to_none=True)``; :math:`\ell = \mathrm{loss}(s_\theta, x)`;
-    backpropagate :math:`\ell` (``scaler.scale(ℓ)`` with a scaler); with ``max_grad_norm``,
-    rescale the gradients so that :math:`\lVert\nabla_\theta \ell\rVert_2 \le`
-    ``max_grad_norm`` (:func:`torch.nn.utils.clip_grad_norm_`, after ``scaler.unscale_``);
-    ``optimizer.step()`` (``scaler.step(optimizer)`` and ``scaler.update()``); then
-    ``ema.update(model)``.
-
-    No host synchronisation without a ``scaler`` (the results stay on the device), so on an
-    accelerator the next step can be queued while this one runs; a
-    :class:`torch.amp.GradScaler` reads its inf/NaN check on the host in ``scaler.step``.
+    For each part :math:`k` in order, :math:`\ell_k = \mathrm{loss}(s_\theta, x_k)` with the
+    part's generator, then backpropagate ``weight * ℓ_k`` (``scaler.scale(...)`` of it with a
+    scaler). Under ``DistributedDataParallel`` (found inside any :mod:`ncsn.nets` wrapper) all
+    but the last part run in ``no_sync()``: the last backward all-reduces the accumulated
+    gradients once. The gradients are not zeroed first.
 
     Args:
-        model: the score network ``model(x [B, *event], sigma [B]) -> [B, *event]`` whose
-            parameters ``optimizer`` updates; may be wrapped (:func:`ncsn.nets.autocast`,
-            :func:`ncsn.nets.compiled`, ``DistributedDataParallel``), the wrapper's parameters
-            being the model's.
+        model: the score network, possibly wrapped (:func:`ncsn.nets.autocast`,
+            :func:`ncsn.nets.compiled`, ``DistributedDataParallel``).
         loss: a :class:`~ncsn.ScoreLoss`, called as ``loss(model, x, generator=generator)``.
-        optimizer: the optimizer of ``model``'s parameters.
-        x: the batch ``[B, *event]``.
-        generator: the source of the loss's noise (σ levels, perturbations, projections).
-        max_grad_norm: clip the total gradient norm to this value.
-        ema: an :class:`~ncsn.training.EMA` of ``model`` (its unwrapped module) to update after
-            the optimizer step.
-        scaler: a :class:`torch.amp.GradScaler` for float16 autocast (bfloat16 needs none).
+        parts: the micro-batches, each a :class:`MicroBatch` ``(x [b, *event], generator)``.
+        weight: what each part's loss is multiplied by before its backward; default
+            ``1 / len(parts)`` (the gradient of the parts' mean).
+        scaler: a :class:`torch.amp.GradScaler` for float16 autocast.
 
     Returns:
-        A :class:`StepResult` ``(loss, grad_norm)``.
+        The 0-d detached sum of the parts' unweighted losses, on the device.
 
     Raises:
-        ValueError: ``max_grad_norm`` not a positive number; an optimizer holding none of
-            ``model``'s parameters; a loss value that is not 0-d or has no gradient.
-        TypeError: ``model`` not an :class:`torch.nn.Module`, ``loss`` not callable, an
-            ``optimizer``, ``ema`` or ``scaler`` of the wrong type, a loss value that is not a
-            real floating tensor.
-
-    Its checks read no values: a NaN or infinite loss (NaN in ``x``, say) is returned as it
-    is, after an optimizer step with NaN gradients; a loop checks ``result.loss`` when it
-    reads it back, as the :class:`~ncsn.training.Trainer` does
-    (:class:`~ncsn.training.NonFiniteLossError`).
+        TypeError: a ``parts`` entry that is not a ``MicroBatch``; a ``loss`` that is not
+            callable; a loss value that is not a real floating tensor.
+        ValueError: ``weight`` not positive; a loss value that is not 0-d or has no gradient.
 
     Example:
         >>> schedule = ncsn.GeometricSchedule(5.0, 0.1, 5)
         >>> net = ncsn.nets.ScoreMLP(2, 16, sigmas=schedule.sigmas)
-        >>> dsm = ncsn.losses.DenoisingScoreMatching(schedule)
-        >>> optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-        >>> g = torch.Generator().manual_seed(0)
-        >>> for _ in range(3):
-        ...     x = ncsn.toy.paper_mixture().sample(64, generator=g)
-        ...     result = ncsn.training.train_step(net, dsm, optimizer, x, generator=g)
-        >>> result.loss.shape
-        torch.Size([])
+        >>> x = ncsn.toy.paper_mixture().sample(64, generator=torch.Generator().manual_seed(0))
+        >>> parts = [ncsn.training.MicroBatch(x[:32], torch.Generator().manual_seed(1)),
+        ...          ncsn.training.MicroBatch(x[32:], torch.Generator().manual_seed(2))]
+        >>> total = ncsn.training.accumulate_gradients(net, ncsn.losses.DenoisingScoreMatching(schedule), parts)
+        >>> total.shape, net.fc1.weight.grad is not None
+        (torch.Size([]), True)
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     if not callable(loss):
         raise TypeError(f"loss must be a callable ScoreLoss; got {loss!r}")
+    _check_scaler(scaler)
+    parts = _micro_batches(parts)
+    weight = 1.0 / len(parts) if weight is None else positive_float(weight, "weight")
+    ddp = unwrap(model)
+    values = []
+    for k, (x, generator) in enumerate(parts):
+        last = k == len(parts) - 1
+        with (
+            ddp.no_sync()  # the last part's backward all-reduces what all of them accumulated
+            if isinstance(ddp, DistributedDataParallel) and not last
+            else contextlib.nullcontext()
+        ):
+            value = _check_value(loss(model, x, generator=generator))
+            values.append(value.detach())
+            if weight != 1.0:
+                value = value * weight
+            torch.autograd.backward(value if scaler is None else scaler.scale(value))
+    return functools.reduce(operator.add, values)
+
+
+def apply_update(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    max_grad_norm: float | None = None,
+    ema: EMA | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+) -> Tensor | None:
+    r"""Apply the accumulated gradients: clip, step the optimizer, move the EMA.
+
+    In order: with ``max_grad_norm``, rescale the gradients so that
+    :math:`\lVert\nabla_\theta\rVert_2 \le` ``max_grad_norm``
+    (:func:`torch.nn.utils.clip_grad_norm_`, after ``scaler.unscale_``); ``optimizer.step()``
+    (``scaler.step(optimizer)`` and ``scaler.update()``); then ``ema.update(model)``.
+
+    Args:
+        model: the model whose gradients ``optimizer`` applies (possibly wrapped).
+        optimizer: the optimizer of ``model``'s parameters.
+        max_grad_norm: clip the total gradient norm to this value.
+        ema: an :class:`~ncsn.training.EMA` of ``model`` to update after the optimizer step.
+        scaler: the :class:`torch.amp.GradScaler` that scaled the gradients.
+
+    Returns:
+        The 0-d total gradient norm before clipping with ``max_grad_norm``, else ``None``.
+
+    Raises:
+        ValueError: ``max_grad_norm`` not positive; an optimizer holding none of ``model``'s
+            parameters.
+        TypeError: an ``optimizer``, ``ema`` or ``scaler`` of the wrong type.
+
+    Example:
+        >>> net = torch.nn.Linear(2, 1)
+        >>> optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+        >>> net(torch.ones(1, 2)).sum().backward()
+        >>> float(ncsn.training.apply_update(net, optimizer, max_grad_norm=1.0)) > 1.0
+        True
+    """
     if not (
         callable(getattr(optimizer, "zero_grad", None))
         and callable(getattr(optimizer, "step", None))
@@ -151,16 +254,12 @@ def train_step(
         raise TypeError(f"optimizer must be a torch.optim.Optimizer; got {optimizer!r}")
     if ema is not None and not isinstance(ema, EMA):
         raise TypeError(f"ema must be an ncsn.training.EMA or None; got {ema!r}")
-    if scaler is not None and not isinstance(scaler, torch.amp.GradScaler):
-        raise TypeError(f"scaler must be a torch.amp.GradScaler or None; got {scaler!r}")
+    _check_scaler(scaler)
     if max_grad_norm is not None:
         max_grad_norm = positive_float(max_grad_norm, "max_grad_norm")
     if (id(model), id(optimizer)) not in _CHECKED:
         check_optimizer_params(optimizer, model)
         _CHECKED.add((id(model), id(optimizer)))
-    optimizer.zero_grad(set_to_none=True)
-    value = _check_value(loss(model, x, generator=generator))
-    torch.autograd.backward(value if scaler is None else scaler.scale(value))
     grad_norm = None
     if max_grad_norm is not None:
         if scaler is not None:
@@ -173,4 +272,98 @@ def train_step(
         scaler.update()
     if ema is not None:
         ema.update(model)
-    return StepResult(value.detach(), grad_norm)
+    return grad_norm
+
+
+def train_step(
+    model: nn.Module,
+    loss: ScoreLoss,
+    optimizer: torch.optim.Optimizer,
+    x: Tensor | Sequence[MicroBatch],
+    *,
+    generator: torch.Generator | None = None,
+    max_grad_norm: float | None = None,
+    ema: EMA | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    weight: float | None = None,
+) -> StepResult:
+    r"""One optimiser step of ``loss`` on the batch ``x`` (or on its micro-batches).
+
+    In order: ``optimizer.zero_grad(set_to_none=True)``; :func:`accumulate_gradients` over the
+    micro-batches (one, ``(x, generator)``, for a tensor ``x``); :func:`apply_update`. A
+    batch given as micro-batches takes one step on the mean of their losses (gradient
+    accumulation); under ``DistributedDataParallel`` only the last one all-reduces.
+
+    No host synchronisation without a ``scaler`` (the results stay on the device), so on an
+    accelerator the next step can be queued while this one runs; a
+    :class:`torch.amp.GradScaler` reads its inf/NaN check on the host in ``scaler.step``. Its
+    checks read no values: a NaN loss is returned as it is, after an optimizer step with NaN
+    gradients; a loop checks ``result.loss`` when it reads it back, as the
+    :class:`~ncsn.training.Trainer` does (:class:`~ncsn.training.NonFiniteLossError`).
+
+    Args:
+        model: the score network ``model(x [B, *event], sigma [B]) -> [B, *event]`` whose
+            parameters ``optimizer`` updates; may be wrapped (:func:`ncsn.nets.autocast`,
+            :func:`ncsn.nets.compiled`, ``DistributedDataParallel``).
+        loss: a :class:`~ncsn.ScoreLoss`, called as ``loss(model, x, generator=generator)``.
+        optimizer: the optimizer of ``model``'s parameters.
+        x: the batch ``[B, *event]``, or a sequence of :class:`MicroBatch` ``(x, generator)``
+            parts of it, each with the generator of its own noise.
+        generator: the source of the loss's noise for a tensor ``x`` (with micro-batches each
+            carries its own).
+        max_grad_norm: clip the total gradient norm to this value.
+        ema: an :class:`~ncsn.training.EMA` of ``model`` to update after the optimizer step.
+        scaler: a :class:`torch.amp.GradScaler` for float16 autocast (bfloat16 needs none).
+        weight: each micro-batch's loss factor (default ``1 / len(parts)``, their mean).
+
+    Returns:
+        A :class:`StepResult` ``(loss, grad_norm)``.
+
+    Raises:
+        ValueError: ``max_grad_norm`` or ``weight`` not positive; an optimizer holding none of
+            ``model``'s parameters; a loss value that is not 0-d or has no gradient.
+        TypeError: ``model`` not an :class:`torch.nn.Module`, ``loss`` not callable, an
+            ``optimizer``, ``ema`` or ``scaler`` of the wrong type, micro-batches with a
+            ``generator=``, a loss value that is not a real floating tensor.
+
+    Example:
+        >>> schedule = ncsn.GeometricSchedule(5.0, 0.1, 5)
+        >>> net = ncsn.nets.ScoreMLP(2, 16, sigmas=schedule.sigmas)
+        >>> dsm = ncsn.losses.DenoisingScoreMatching(schedule)
+        >>> optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+        >>> g = torch.Generator().manual_seed(0)
+        >>> for _ in range(3):
+        ...     x = ncsn.toy.paper_mixture().sample(64, generator=g)
+        ...     result = ncsn.training.train_step(net, dsm, optimizer, x, generator=g)
+        >>> result.loss.shape
+        torch.Size([])
+
+        Gradient accumulation over two micro-batches of 32, each with its own generator:
+
+        >>> parts = [ncsn.training.MicroBatch(x[:32], g), ncsn.training.MicroBatch(x[32:], g)]
+        >>> result = ncsn.training.train_step(net, dsm, optimizer, parts)
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    if isinstance(x, Tensor):
+        parts = [MicroBatch(x, generator)]
+    elif generator is not None:
+        raise TypeError(
+            "generator= goes with a tensor x; each MicroBatch of x carries its own generator"
+        )
+    else:
+        parts = _micro_batches(x)
+    if not callable(loss):
+        raise TypeError(f"loss must be a callable ScoreLoss; got {loss!r}")
+    if max_grad_norm is not None:
+        max_grad_norm = positive_float(max_grad_norm, "max_grad_norm")
+    weight = 1.0 / len(parts) if weight is None else positive_float(weight, "weight")
+    if ema is not None and not isinstance(ema, EMA):
+        raise TypeError(f"ema must be an ncsn.training.EMA or None; got {ema!r}")
+    _check_scaler(scaler)
+    if not callable(getattr(optimizer, "zero_grad", None)):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer; got {optimizer!r}")
+    optimizer.zero_grad(set_to_none=True)
+    total = accumulate_gradients(model, loss, parts, weight=weight, scaler=scaler)
+    grad_norm = apply_update(model, optimizer, max_grad_norm=max_grad_norm, ema=ema, scaler=scaler)
+    return StepResult(total * weight if weight != 1.0 else total, grad_norm)

@@ -3,18 +3,29 @@ bf16 autocast and torch.compile, from Python and from ``ncsn train``."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 import ncsn
 from ncsn.cli import main
-from ncsn.training import EMA, StepResult, Trainer, load_checkpoint, train_step
+from ncsn.training import (
+    EMA,
+    MicroBatch,
+    Output,
+    StepResult,
+    Trainer,
+    load_checkpoint,
+    train_step,
+)
 
 SCHEDULE = ncsn.GeometricSchedule(5.0, 0.1, 5)
 DSM = ncsn.losses.DenoisingScoreMatching(SCHEDULE)
@@ -124,6 +135,95 @@ def test_train_step_with_a_grad_scaler_equals_the_scaled_hand_written_step() -> 
     _assert_same(mine.state_dict(), theirs.state_dict(), "model")
 
 
+def test_micro_batches_take_one_step_on_the_mean_of_their_losses() -> None:
+    mine, theirs = _mlp(), _mlp()
+    opt_mine = torch.optim.Adam(mine.parameters(), lr=1e-2)
+    opt_theirs = torch.optim.Adam(theirs.parameters(), lr=1e-2)
+    x = _batch(0, 48)
+    seeds = (1, 2, 3)
+    parts = [
+        MicroBatch(x[16 * k : 16 * (k + 1)], torch.Generator().manual_seed(s))
+        for k, s in enumerate(seeds)
+    ]
+    result = train_step(mine, DSM, opt_mine, parts, max_grad_norm=0.5)
+    # by hand, as EDM's training loop accumulates
+    opt_theirs.zero_grad(set_to_none=True)
+    losses = []
+    for k, seed in enumerate(seeds):
+        value = DSM(theirs, x[16 * k : 16 * (k + 1)], generator=torch.Generator().manual_seed(seed))
+        (value * (1.0 / 3)).backward()
+        losses.append(value.detach())
+    grad_norm = nn.utils.clip_grad_norm_(theirs.parameters(), 0.5)
+    opt_theirs.step()
+    assert torch.equal(result.loss, (losses[0] + losses[1] + losses[2]) * (1.0 / 3))
+    assert result.grad_norm is not None and torch.equal(result.grad_norm, grad_norm)
+    _assert_same(mine.state_dict(), theirs.state_dict(), "model")
+    _assert_same(opt_mine.state_dict(), opt_theirs.state_dict(), "optimizer")
+
+
+def test_a_grad_scaler_scales_every_micro_batch() -> None:
+    mine, theirs = _mlp(), _mlp()
+    opt_mine = torch.optim.SGD(mine.parameters(), lr=1e-2)
+    opt_theirs = torch.optim.SGD(theirs.parameters(), lr=1e-2)
+    scaler_mine = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    scaler_theirs = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    x = _batch(0)
+    parts = [
+        MicroBatch(x[:16], torch.Generator().manual_seed(1)),
+        MicroBatch(x[16:], torch.Generator().manual_seed(2)),
+    ]
+    train_step(mine, DSM, opt_mine, parts, scaler=scaler_mine)
+    opt_theirs.zero_grad(set_to_none=True)
+    for part in parts:
+        value = DSM(theirs, part.x, generator=torch.Generator().manual_seed(1 + (part is parts[1])))
+        scaler_theirs.scale(value * 0.5).backward()
+    scaler_theirs.step(opt_theirs)
+    scaler_theirs.update()
+    _assert_same(mine.state_dict(), theirs.state_dict(), "model")
+
+
+def test_under_ddp_only_the_last_micro_batch_all_reduces(tmp_path: Path) -> None:
+    """A one-process gloo group: every part but the last runs in DDP's no_sync."""
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        model = _mlp()
+        ddp = nn.parallel.DistributedDataParallel(model)
+        entered: list[int] = []
+        no_sync = ddp.no_sync
+
+        @contextlib.contextmanager
+        def counting() -> Iterator[None]:
+            entered.append(len(entered))
+            with no_sync():
+                yield
+
+        ddp.no_sync = counting  # type: ignore[method-assign]
+        x = _batch(0, 48)
+        parts = [
+            MicroBatch(x[16 * k : 16 * (k + 1)], torch.Generator().manual_seed(k)) for k in range(3)
+        ]
+        wrapped = ncsn.nets.autocast(ddp, torch.bfloat16)  # found inside the wrappers too
+        train_step(wrapped, DSM, torch.optim.SGD(model.parameters(), lr=0.1), parts)
+        assert entered == [0, 1]
+    finally:
+        dist.destroy_process_group()
+
+
+def test_micro_batches_are_checked() -> None:
+    model = _mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    part = MicroBatch(_batch(0), torch.Generator())
+    with pytest.raises(TypeError, match="generator= goes with a tensor x"):
+        train_step(model, DSM, optimizer, [part], generator=torch.Generator())
+    with pytest.raises(TypeError, match=r"parts\[0\] must be a MicroBatch"):
+        train_step(model, DSM, optimizer, [_batch(0)])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="non-empty sequence"):
+        train_step(model, DSM, optimizer, [])
+    with pytest.raises(ValueError, match="weight must be positive"):
+        train_step(model, DSM, optimizer, [part], weight=0.0)
+
+
 class _SyncWatch(TorchFunctionMode):
     """Records host-synchronising tensor methods called inside the mode (as in test_samplers)."""
 
@@ -219,13 +319,18 @@ def test_bf16_autocast_loss_and_gradients_are_within_tolerance_of_float32(seed: 
     assert not torch.equal(grad16, grad32)  # autocast did run in reduced precision
 
 
+def quiet(folder: Path | None = None) -> Output:
+    """Output settings without the progress bar, a record every 2 steps."""
+    return Output(folder, progress=False, log_every=2)
+
+
 def _trainer(**kwargs: Any) -> Trainer:
-    options: dict[str, Any] = {"batch_size": 16, "seed": 0, "progress": False, "log_every": 2}
+    options: dict[str, Any] = {"batch_size": 16, "seed": 0, "output": quiet()}
     return Trainer(_mlp(), DSM, _batch(5, 64), **(options | kwargs))
 
 
 def test_trainer_bf16_keeps_float32_weights_and_saves_the_plain_model(tmp_path: Path) -> None:
-    t = _trainer(autocast_dtype=torch.bfloat16, ema_rate=0.9, out_dir=tmp_path)
+    t = _trainer(autocast_dtype=torch.bfloat16, ema_rate=0.9, output=quiet(tmp_path))
     summary = t.fit(4)
     assert summary.step == 4 and torch.isfinite(torch.tensor(summary.loss))
     assert all(p.dtype == torch.float32 for p in t.model.parameters())
@@ -245,16 +350,16 @@ def test_trainer_bf16_keeps_float32_weights_and_saves_the_plain_model(tmp_path: 
 def test_trainer_bf16_resumes_exactly(tmp_path: Path) -> None:
     straight = _trainer(autocast_dtype=torch.bfloat16)
     straight.fit(6)
-    first = _trainer(autocast_dtype=torch.bfloat16, out_dir=tmp_path)
+    first = _trainer(autocast_dtype=torch.bfloat16, output=quiet(tmp_path))
     first.fit(3)
-    resumed = _trainer(autocast_dtype=torch.bfloat16, out_dir=tmp_path)
+    resumed = _trainer(autocast_dtype=torch.bfloat16, output=quiet(tmp_path))
     resumed.restore(tmp_path)
     resumed.fit(6)
     _assert_same(straight.model.state_dict(), resumed.model.state_dict(), "model")
 
 
 def test_trainer_float16_uses_a_grad_scaler_saved_in_the_checkpoint(tmp_path: Path) -> None:
-    t = _trainer(autocast_dtype=torch.float16, out_dir=tmp_path, max_grad_norm=1.0)
+    t = _trainer(autocast_dtype=torch.float16, output=quiet(tmp_path), max_grad_norm=1.0)
     t.fit(3)
     assert isinstance(t.scaler, torch.amp.GradScaler)
     checkpoint = load_checkpoint(tmp_path)
@@ -279,7 +384,7 @@ def test_trainer_refuses_a_non_bool_compile() -> None:
 def test_trainer_compile_trains_like_eager_or_says_the_compiler_is_missing(
     tmp_path: Path,
 ) -> None:
-    t = _trainer(compile=True, out_dir=tmp_path, max_grad_norm=1.0, ema_rate=0.9)
+    t = _trainer(compile=True, output=quiet(tmp_path), max_grad_norm=1.0, ema_rate=0.9)
     try:
         t.fit(3)
     except RuntimeError as err:  # the wrapper's error where torch.compile cannot work here

@@ -1,7 +1,7 @@
 """Multi-process training: torchrun with 2 CPU processes (gloo) equals single-process training.
 
-The torchrun processes run tests/_scripts/ddp_train.py, which shares its model, data and settings
-with the single-process runs below.
+The torchrun processes run tests/training/_scripts/ddp_train.py, which shares its model, data and
+settings with the single-process runs below.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def test_a_two_process_checkpoint_resumes_in_one_process(
 
 
 def test_only_rank_zero_writes_logs_and_checkpoints(ddp_run: Path) -> None:
-    # Rank 1's trainers have their own out_dir (see ddp_train.py): anything it wrote would be there.
+    # Rank 1's trainers have their own output folders (see ddp_train.py): what it wrote is there.
     assert sorted(p.name for p in ddp_run.iterdir()) == [
         "closed-rank0.txt",
         "closed-rank1.txt",
@@ -153,7 +153,7 @@ def test_shards_must_be_a_multiple_of_the_number_of_processes(
     monkeypatch.setenv("WORLD_SIZE", "2")
     net, loss, data = ddp_train.build("dsm")
     with pytest.raises(ValueError, match="shards must be a multiple of the number of processes 2"):
-        Trainer(net, loss, data, batch_size=16, shards=3, seed=0, progress=False)
+        Trainer(net, loss, data, batch_size=16, shards=3, seed=0)
 
 
 # ------------------------------------------------------------------ sharded sampling (ncsn sample)

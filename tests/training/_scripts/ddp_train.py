@@ -1,7 +1,8 @@
-"""Tiny ScoreMLP training shared by tests/test_distributed.py and the torchrun processes it launches.
+"""Tiny ScoreMLP training shared by tests/training/test_distributed.py and the torchrun processes
+it launches.
 
 Usage (under torchrun): python ddp_train.py OUT STEPS [FAIL_RANK FAIL_STEP]. Trains a DSM and an SSM
-model for STEPS steps with checkpoints every STEPS // 2 steps. Rank 0's trainers get the out_dir
+model for STEPS steps with checkpoints every STEPS // 2 steps. Rank 0's trainers get the output folders
 OUT/dsm and OUT/ssm, every other rank's OUT/rank{R}-dsm and OUT/rank{R}-ssm, so a file written by a
 rank that should write nothing shows up under its own name. With FAIL_RANK and FAIL_STEP, that rank
 raises from the step callback at that step. At the end every rank writes OUT/closed-rank{R}.txt
@@ -16,7 +17,7 @@ from pathlib import Path
 import torch
 
 import ncsn
-from ncsn.training import Trainer, TrainStep, distributed_env
+from ncsn.training import Output, Trainer, TrainStep, distributed_env, init_process_group
 
 BATCH = 16
 SEED = 1234
@@ -47,10 +48,7 @@ def make_trainer(loss_name: str, out_dir: Path | None, steps: int, **options: ob
         "ema_rate": 0.9,
         "max_grad_norm": 5.0,
         "seed": SEED,
-        "out_dir": out_dir,
-        "checkpoint_every": steps // 2,
-        "log_every": 2,
-        "progress": False,
+        "output": Output(out_dir, checkpoint_every=steps // 2, log_every=2, progress=False),
     }
     return Trainer(net, loss, data, **(settings | options))  # type: ignore[arg-type]
 
@@ -60,19 +58,22 @@ def main(out: str, steps: int, fail_rank: int = -1, fail_step: int = -1) -> None
         if trainer.env.rank == fail_rank and info.step == fail_step:
             raise RuntimeError(f"rank {fail_rank} fails on purpose at step {fail_step}")
 
-    # Both trainers share the process group the first one creates; close them at the end, as a
-    # command-line tool would (also when a step fails).
+    # Both trainers share the process group joined here, with a short collective timeout so that
+    # a failing rank ends the job quickly; close them at the end, as a command-line tool would
+    # (also when a step fails).
     rank = distributed_env().rank
+    init_process_group(torch.device("cpu"), timeout=60.0)
     trainers: list[Trainer] = []
     try:
         for loss_name in ("dsm", "ssm"):
             folder = Path(out) / (loss_name if rank == 0 else f"rank{rank}-{loss_name}")
-            trainer = make_trainer(loss_name, folder, steps, callback=callback, timeout=60.0)
+            trainer = make_trainer(loss_name, folder, steps, callback=callback)
             trainers.append(trainer)
             trainer.fit(steps)
     finally:
         for trainer in reversed(trainers):
             trainer.close()
+        torch.distributed.destroy_process_group()
     try:
         trainers[-1].fit(steps + 1)
     except RuntimeError as err:  # a closed trainer refuses to train without its process group

@@ -27,6 +27,7 @@ import ncsn
 from ncsn.cli import main
 from ncsn.training import (
     NonFiniteLossError,
+    Output,
     Terminated,
     Trainer,
     TrainStep,
@@ -64,6 +65,11 @@ ENV = {k: v for k, v in os.environ.items() if k not in {"RANK", "WORLD_SIZE", "L
 ENV["OMP_NUM_THREADS"] = "1"
 
 
+def quiet(folder: Path | None = None, **options: Any) -> Output:
+    """Output settings without the progress bar."""
+    return Output(folder, progress=False, **options)
+
+
 def trainer(**options: Any) -> Trainer:
     net = ncsn.nets.ScoreMLP(2, hidden=16, sigmas=SCHEDULE.sigmas)
     g = torch.Generator().manual_seed(0)
@@ -71,7 +77,7 @@ def trainer(**options: Any) -> Trainer:
         for p in net.parameters():
             p.copy_(0.5 * torch.randn(p.shape, generator=g))
     data = ncsn.toy.paper_mixture().sample(40, generator=torch.Generator().manual_seed(1)) / 5.0
-    settings: dict[str, Any] = {"batch_size": 12, "seed": 0, "progress": False} | options
+    settings: dict[str, Any] = {"batch_size": 12, "seed": 0, "output": quiet()} | options
     return Trainer(net, DSM, data, **settings)
 
 
@@ -259,12 +265,12 @@ def test_ten_sigterms_at_random_moments_never_lose_a_checkpoint_or_change_the_re
     ids=["torn", "list", "string", "no-step", "binary"],
 )
 def test_a_bad_metrics_line_is_cut_off_with_one_warning(tmp_path: Path, bad: str) -> None:
-    trainer(out_dir=tmp_path, log_every=1).fit(4)
+    trainer(output=quiet(tmp_path, log_every=1)).fit(4)
     metrics = tmp_path / "metrics.jsonl"
     good = metrics.read_text().splitlines(keepends=True)
     assert len(good) == 4
     metrics.write_text("".join(good[:2]) + bad + "\n" + "".join(good[2:]))
-    resumed = trainer(out_dir=tmp_path, log_every=1)
+    resumed = trainer(output=quiet(tmp_path, log_every=1))
     with pytest.warns(RuntimeWarning) as caught:
         resumed.restore(tmp_path)
     assert len(caught) == 1
@@ -358,7 +364,7 @@ def test_a_non_finite_optimizer_or_ema_state_is_never_saved(
             else:
                 next(iter(t.ema_model().parameters())).data[0] = float("nan")
 
-    t = trainer(out_dir=tmp_path, checkpoint_every=2, ema_rate=0.9, callback=poison)
+    t = trainer(output=quiet(tmp_path, checkpoint_every=2), ema_rate=0.9, callback=poison)
     with pytest.raises(NonFiniteLossError, match=f"{message} at step 4") as info:
         t.fit(10)
     assert info.value.step == 4
@@ -375,7 +381,7 @@ def test_a_non_finite_optimizer_or_ema_state_is_never_saved(
 def test_default_shards_continue_the_checkpoints_shards_exactly(tmp_path: Path) -> None:
     straight = trainer(shards=3, ema_rate=0.9)
     straight.fit(6)
-    trainer(shards=3, ema_rate=0.9, out_dir=tmp_path).fit(3)
+    trainer(shards=3, ema_rate=0.9, output=quiet(tmp_path)).fit(3)
     resumed = trainer(ema_rate=0.9)  # shards=None: one process would mean shards=1
     resumed.restore(tmp_path)
     assert resumed.shards == 3

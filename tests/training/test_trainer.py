@@ -17,9 +17,10 @@ from torch import Tensor, nn
 
 import ncsn
 from ncsn.training import (
-    EMA,
     CheckpointError,
+    Evaluation,
     NonFiniteLossError,
+    Output,
     Trainer,
     TrainStep,
     latest_checkpoint,
@@ -54,8 +55,13 @@ def jitter(x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
     return x + 0.01 * torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
 
 
+def quiet(folder: Path | None = None, **options: Any) -> Output:
+    """Output settings without the progress bar."""
+    return Output(folder, progress=False, **options)
+
+
 def trainer(model: nn.Module | None = None, data: Any = None, **options: Any) -> Trainer:
-    settings: dict[str, Any] = {"batch_size": 8, "seed": 0, "progress": False} | options
+    settings: dict[str, Any] = {"batch_size": 8, "seed": 0, "output": quiet()} | options
     loss = settings.pop("loss", DSM)
     return Trainer(model or tiny_mlp(), loss, toy_data() if data is None else data, **settings)
 
@@ -92,7 +98,7 @@ def _equal_states(a: Any, b: Any, where: str = "") -> None:
 
 
 def test_training_lowers_the_held_out_loss() -> None:
-    t = trainer(tiny_mlp(hidden=32), toy_sampler, batch_size=32, eval_data=toy_sampler)
+    t = trainer(tiny_mlp(hidden=32), toy_sampler, batch_size=32, evaluation=Evaluation(toy_sampler))
     before = t.evaluate()
     summary = t.fit(150)
     assert summary.step == t.step == 150
@@ -136,17 +142,18 @@ def test_resume_is_bit_identical_to_training_straight_through(
         "ema_rate": 0.9,
         "max_grad_norm": 1.0,
         "transform": jitter,
-        "log_every": 3,
     }
     steps = 10
-    straight = trainer(tiny_mlp(0), data, **options)
+    straight = trainer(tiny_mlp(0), data, output=quiet(log_every=3), **options)
     straight.fit(steps)
 
-    first = trainer(tiny_mlp(0), data, out_dir=tmp_path, **options)
+    first = trainer(tiny_mlp(0), data, output=quiet(tmp_path, log_every=3), **options)
     first.fit(steps // 2)
     assert latest_checkpoint(tmp_path) == tmp_path / f"checkpoint-{steps // 2:08d}.pt"
 
-    resumed = trainer(tiny_mlp(7), data, out_dir=tmp_path, **(options | {"seed": 99}))
+    resumed = trainer(
+        tiny_mlp(7), data, output=quiet(tmp_path, log_every=3), **(options | {"seed": 99})
+    )
     resumed.restore(tmp_path)
     assert resumed.step == steps // 2 and resumed.seed == 0
     resumed.fit(steps)
@@ -164,7 +171,7 @@ def test_resume_is_bit_identical_to_training_straight_through(
 
 def test_checkpoints_hold_everything_needed_to_continue(tmp_path: Path) -> None:
     config = {"kind": "ScoreMLP", "kwargs": {"dim": 2, "hidden": 16}, "sigmas": SCHEDULE.sigmas}
-    t = trainer(out_dir=tmp_path, ema_rate=0.99, config=config, batch_size=12, log_every=2)
+    t = trainer(output=quiet(tmp_path, log_every=2), ema_rate=0.99, config=config, batch_size=12)
     t.fit(4)
     ckpt = load_checkpoint(tmp_path)
     assert ckpt["step"] == 4 and ckpt["config"].keys() == config.keys()
@@ -237,7 +244,12 @@ def test_the_transform_gets_every_batch_and_a_generator() -> None:
         return x + 100.0
 
     recorder = Recorder()
-    t = trainer(data=toy_data(), loss=recorder, transform=transform, eval_data=toy_data(6, seed=5))
+    t = trainer(
+        data=toy_data(),
+        loss=recorder,
+        transform=transform,
+        evaluation=Evaluation(toy_data(6, seed=5)),
+    )
     t.fit(2)
     assert seen == [(8, True), (8, True)]
     assert all(float(b.mean()) > 50 for b in recorder.batches)
@@ -246,20 +258,6 @@ def test_the_transform_gets_every_batch_and_a_generator() -> None:
 
 
 # ------------------------------------------------------------------------------- options
-
-
-def test_ema_update_is_the_moving_average() -> None:
-    net = tiny_mlp(0)
-    ema = EMA(net, rate=0.75)
-    assert not ema.model.training and not any(p.requires_grad for p in ema.model.parameters())
-    old = {k: v.clone() for k, v in ema.state_dict().items()}
-    with torch.no_grad():
-        for p in net.parameters():
-            p.add_(1.0)
-    ema.update(net)
-    for key, value in net.state_dict().items():
-        if key in old:
-            torch.testing.assert_close(ema.state_dict()[key], 0.75 * old[key] + 0.25 * value)
 
 
 def test_ema_rate_zero_tracks_the_model_exactly() -> None:
@@ -271,7 +269,7 @@ def test_ema_rate_zero_tracks_the_model_exactly() -> None:
 
 @pytest.mark.parametrize("loss", [DSM, SSM], ids=["dsm", "ssm"])
 def test_evaluation_uses_the_ema_weights_and_fixed_noise(loss: ncsn.ScoreLoss) -> None:
-    t = trainer(ema_rate=0.5, eval_data=toy_data(16, seed=3), loss=loss)
+    t = trainer(ema_rate=0.5, evaluation=Evaluation(toy_data(16, seed=3)), loss=loss)
     t.fit(3)
     value = t.evaluate()
     assert t.evaluate() == value  # same batch, same noise
@@ -316,16 +314,14 @@ def test_the_callback_sees_every_step() -> None:
     assert all(i.loss.ndim == 0 and not i.loss.requires_grad for i in infos)
 
 
-def test_seed_from_a_generator_is_reproducible() -> None:
-    def final(**options: Any) -> Tensor:
-        t = trainer(**options)
+def test_a_run_without_a_seed_draws_a_fresh_one() -> None:
+    def final(seed: int | None) -> Tensor:
+        t = trainer(seed=seed)
         t.fit(3)
         return t.model.get_parameter("fc1.weight").detach()
 
-    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    a = final(seed=None, generator=g1)
-    assert torch.equal(a, final(seed=None, generator=g2))
-    assert not torch.equal(a, final(seed=None, generator=torch.Generator().manual_seed(6)))
+    assert torch.equal(final(5), final(5))
+    assert not torch.equal(final(5), final(6))
     assert trainer(seed=None).seed != trainer(seed=None).seed  # a fresh seed from the OS
 
 
@@ -336,14 +332,10 @@ def test_metrics_progress_and_checkpoint_schedule(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     t = trainer(
-        out_dir=tmp_path,
-        log_every=3,
-        eval_every=5,
-        eval_data=toy_sampler,
-        checkpoint_every=4,
-        keep=2,
-        progress=True,
-        tensorboard=False,
+        output=Output(
+            tmp_path, checkpoint_every=4, keep=2, log_every=3, progress=True, tensorboard=False
+        ),
+        evaluation=Evaluation(toy_sampler, every=5),
     )
     t.fit(9)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -364,7 +356,7 @@ def test_metrics_progress_and_checkpoint_schedule(
 
 def test_logged_loss_is_the_mean_of_the_steps_since_the_last_record(tmp_path: Path) -> None:
     infos: list[TrainStep] = []
-    t = trainer(out_dir=tmp_path, log_every=3, callback=infos.append, tensorboard=False)
+    t = trainer(output=quiet(tmp_path, log_every=3, tensorboard=False), callback=infos.append)
     summary = t.fit(6)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     losses = [float(i.loss) for i in infos]
@@ -396,28 +388,28 @@ def test_tensorboard_scalars_when_it_is_installed(
     module.SummaryWriter = _FakeWriter  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", module)
     _FakeWriter.instances.clear()
-    t = trainer(out_dir=tmp_path, log_every=2, eval_every=4, eval_data=toy_sampler)
+    t = trainer(output=quiet(tmp_path, log_every=2), evaluation=Evaluation(toy_sampler, every=4))
     t.fit(4)
     (writer,) = _FakeWriter.instances
     assert writer.log_dir == str(tmp_path / "tensorboard") and writer.closed
     tags = [(tag, step) for tag, _, step in writer.scalars]
     assert tags == [("loss", 2), ("lr", 2), ("loss", 4), ("eval_loss", 4), ("lr", 4)]
-    assert trainer(out_dir=tmp_path, tensorboard=False)._writer_cls is None
+    assert trainer(output=quiet(tmp_path, tensorboard=False))._writer_cls is None
 
 
 def test_tensorboard_is_optional(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # makes the import fail
-    trainer(out_dir=tmp_path).fit(2)  # auto: silently without it
+    trainer(output=quiet(tmp_path)).fit(2)  # auto: silently without it
     assert (tmp_path / "metrics.jsonl").exists() and not (tmp_path / "tensorboard").exists()
     with pytest.raises(ImportError, match="pip install tensorboard"):
-        trainer(out_dir=tmp_path, tensorboard=True)
+        trainer(output=quiet(tmp_path, tensorboard=True))
 
 
 def test_restore_drops_metrics_of_the_lost_steps(tmp_path: Path) -> None:
-    t = trainer(out_dir=tmp_path, log_every=2, checkpoint_every=4, tensorboard=False)
+    t = trainer(output=quiet(tmp_path, checkpoint_every=4, log_every=2, tensorboard=False))
     t.fit(7)  # records 2, 4, 6, 7; checkpoints 4 and 7
     (tmp_path / "checkpoint-00000007.pt").unlink()  # as if the process died after step 6
-    again = trainer(out_dir=tmp_path, log_every=2, checkpoint_every=4, tensorboard=False)
+    again = trainer(output=quiet(tmp_path, checkpoint_every=4, log_every=2, tensorboard=False))
     again.restore(tmp_path)
     assert again.step == 4
     again.fit(6)
@@ -443,7 +435,7 @@ def _nan_at(bad_step: int) -> Any:
 def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(
     tmp_path: Path, bad_step: int
 ) -> None:
-    t = trainer(data=_nan_at(bad_step), out_dir=tmp_path, checkpoint_every=5, log_every=4)
+    t = trainer(data=_nan_at(bad_step), output=quiet(tmp_path, checkpoint_every=5, log_every=4))
     with pytest.raises(NonFiniteLossError, match=f"non-finite .* at step {bad_step};") as info:
         t.fit(20)
     assert info.value.step == bad_step
@@ -454,13 +446,13 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(
     assert all(bool(torch.isfinite(v).all()) for v in good["model"].values())
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert max(r["step"] for r in records) < bad_step
-    resumed = trainer(data=toy_sampler, out_dir=tmp_path, checkpoint_every=5, log_every=4)
+    resumed = trainer(data=toy_sampler, output=quiet(tmp_path, checkpoint_every=5, log_every=4))
     resumed.restore(tmp_path)
     resumed.fit(8)  # training continues from the good state
 
 
 def test_save_refuses_non_finite_parameters(tmp_path: Path) -> None:
-    t = trainer(out_dir=tmp_path)
+    t = trainer(output=quiet(tmp_path))
     t.fit(1)
     with torch.no_grad():
         t.model.get_parameter("fc2.bias")[0] = float("inf")
@@ -474,7 +466,7 @@ def test_a_callback_error_propagates_without_a_checkpoint(tmp_path: Path) -> Non
         if info.step == 3:
             raise KeyboardInterrupt
 
-    t = trainer(out_dir=tmp_path, checkpoint_every=2, callback=boom)
+    t = trainer(output=quiet(tmp_path, checkpoint_every=2), callback=boom)
     with pytest.raises(KeyboardInterrupt):
         t.fit(10)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-00000002.pt"]
@@ -515,12 +507,12 @@ def test_ctrl_c_mid_step_leaves_an_exactly_resumable_state(tmp_path: Path) -> No
             _sigint()  # during the forward pass of step 4
         return DSM(model, x, generator=generator)
 
-    t = trainer(loss=interrupting, ema_rate=0.9, batch_size=12, out_dir=tmp_path)
+    t = trainer(loss=interrupting, ema_rate=0.9, batch_size=12, output=quiet(tmp_path))
     with pytest.raises(KeyboardInterrupt):
         t.fit(8)
     assert t.step == 3 and t.data.state() == {"epoch": 0, "offset": 36}
     t.save()  # what a command-line tool does on Ctrl-C
-    resumed = trainer(ema_rate=0.9, batch_size=12, out_dir=tmp_path)
+    resumed = trainer(ema_rate=0.9, batch_size=12, output=quiet(tmp_path))
     resumed.restore(tmp_path)
     resumed.fit(8)
     straight = trainer(ema_rate=0.9, batch_size=12)
@@ -530,8 +522,8 @@ def test_ctrl_c_mid_step_leaves_an_exactly_resumable_state(tmp_path: Path) -> No
 
 
 def test_restore_rejects_checkpoints_that_do_not_fit(tmp_path: Path) -> None:
-    trainer(out_dir=tmp_path / "plain").fit(2)
-    trainer(out_dir=tmp_path / "ema", ema_rate=0.9).fit(2)
+    trainer(output=quiet(tmp_path / "plain")).fit(2)
+    trainer(output=quiet(tmp_path / "ema"), ema_rate=0.9).fit(2)
     with pytest.raises(
         CheckpointError, match=r"has no EMA weights but this Trainer has ema_rate=0\.9"
     ):
@@ -551,7 +543,7 @@ def test_restore_rejects_checkpoints_that_do_not_fit(tmp_path: Path) -> None:
         trainer(batch_size=12).restore(tmp_path / "plain")
     with pytest.raises(CheckpointError, match=r"shards=1 but this Trainer has shards=2"):
         trainer(shards=2).restore(tmp_path / "plain")
-    trainer(data=toy_data(40), out_dir=tmp_path / "big", batch_size=12).fit(3)  # offset 36
+    trainer(data=toy_data(40), output=quiet(tmp_path / "big"), batch_size=12).fit(3)  # offset 36
     with pytest.raises(CheckpointError, match=r"data position \(epoch=0, offset=36\) does not fit"):
         trainer(data=toy_data(20), batch_size=12).restore(tmp_path / "big")
     with pytest.raises(FileNotFoundError):
@@ -559,7 +551,7 @@ def test_restore_rejects_checkpoints_that_do_not_fit(tmp_path: Path) -> None:
 
 
 def test_weights_that_do_not_fit_are_summarised_in_one_line(tmp_path: Path) -> None:
-    trainer(out_dir=tmp_path).fit(1)
+    trainer(output=quiet(tmp_path)).fit(1)
     with pytest.raises(CheckpointError) as info:
         trainer(tiny_mlp(hidden=8)).restore(tmp_path)
     message = str(info.value)
@@ -579,7 +571,7 @@ def test_weights_that_do_not_fit_are_summarised_in_one_line(tmp_path: Path) -> N
 def test_restore_into_a_trainer_that_has_trained_is_exact(tmp_path: Path) -> None:
     # 40 examples, batch 8: steps 1-4 lie in epoch 0, so the seed-4 trainer has that epoch's
     # permutation cached when it restores the seed-0 checkpoint of step 2.
-    trainer(tiny_mlp(0), out_dir=tmp_path, seed=0).fit(2)
+    trainer(tiny_mlp(0), output=quiet(tmp_path), seed=0).fit(2)
     other = trainer(tiny_mlp(0), seed=4)
     other.fit(1)
     other.restore(tmp_path)
@@ -596,15 +588,15 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def test_a_new_run_refuses_a_folder_with_another_runs_checkpoints(tmp_path: Path) -> None:
-    trainer(out_dir=tmp_path, checkpoint_every=2, log_every=1).fit(4)
+    trainer(output=quiet(tmp_path, checkpoint_every=2, log_every=1)).fit(4)
     before = _snapshot(tmp_path)
-    fresh = trainer(out_dir=tmp_path, seed=5, checkpoint_every=2, log_every=1)
+    fresh = trainer(output=quiet(tmp_path, checkpoint_every=2, log_every=1), seed=5)
     with pytest.raises(FileExistsError, match=r"already holds checkpoint-00000004\.pt, which this"):
         fresh.fit(2)
     with pytest.raises(FileExistsError, match=r"checkpoint-00000004\.pt"):
         fresh.save()  # neither overwritten nor pruned
     # restoring an older checkpoint while a newer one exists would mix the two as well
-    older = trainer(out_dir=tmp_path, checkpoint_every=2, log_every=1)
+    older = trainer(output=quiet(tmp_path, checkpoint_every=2, log_every=1))
     older.restore(tmp_path / "checkpoint-00000002.pt")
     with pytest.raises(FileExistsError, match=r"checkpoint-00000004\.pt"):
         older.fit(3)
@@ -613,23 +605,23 @@ def test_a_new_run_refuses_a_folder_with_another_runs_checkpoints(tmp_path: Path
     del after["metrics.jsonl"]
     assert after == before
     # the newest checkpoint itself continues, and another folder is free
-    resumed = trainer(out_dir=tmp_path, checkpoint_every=2, log_every=1)
+    resumed = trainer(output=quiet(tmp_path, checkpoint_every=2, log_every=1))
     resumed.restore(tmp_path)
     resumed.fit(6)
-    trainer(out_dir=tmp_path / "other", seed=5).fit(2)
+    trainer(output=quiet(tmp_path / "other"), seed=5).fit(2)
 
 
 def test_a_new_run_drops_the_records_of_a_run_without_checkpoints(tmp_path: Path) -> None:
-    trainer(out_dir=tmp_path, log_every=1).fit(3)
+    trainer(output=quiet(tmp_path, log_every=1)).fit(3)
     for path in list_checkpoints(tmp_path):
         path.unlink()  # as if the first run died before its first checkpoint
-    trainer(out_dir=tmp_path, log_every=1, seed=5).fit(2)
+    trainer(output=quiet(tmp_path, log_every=1), seed=5).fit(2)
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2]
 
 
 def test_fit_to_the_current_step_still_writes_the_end_state(tmp_path: Path) -> None:
-    t = trainer(out_dir=tmp_path)
+    t = trainer(output=quiet(tmp_path))
     summary = t.fit(0)
     assert summary.step == 0 and np.isnan(summary.loss)
     assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint-00000000.pt"
@@ -642,7 +634,7 @@ def test_fit_to_the_current_step_still_writes_the_end_state(tmp_path: Path) -> N
 
 def test_evaluate_and_save_need_their_inputs() -> None:
     t = trainer()
-    with pytest.raises(ValueError, match="no eval_data"):
+    with pytest.raises(ValueError, match="no evaluation data"):
         t.evaluate()
     with pytest.raises(ValueError, match="save\\(\\) needs a path"):
         t.save()
@@ -655,7 +647,7 @@ def test_a_sampler_returning_the_wrong_batch_is_reported() -> None:
     with pytest.raises(
         ValueError, match=r"data\(8, generator=\.\.\.\) returned 7 examples; expected 8"
     ):
-        Trainer(tiny_mlp(), DSM, short, batch_size=8, seed=0, progress=False).fit(1)
+        Trainer(tiny_mlp(), DSM, short, batch_size=8, seed=0, output=Output(progress=False)).fit(1)
 
 
 def test_dataset_items_must_be_floating_tensors() -> None:
@@ -675,10 +667,10 @@ def test_batches_follow_the_models_dtype() -> None:
 
 
 def test_restore_takes_the_seed_and_rebuilds_the_held_out_batch(tmp_path: Path) -> None:
-    trainer(out_dir=tmp_path, seed=3, eval_data=toy_sampler).fit(2)
-    reference = trainer(seed=3, eval_data=toy_sampler)
+    trainer(output=quiet(tmp_path), evaluation=Evaluation(toy_sampler), seed=3).fit(2)
+    reference = trainer(seed=3, evaluation=Evaluation(toy_sampler))
     reference.fit(2)
-    other = trainer(seed=4, eval_data=toy_sampler)
+    other = trainer(seed=4, evaluation=Evaluation(toy_sampler))
     other.evaluate()  # builds its held-out batch from seed 4
     other.restore(tmp_path)
     assert other.evaluate() == reference.evaluate()
@@ -688,23 +680,36 @@ BAD_ARGUMENTS = [
     ({"batch_size": 0}, ValueError, "batch_size must be >= 1; got batch_size=0"),
     ({"batch_size": 10, "shards": 4}, ValueError, "batch_size must be divisible by shards=4"),
     ({"shards": 0}, ValueError, "shards must be >= 1; got shards=0"),
-    ({"eval_every": 0}, ValueError, "eval_every must be >= 1"),
-    ({"log_every": -1}, ValueError, "log_every must be >= 1"),
-    ({"checkpoint_every": 0}, ValueError, "checkpoint_every must be >= 1"),
-    ({"keep": 0}, ValueError, "keep must be >= 1; got keep=0"),
     ({"max_grad_norm": -1.0}, ValueError, "max_grad_norm must be positive"),
     ({"ema_rate": 1.0}, ValueError, r"ema_rate must be in \[0, 1\); got ema_rate=1.0"),
     ({"ema_rate": "0.9"}, TypeError, "ema_rate must be a real number"),
-    ({"seed": 1, "generator": torch.Generator()}, ValueError, "seed or generator, not both"),
     ({"seed": 1.5}, TypeError, "seed must be an int; got seed=1.5"),
     ({"config": {"build": print}}, TypeError, r"config\['build'\] is a builtin"),
     ({"config": [1]}, TypeError, "config must be a dict or None"),
     ({"optimizer": "adam"}, TypeError, "optimizer must be a torch.optim.Optimizer"),
-    ({"tensorboard": True}, ValueError, "tensorboard=True needs an out_dir"),
     ({"transform": 3}, TypeError, "transform must be callable"),
-    ({"eval_batch_size": -2}, ValueError, "eval_batch_size must be >= 1"),
-    ({"timeout": 0}, ValueError, "timeout must be positive"),
+    ({"output": "runs/a"}, TypeError, "output must be an Output or None"),
+    ({"evaluation": toy_data()}, TypeError, "evaluation must be an Evaluation or None"),
 ]
+
+BAD_SETTINGS: list[tuple[Any, type[Exception], str]] = [
+    (lambda: Output(checkpoint_every=0), ValueError, "checkpoint_every must be >= 1"),
+    (lambda: Output(keep=0), ValueError, "keep must be >= 1; got keep=0"),
+    (lambda: Output(log_every=-1), ValueError, "log_every must be >= 1"),
+    (lambda: Output(tensorboard=True), ValueError, "tensorboard=True needs a folder"),
+    (lambda: Output(3), TypeError, "folder must be a str, an os.PathLike or None; got 3"),
+    (lambda: Output(progress="yes"), TypeError, "progress must be a bool"),
+    (lambda: Evaluation(toy_data(), every=0), ValueError, "every must be >= 1"),
+    (lambda: Evaluation(toy_data(), batch_size=-2), ValueError, "batch_size must be >= 1"),
+]
+
+
+@pytest.mark.parametrize(("build", "error", "match"), BAD_SETTINGS)
+def test_output_and_evaluation_check_their_settings(
+    build: Any, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        build()
 
 
 @pytest.mark.parametrize(("options", "error", "match"), BAD_ARGUMENTS)
@@ -730,11 +735,6 @@ def test_bad_models_and_data_raise_typed_errors(
     model: Any, data: Any, error: type[Exception], match: str
 ) -> None:
     with pytest.raises(error, match=match):
-        Trainer(model or tiny_mlp(), DSM, data, batch_size=2, seed=0, progress=False)
+        Trainer(model or tiny_mlp(), DSM, data, batch_size=2, seed=0, output=Output(progress=False))
     with pytest.raises(TypeError, match="loss must be a callable"):
         Trainer(tiny_mlp(), "dsm", toy_data(), seed=0)  # type: ignore[arg-type]
-
-
-def test_ema_rejects_non_modules() -> None:
-    with pytest.raises(TypeError, match=r"model must be a torch\.nn\.Module"):
-        EMA(lambda x: x, 0.9)  # type: ignore[arg-type]

@@ -1,0 +1,294 @@
+"""A training run's state and folder: what a checkpoint of it holds, whether a checkpoint fits a
+trainer and restoring one, whether a state is finite, and the rules of the run folder.
+
+A run folder holds ``checkpoint-{step:08d}.pt`` files, ``metrics.jsonl`` and ``tensorboard/``;
+writing into a folder whose newest checkpoint this trainer did not write or restore is refused.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from ncsn._checks import CheckpointError
+from ncsn.training._sources import Source
+from ncsn.training.checkpoints import latest_checkpoint, state_dict_mismatch
+from ncsn.training.ema import EMA
+
+__all__ = [
+    "NonFiniteLossError",
+    "Restored",
+    "RunParts",
+    "check_finite",
+    "check_fits",
+    "check_folder",
+    "first_non_finite",
+    "restore_state",
+    "training_state",
+]
+
+# The parts of a training state that must be finite, and how errors name them when they are not.
+STATE_PARTS = {
+    "model": "parameters are",
+    "optimizer": "the optimizer state is",
+    "ema": "the EMA weights are",
+}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss, or a NaN/inf anywhere in the parameters, the
+    optimizer state or the EMA weights; ``step`` is the step at which it was found.
+
+    Raised before any checkpoint of the bad state is written, so the newest checkpoint in the
+    output folder is the last good one.
+    """
+
+    def __init__(self, message: str, step: int) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+def first_non_finite(state: Mapping[str, Any], device: torch.device) -> str | None:
+    """Where the first NaN/inf in the ``model``, ``optimizer`` and ``ema`` entries of a training
+    state is (e.g. ``optimizer['state'][0]['exp_avg_sq']``), or ``None``; one synchronisation
+    with ``device`` for all the tensors.
+
+    Example:
+        >>> state = {"model": {"w": torch.ones(2)}, "optimizer": {}, "ema": None}
+        >>> print(ncsn.training.run.first_non_finite(state, torch.device("cpu")))
+        None
+    """
+    names: list[str] = []
+    flags: list[Tensor] = []
+
+    def walk(value: object, where: str) -> str | None:
+        if isinstance(value, Tensor) and (value.is_floating_point() or value.is_complex()):
+            names.append(where)
+            flags.append(value.isfinite().all().to(device))
+        elif isinstance(value, float) and not math.isfinite(value):
+            return where
+        elif isinstance(value, Mapping):
+            return next((w for k, v in value.items() if (w := walk(v, f"{where}[{k!r}]"))), None)
+        elif isinstance(value, (list, tuple)):
+            return next((w for i, v in enumerate(value) if (w := walk(v, f"{where}[{i}]"))), None)
+        return None
+
+    for part in STATE_PARTS:
+        if (bad := walk(state[part], part)) is not None:
+            return bad
+    finite = torch.stack(flags).cpu() if flags else torch.ones(0, dtype=torch.bool)
+    return None if bool(finite.all()) else names[int((~finite).nonzero()[0, 0])]
+
+
+def check_finite(state: Mapping[str, Any], step: int, device: torch.device) -> None:
+    """Raise :class:`NonFiniteLossError` naming the first NaN/inf of a training state.
+
+    Example:
+        >>> state = {"model": {"w": torch.tensor([float("nan")])}, "optimizer": {}, "ema": None}
+        >>> ncsn.training.run.check_finite(state, 7, torch.device("cpu"))
+        Traceback (most recent call last):
+        ...
+        ncsn.training.run.NonFiniteLossError: parameters are non-finite at step 7 (model['w']); refusing to write a checkpoint
+    """
+    bad = first_non_finite(state, device)
+    if bad is not None:
+        raise NonFiniteLossError(
+            f"{STATE_PARTS[bad.split('[')[0]]} non-finite at step {step} ({bad}); refusing to "
+            "write a checkpoint",
+            step,
+        )
+
+
+def check_fits(
+    checkpoint: Mapping[str, Any],
+    where: str | os.PathLike[str],
+    *,
+    model: nn.Module,
+    ema_rate: float | None,
+    batch_size: int,
+    shards: int | None,
+) -> None:
+    """Raise :class:`~ncsn.training.CheckpointError` naming both values where a checkpoint's
+    recorded run differs from a trainer's: resuming then would not continue that run.
+
+    Checked in order: the model's weights; the EMA (present or not, and its rate);
+    ``batch_size``; ``shards`` (unless ``None``).
+
+    Example:
+        >>> net = ncsn.nets.ScoreMLP(2, 8)
+        >>> checkpoint = {"model": net.state_dict(), "ema": None, "ema_rate": None,
+        ...               "batch_size": 128, "shards": 1}
+        >>> ncsn.training.run.check_fits(checkpoint, "c.pt", model=net, ema_rate=None,
+        ...                              batch_size=128, shards=None)
+    """
+    mismatch = state_dict_mismatch(model, checkpoint["model"])
+    if mismatch is not None:
+        raise CheckpointError(
+            f"{where}: the model weights do not fit this Trainer's "
+            f"{type(model).__name__}: {mismatch}"
+        )
+    saved_rate = checkpoint["ema_rate"] if checkpoint["ema"] is not None else None
+    if saved_rate != ema_rate:
+        if saved_rate is None:
+            has, fix = "has no EMA weights", "pass ema_rate=None"
+        else:
+            has, fix = f"has EMA weights with ema_rate={saved_rate}", f"pass ema_rate={saved_rate}"
+        raise CheckpointError(
+            f"{where}: the checkpoint {has} but this Trainer has ema_rate={ema_rate}; {fix}"
+        )
+    checked = [("batch_size", batch_size)] + ([] if shards is None else [("shards", shards)])
+    for name, mine in checked:
+        if checkpoint[name] != mine:
+            raise CheckpointError(
+                f"{where}: the checkpoint was trained with {name}={checkpoint[name]} but this "
+                f"Trainer has {name}={mine}; pass {name}={checkpoint[name]}"
+            )
+    saved_shards = checkpoint["shards"]
+    if not (isinstance(saved_shards, int) and saved_shards >= 1 and batch_size % saved_shards == 0):
+        raise CheckpointError(f"{where}: bad shards={saved_shards!r} for batch_size={batch_size}")
+
+
+def check_folder(folder: Path, step: int, *, own: int) -> None:
+    """Refuse (:class:`FileExistsError`) to write a trainer at ``step`` into a ``folder`` whose
+    newest checkpoint belongs to another run: one of a later step, or of this step unless it is
+    ``own`` (the step of the checkpoint the trainer wrote or restored).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> with tempfile.TemporaryDirectory() as run:
+        ...     ncsn.training.run.check_folder(pathlib.Path(run), 0, own=-1)  # empty: free
+    """
+    if not folder.is_dir():
+        return
+    newest = latest_checkpoint(folder)
+    if newest is None:
+        return
+    found = int(newest.name.removeprefix("checkpoint-").removesuffix(".pt"))
+    if found > step or (found == step and own != step):
+        raise FileExistsError(
+            f"output folder {str(folder)!r} already holds {newest.name}, which this Trainer (at "
+            f"step {step}) did not write; restore it to continue that run, or use another folder"
+        )
+
+
+class RunParts(Protocol):
+    """The parts of a run that its checkpoints hold, as a :class:`~ncsn.training.Trainer` has
+    them (its public attributes)."""
+
+    step: int
+    seed: int
+    seconds: float
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    ema: EMA | None
+    scaler: torch.amp.GradScaler | None
+    data: Source
+    batch_size: int
+    shards: int
+    autocast_dtype: torch.dtype | None
+    compile: bool
+    config: dict[str, Any]
+
+
+def training_state(run: RunParts) -> dict[str, Any]:
+    """The checkpoint of a run: everything needed to continue it exactly, as plain values.
+
+    Keys: ``step``, ``model`` (the plain model's ``state_dict``, never a wrapper's),
+    ``optimizer``, ``ema`` (the averaged model's ``state_dict``, or ``None``), ``ema_rate``,
+    ``rng`` (``{"seed": …}``: all randomness derives from the seed and the step), ``data`` (the
+    position ``{"epoch", "offset"}`` of an indexed source), ``batch_size``, ``shards``,
+    ``seconds``, ``autocast_dtype``, ``compile``, ``scaler``, ``config``, ``torch_version``.
+
+    Example:
+        >>> schedule = ncsn.GeometricSchedule(2.0, 0.1, 4)
+        >>> net = ncsn.nets.ScoreMLP(2, 8, sigmas=schedule.sigmas)
+        >>> trainer = ncsn.training.Trainer(net, ncsn.losses.DenoisingScoreMatching(schedule),
+        ...                                 torch.rand(16, 2), batch_size=8, seed=0)
+        >>> state = ncsn.training.run.training_state(trainer)
+        >>> state["step"], state["data"]
+        (0, {'epoch': 0, 'offset': 0})
+    """
+    return {
+        "step": run.step,
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "ema": None if run.ema is None else run.ema.state_dict(),
+        "ema_rate": None if run.ema is None else run.ema.rate,
+        "rng": {"seed": run.seed, "derivation": "splitmix64(seed, stream, counters)"},
+        "data": run.data.state(),
+        "batch_size": run.batch_size,
+        "shards": run.shards,
+        "seconds": run.seconds,
+        "autocast_dtype": None if run.autocast_dtype is None else str(run.autocast_dtype),
+        "compile": run.compile,
+        "scaler": None if run.scaler is None else run.scaler.state_dict(),
+        "config": run.config,
+        "torch_version": str(torch.__version__),
+    }
+
+
+class Restored(NamedTuple):
+    """Where a restored run stands: its ``step``, ``seed``, training ``seconds`` and ``shards``."""
+
+    step: int
+    seed: int
+    seconds: float
+    shards: int
+
+
+def restore_state(
+    checkpoint: Mapping[str, Any],
+    where: str | os.PathLike[str],
+    run: RunParts,
+    *,
+    check_shards: bool = True,
+) -> Restored:
+    """Check that ``checkpoint`` fits ``run`` (:func:`check_fits`; ``shards`` only with
+    ``check_shards``), then load it into the run's model, optimizer, EMA, gradient scaler and
+    data position. The rest (step, seed, ...) is returned for the caller to take.
+
+    Raises:
+        CheckpointError: naming what does not fit, or what could not be loaded.
+
+    Example:
+        >>> schedule = ncsn.GeometricSchedule(2.0, 0.1, 4)
+        >>> net = ncsn.nets.ScoreMLP(2, 8, sigmas=schedule.sigmas)
+        >>> trainer = ncsn.training.Trainer(net, ncsn.losses.DenoisingScoreMatching(schedule),
+        ...                                 torch.rand(16, 2), batch_size=8, seed=3)
+        >>> state = ncsn.training.run.training_state(trainer)
+        >>> ncsn.training.run.restore_state(state, "memory", trainer).seed
+        3
+    """
+    try:
+        check_fits(
+            checkpoint,
+            where,
+            model=run.model,
+            ema_rate=None if run.ema is None else run.ema.rate,
+            batch_size=run.batch_size,
+            shards=run.shards if check_shards else None,
+        )
+        run.model.load_state_dict(checkpoint["model"])
+        run.optimizer.load_state_dict(checkpoint["optimizer"])
+        if run.ema is not None:
+            run.ema.load_state_dict(checkpoint["ema"])
+        if run.scaler is not None and checkpoint.get("scaler") is not None:
+            run.scaler.load_state_dict(checkpoint["scaler"])
+        run.data.load_state(checkpoint["data"], str(where))
+        return Restored(
+            int(checkpoint["step"]),
+            int(checkpoint["rng"]["seed"]),
+            float(checkpoint["seconds"]),
+            int(checkpoint["shards"]),
+        )
+    except (KeyError, TypeError, RuntimeError, ValueError) as err:
+        if isinstance(err, CheckpointError):
+            raise
+        reason = str(err).splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{where}: does not fit this Trainer ({reason})") from err
