@@ -13,6 +13,11 @@ extension rewrites every docstring of the package:
   rendered as prose).
 * An ``Args:`` entry that documents several parameters at once (``a, b, c: as in f``) is split
   into one entry per parameter, so that each is matched with the signature.
+
+It also shows the signature of a dataclass whose fields are ``Checked`` descriptors (the
+samplers) as a user calls it: a parameter ``step_size: Checked[float] = Checked(positive_float)``
+becomes ``step_size: float`` (required), ``Checked[SigmaGrid, SigmaGridLike]`` shows the type it
+takes, ``SigmaGridLike``, and ``Checked(check_bool, default=False)`` the default ``False``.
 """
 
 from __future__ import annotations
@@ -118,6 +123,30 @@ def _examples_header(text: str) -> str:
     return re.sub(r"(?m)^(\s*)Example:[ \t]*$", r"\1Examples:", text)
 
 
+def _named(expr: object, name: str) -> bool:
+    return isinstance(expr, griffe.ExprName) and expr.name == name
+
+
+def _unwrap_checked(function: griffe.Function) -> None:
+    """``x: Checked[Out, In] = Checked(check, default=d)`` → ``x: In = d`` (no default without d)."""
+    for parameter in function.parameters:
+        annotation, default = parameter.annotation, parameter.default
+        if isinstance(annotation, griffe.ExprSubscript) and _named(annotation.left, "Checked"):
+            given = annotation.slice
+            parameter.annotation = (
+                given.elements[-1] if isinstance(given, griffe.ExprTuple) else given
+            )
+        if isinstance(default, griffe.ExprCall) and _named(default.function, "Checked"):
+            parameter.default = next(
+                (
+                    argument.value
+                    for argument in default.arguments
+                    if isinstance(argument, griffe.ExprKeyword) and argument.name == "default"
+                ),
+                None,
+            )
+
+
 class SphinxRoles(griffe.Extension):
     """Rewrite every docstring of the package once it is loaded."""
 
@@ -129,6 +158,8 @@ class SphinxRoles(griffe.Extension):
         if id(obj) in seen:
             return
         seen.add(id(obj))
+        if isinstance(obj, griffe.Function):
+            _unwrap_checked(obj)
         if obj.docstring is not None:
             text = _split_grouped_args(_examples_header(obj.docstring.value))
             obj.docstring.value = self._roles(pkg, obj, text)

@@ -47,8 +47,9 @@ from ncsn._checks import (
 )
 from ncsn._types import ScoreModel
 from ncsn.data import dequantize
-from ncsn.samplers._common import Levels, NonFiniteError, Watch, grid_check
+from ncsn.samplers._common import NonFiniteError, Watch, grid_check
 from ncsn.samplers.ode import Solver, check_solver, flow_step
+from ncsn.schedules import SigmaGridLike
 
 __all__ = ["bits_per_dim", "gaussian_prior", "log_prob"]
 
@@ -122,7 +123,7 @@ def _score_and_trace(
 def log_prob(
     model: ScoreModel,
     x: Tensor,
-    sigmas: Levels,
+    sigmas: SigmaGridLike,
     *,
     prior: Callable[[Tensor], Tensor] | None = None,
     trace: Trace = "hutchinson",
@@ -260,7 +261,7 @@ def _check_on_grid(x: Tensor, levels: int) -> None:
 def bits_per_dim(
     model: ScoreModel,
     x: Tensor,
-    sigmas: Levels,
+    sigmas: SigmaGridLike,
     *,
     levels: int = 256,
     prior: Callable[[Tensor], Tensor] | None = None,

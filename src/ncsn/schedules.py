@@ -10,13 +10,14 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import torch
 from torch import Tensor
 
 from ncsn._checks import as_sigmas, check_generator_type, positive_float, positive_int
 
-__all__ = ["GeometricSchedule", "Schedule", "SigmaGrid", "geometric_sigmas"]
+__all__ = ["GeometricSchedule", "Schedule", "SigmaGrid", "SigmaGridLike", "geometric_sigmas"]
 
 
 def geometric_sigmas(
@@ -185,6 +186,11 @@ class SigmaGrid:
 
     def __repr__(self) -> str:
         return f"SigmaGrid({list(self._values)})"
+
+
+SigmaGridLike: TypeAlias = SigmaGrid | Tensor | Sequence[float]
+"""What a σ grid may be given as (to a sampler, :func:`~ncsn.likelihood.log_prob`): a
+:class:`SigmaGrid`, a 1-D tensor or a sequence of numbers."""
 
 
 def _sample(sigmas: Tensor, batch: int, generator: torch.Generator | None) -> Tensor:

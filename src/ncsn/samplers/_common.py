@@ -5,7 +5,7 @@ argument checks of the kernels, and the final denoising step."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Literal, TypeAlias
 
 import torch
@@ -24,12 +24,11 @@ from ncsn._checks import (
     sigma_vector,
 )
 from ncsn._types import ScoreModel, StepCallback, StepHook, StepInfo
-from ncsn.schedules import SigmaGrid
+from ncsn.schedules import SigmaGrid, SigmaGridLike
 
 __all__ = ["NonFiniteError", "denoise_step"]
 
 Source: TypeAlias = Literal["model", "chain", "prior"]
-Levels: TypeAlias = SigmaGrid | Tensor | Sequence[float]
 
 
 class NonFiniteError(FloatingPointError):
@@ -60,12 +59,12 @@ class NonFiniteError(FloatingPointError):
         self.sigma = sigma
 
 
-def grid_check(trailing_zero: str) -> Callable[[Levels, str], SigmaGrid]:
+def grid_check(trailing_zero: str) -> Callable[[SigmaGridLike, str], SigmaGrid]:
     """The check of a sampler's ``sigmas``: a :class:`~ncsn.schedules.SigmaGrid`. A grid ending
     in 0 (k-diffusion's convention for a last step to σ = 0) is refused with ``trailing_zero``,
     what that step is called in this sampler."""
 
-    def check(sigmas: Levels, name: str) -> SigmaGrid:
+    def check(sigmas: SigmaGridLike, name: str) -> SigmaGrid:
         try:
             return SigmaGrid(sigmas, name)
         except ValueError as err:
@@ -79,7 +78,7 @@ def grid_check(trailing_zero: str) -> Callable[[Levels, str], SigmaGrid]:
     return check
 
 
-def _ends_in_zero(sigmas: Levels) -> bool:
+def _ends_in_zero(sigmas: SigmaGridLike) -> bool:
     """Whether ``sigmas`` is a valid grid followed by a single 0."""
     if isinstance(sigmas, SigmaGrid):
         return False

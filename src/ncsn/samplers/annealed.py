@@ -15,9 +15,9 @@ from torch import Tensor
 
 from ncsn._checks import Checked, check_bool, positive_float, positive_int
 from ncsn._types import ScoreModel, StepCallback, StepHook
-from ncsn.samplers._common import Levels, Run, denoise_step, grid_check
+from ncsn.samplers._common import Run, denoise_step, grid_check
 from ncsn.samplers.langevin import langevin_step
-from ncsn.schedules import SigmaGrid
+from ncsn.schedules import SigmaGrid, SigmaGridLike
 
 __all__ = ["AnnealedLangevin"]
 
@@ -58,7 +58,7 @@ class AnnealedLangevin:
         Song & Ermon (2019), Algorithm 1; Song & Ermon (2020) for ``denoise``.
     """
 
-    sigmas: Checked[SigmaGrid, Levels] = Checked(
+    sigmas: Checked[SigmaGrid, SigmaGridLike] = Checked(
         grid_check("drop it and pass denoise=True, the final step x + σ_L²·s_θ(x, σ_L) to σ = 0")
     )
     step_size: Checked[float] = Checked(positive_float)

@@ -50,7 +50,6 @@ from ncsn._checks import (
 )
 from ncsn._types import ScoreModel, StepCallback, StepHook
 from ncsn.samplers._common import (
-    Levels,
     Run,
     check_kernel,
     check_noise,
@@ -58,7 +57,7 @@ from ncsn.samplers._common import (
     denoise_step,
     grid_check,
 )
-from ncsn.schedules import SigmaGrid
+from ncsn.schedules import SigmaGrid, SigmaGridLike
 
 __all__ = ["ConsistentAnnealedSampling", "consistent_step"]
 
@@ -186,7 +185,7 @@ class ConsistentAnnealedSampling:
         Algorithm 1.
     """
 
-    sigmas: Checked[SigmaGrid, Levels] = Checked(
+    sigmas: Checked[SigmaGrid, SigmaGridLike] = Checked(
         grid_check("drop it: the last step already goes to σ = 0 (σ_(L+1) = 0)")
     )
     eta: Checked[float] = Checked(positive_float)

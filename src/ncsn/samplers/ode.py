@@ -32,8 +32,8 @@ from torch import Tensor
 
 from ncsn._checks import Checked, call_model, check_bool, finite_float, sigma_vector
 from ncsn._types import ScoreModel, StepCallback, StepHook
-from ncsn.samplers._common import Levels, Run, check_kernel, check_out, grid_check
-from ncsn.schedules import SigmaGrid
+from ncsn.samplers._common import Run, check_kernel, check_out, grid_check
+from ncsn.schedules import SigmaGrid, SigmaGridLike
 
 __all__ = ["ProbabilityFlowODE", "ode_step"]
 
@@ -188,7 +188,7 @@ class ProbabilityFlowODE:
         Diffusion-Based Generative Models", Algorithm 1.
     """
 
-    sigmas: Checked[SigmaGrid, Levels] = Checked(
+    sigmas: Checked[SigmaGrid, SigmaGridLike] = Checked(
         grid_check("drop it and pass denoise=True, exactly that last (Euler) step σ_L → 0")
     )
     _: KW_ONLY

@@ -38,7 +38,6 @@ from ncsn._checks import (
 )
 from ncsn._types import ScoreModel, StepCallback, StepHook
 from ncsn.samplers._common import (
-    Levels,
     Run,
     check_kernel,
     check_noise,
@@ -46,7 +45,7 @@ from ncsn.samplers._common import (
     denoise_step,
     grid_check,
 )
-from ncsn.schedules import SigmaGrid
+from ncsn.schedules import SigmaGrid, SigmaGridLike
 
 __all__ = ["PredictorCorrector", "langevin_corrector_step", "reverse_diffusion_step"]
 
@@ -207,7 +206,7 @@ class PredictorCorrector:
         Modeling through Stochastic Differential Equations", ICLR, Algorithm 2 (VE SDE).
     """
 
-    sigmas: Checked[SigmaGrid, Levels] = Checked(
+    sigmas: Checked[SigmaGrid, SigmaGridLike] = Checked(
         grid_check("drop it: denoise=True (the default) is that last step σ_L → 0")
     )
     _: KW_ONLY
