@@ -20,6 +20,7 @@ from ncsn import (
     viz,
 )
 from ncsn._checks import CheckpointError
+from ncsn._loading import LoadedModel, load
 from ncsn._types import NoiseSchedule, Sampler, ScoreLoss, ScoreModel
 from ncsn.ncsnv2 import (
     estimate_max_pairwise_distance,
@@ -35,6 +36,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckpointError",
     "GeometricSchedule",
+    "LoadedModel",
     "NoiseSchedule",
     "Sampler",
     "Schedule",
@@ -44,6 +46,7 @@ __all__ = [
     "estimate_max_pairwise_distance",
     "geometric_sigmas",
     "likelihood",
+    "load",
     "losses",
     "max_pairwise_distance",
     "metrics",

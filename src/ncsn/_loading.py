@@ -1,0 +1,224 @@
+""":func:`ncsn.load`: a trained model from a training run, a checkpoint file, or an official
+checkpoint, with its σ grid and what its run recorded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from ncsn._checks import CheckpointError
+from ncsn._types import Sampler
+from ncsn.nets.config import build_model
+from ncsn.nets.official import load_official_checkpoint
+from ncsn.presets import SAMPLER_OPTIONS, build_sampler
+from ncsn.training import (
+    CHECKPOINT_FORMAT,
+    latest_checkpoint,
+    model_weights,
+    read_file,
+    state_dict_mismatch,
+)
+
+__all__ = ["LoadedModel", "load"]
+
+# The released code's sampler: annealed Langevin, step_lr = 2e-5 (ε = 4e-5), T = 100.
+_OFFICIAL_SAMPLING = {"sampler": "annealed", "step_size": 4e-5, "steps_per_level": 100}
+_OPTIONS = {name for names in SAMPLER_OPTIONS.values() for name in names}
+_NOT_A_CHECKPOINT = (
+    "not a checkpoint (ncsn's own, or the official [model_state_dict, optimizer_state_dict] list)"
+)
+
+
+class LoadedModel(NamedTuple):
+    """A trained model and what its run recorded, from :func:`ncsn.load`."""
+
+    model: nn.Module
+    """The network with the loaded weights, in eval mode, on the CPU."""
+    sigmas: Tensor | None
+    """``[L]`` the σ grid to sample on: the network's own levels, else the grid its run trained
+    on (a network that takes any σ, such as ``ScaledByInverseSigma``); ``None`` when unknown."""
+    data: dict[str, Any]
+    """What the run recorded of its data: ``shape`` (one example's), ``logit_transform``, and
+    for runs of ``ncsn train`` ``source`` and ``sigma`` (σ_L)."""
+    sampling: dict[str, Any]
+    """The sampling settings the run recorded (``sampler``, ``step_size``, ``steps_per_level``,
+    ``denoise``, ...; what :func:`ncsn.presets.build_sampler` takes), empty when none."""
+    file: Path
+    """The checkpoint file that was read."""
+    step: int | None
+    """Its training step (``None`` for an official checkpoint)."""
+
+    def sampler(
+        self, name: str | None = None, *, sigmas: Tensor | None = None, **options: Any
+    ) -> Sampler:
+        """The sampler the run recorded (:attr:`sampling`), or the one called ``name``, with
+        ``options`` replacing the recorded settings (:func:`ncsn.presets.build_sampler`).
+
+        When the run's ε follows NCSNv2's Technique 4 (``step_size_rule``), a new
+        ``steps_per_level`` or grid without a ``step_size`` gets Technique 4's ε for them.
+
+        Args:
+            name: one of :data:`ncsn.presets.SAMPLERS` (default: the recorded one, else
+                ``"annealed"``).
+            sigmas: another ``[L]`` σ grid, for a network that takes any σ (default: the run's).
+            options: settings of :func:`~ncsn.presets.build_sampler`.
+
+        Raises:
+            ValueError: the model records no σ grid; ``sigmas`` for a network that takes only its
+                own levels; a bad setting (named).
+
+        Example:
+            >>> import tempfile
+            >>> x, _ = ncsn.data.load("digits")
+            >>> run = ncsn.presets.prepare(x, ncsn.presets.Settings(data="digits", ngf=4))
+            >>> state = {"step": 0, "model": run.model.state_dict(), "config": run.config}
+            >>> with tempfile.TemporaryDirectory() as folder:
+            ...     _ = ncsn.training.save_checkpoint(ncsn.training.checkpoint_path(folder, 0), state)
+            ...     loaded = ncsn.load(folder)
+            >>> sampler = loaded.sampler()            # the recipe's: T = 5, Technique 4's ε
+            >>> sampler.steps_per_level, sampler.denoise, loaded.sampler("cas").num_model_calls
+            (5, True, 22)
+            >>> x = sampler(loaded.model, ncsn.samplers.uniform_init((4, 1, 8, 8)))
+        """
+        if self.sigmas is None:
+            raise ValueError(f"{self.file}: the model records no noise levels to sample on")
+        if sigmas is not None and isinstance(getattr(self.model, "sigmas", None), Tensor):
+            raise ValueError(
+                f"sigmas: {type(self.model).__name__} takes only the {len(self.sigmas)} levels it "
+                "was trained on; a network that takes any σ (ScaledByInverseSigma, `ncsn train "
+                "--model scaled`) can be sampled on another grid"
+            )
+        recorded = {k: v for k, v in self.sampling.items() if k in _OPTIONS}
+        rule = self.sampling.get("step_size_rule") == "ncsnv2" and "step_size" not in options
+        if rule and ("steps_per_level" in options or sigmas is not None):
+            recorded.pop("step_size", None)  # Technique 4's ε for the new T or grid
+        settings = recorded | options
+        grid = self.sigmas if sigmas is None else sigmas
+        if len(grid) == 1:
+            grid = torch.tensor([float(self.data.get("sigma", grid[0]))])
+        return build_sampler(name or self.sampling.get("sampler", "annealed"), grid, **settings)
+
+
+def _checkpoint_file(source: Path) -> Path:
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no such checkpoint file or folder")
+    if not source.is_dir():
+        return source
+    if (source / "config.json").is_file():
+        # Model folders (safetensors weights with a config.json) are a planned format.
+        raise CheckpointError(f"{source}: model folders (config.json) are not supported yet")
+    found = latest_checkpoint(source)
+    if found is None:
+        raise CheckpointError(f"{source}: folder holds no checkpoint-*.pt file")
+    return found
+
+
+def _check_finite(weights: dict[str, Tensor], file: Path) -> None:
+    for key, value in weights.items():
+        if value.is_floating_point() and not bool(value.isfinite().all()):
+            raise CheckpointError(f"{file}: the weight {key} holds NaN or infinity")
+
+
+def load(
+    source: str | os.PathLike[str], *, ema: bool = True, image_size: int | None = None
+) -> LoadedModel:
+    """Load a trained model: from a training run's folder (its newest checkpoint), one of its
+    checkpoint files, or an official NCSN ``checkpoint.pth``.
+
+    Our checkpoints record the network's configuration (``ncsn train`` and
+    ``Trainer(config=...)`` write it, see :func:`ncsn.presets.prepare`), which rebuilds it; the
+    EMA weights are loaded when the run kept them. An official checkpoint holds the paper's
+    RefineNet; its data shape is ``[C, image_size, image_size]``.
+
+    Args:
+        source: a run folder, a checkpoint file, or an official checkpoint.
+        ema: load the EMA weights (when the run has them) rather than the raw ones.
+        image_size: the image size of an official checkpoint (default 32, 28 for one channel);
+            an error for our checkpoints, which record their data shape.
+
+    Returns:
+        A :class:`LoadedModel`.
+
+    Raises:
+        FileNotFoundError: ``source`` does not exist.
+        CheckpointError: a file that is not a usable checkpoint (named, with why): unreadable,
+            refused by safe loading, holding no model configuration, weights that do not fit
+            the recorded network or hold NaN or infinity.
+        ValueError: ``image_size`` for one of our checkpoints.
+
+    Example:
+        >>> import tempfile
+        >>> x, _ = ncsn.data.load("digits")
+        >>> run = ncsn.presets.prepare(x, ncsn.presets.Settings(data="digits", ngf=4))
+        >>> state = {"step": 0, "model": run.model.state_dict(), "config": run.config}
+        >>> with tempfile.TemporaryDirectory() as folder:   # a run's folder, as a Trainer leaves it
+        ...     _ = ncsn.training.save_checkpoint(ncsn.training.checkpoint_path(folder, 0), state)
+        ...     loaded = ncsn.load(folder)
+        >>> type(loaded.model).__name__, len(loaded.sigmas), loaded.data["shape"], loaded.step
+        ('RefineNet', 22, [1, 8, 8], 0)
+    """
+    file = _checkpoint_file(Path(source))
+    obj = read_file(file)
+    if isinstance(obj, list):
+        if not (len(obj) >= 1 and isinstance(obj[0], dict)):
+            kinds = sorted({type(v).__name__ for v in obj}) or ["nothing"]
+            raise CheckpointError(
+                f"{file}: holds a list of {', '.join(kinds)}, {_NOT_A_CHECKPOINT}"
+            )
+    elif not isinstance(obj, dict):
+        raise CheckpointError(f"{file}: holds a {type(obj).__name__}, {_NOT_A_CHECKPOINT}")
+    elif isinstance(obj.get("config"), dict) and "model" in obj["config"]:
+        return _ours(obj, file, ema=ema, image_size=image_size)
+    elif "model" in obj and "step" in obj:
+        raise CheckpointError(
+            f"{file}: a training checkpoint that records no model configuration (written by "
+            "ncsn.training.Trainer without config=); rebuild the model in Python and load "
+            "ncsn.training.model_weights(ncsn.training.load_checkpoint(path))"
+        )
+    net = load_official_checkpoint(file)
+    size = image_size or (28 if net.channels == 1 else 32)
+    data = {"shape": [net.channels, size, size], "logit_transform": net.logit_transform}
+    return LoadedModel(net.eval(), net.sigmas, data, dict(_OFFICIAL_SAMPLING), file, None)
+
+
+def _ours(
+    checkpoint: dict[str, Any], file: Path, *, ema: bool, image_size: int | None
+) -> LoadedModel:
+    config = checkpoint["config"]
+    if checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{file}: expected format={CHECKPOINT_FORMAT!r}; got format={checkpoint.get('format')!r}"
+        )
+    data = dict(config.get("data") or {})
+    if image_size is not None:
+        raise ValueError(
+            f"image_size applies to official checkpoints only; {file} records its data shape "
+            f"{data.get('shape')}"
+        )
+    try:
+        model = build_model(config["model"])
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{file}: cannot rebuild its model ({err})") from err
+    weights = model_weights(checkpoint, ema=ema)
+    mismatch = state_dict_mismatch(model, weights)
+    if mismatch is not None:
+        raise CheckpointError(
+            f"{file}: the weights do not fit its recorded {type(model).__name__}: {mismatch}"
+        )
+    _check_finite(weights, file)
+    model.load_state_dict(weights)
+    sampling = config.get("sampling")
+    sampling = dict(sampling) if isinstance(sampling, dict) else {}
+    inner = getattr(model, "module", model)
+    sigmas = getattr(inner, "sigmas", None)
+    if not isinstance(sigmas, Tensor):
+        recorded = sampling.get("sigmas")
+        sigmas = torch.tensor(recorded) if recorded else None
+    step = checkpoint.get("step")
+    return LoadedModel(
+        model.eval(), sigmas, data, sampling, file, None if step is None else int(step)
+    )
