@@ -110,3 +110,25 @@ def test_an_empty_batch_is_refused_naming_x(transform, shape):
         match=rf"x must hold at least one example; got shape \({', '.join(map(str, shape))}\)",
     ):
         transform(torch.zeros(shape))
+
+
+# ------------------------------------------------------------------ ImageTransform, grey_levels
+def test_image_transform_flips_dequantises_then_maps_to_logit_space() -> None:
+    x = data.load_digits("train")[0][:16]
+    transform = data.ImageTransform(flip=True, dequantize=True, logit=True, levels=17)
+    got = transform(x, generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    steps = data.dequantize(data.random_flip(x, generator=g), levels=17, generator=g)
+    assert torch.equal(got, data.logit_transform(steps))
+    assert data.ImageTransform(dequantize=False)(x) is x  # every step off: the batch itself
+    assert data.ImageTransform(levels=17) == data.ImageTransform(levels=17)  # a value
+
+
+def test_grey_levels_and_image_transform_refuse_bad_input() -> None:
+    assert (data.grey_levels("digits"), data.grey_levels("mnist")) == (17, 256)
+    with pytest.raises(TypeError, match="source must be a str"):
+        data.grey_levels(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="levels must be >= 2; got levels=1"):
+        data.ImageTransform(levels=1)
+    with pytest.raises(TypeError, match="flip must be a bool; got flip=1"):
+        data.ImageTransform(flip=1)  # type: ignore[arg-type]

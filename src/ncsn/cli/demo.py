@@ -1,102 +1,51 @@
-"""``ncsn demo``: runs the example ``examples/demo.py`` (the paper's toy figure and a small NCSN,
-NCSNv2's recipe, on the embedded digits) with the options given."""
+"""``ncsn demo``: runs :func:`ncsn.demo.main` (the paper's toy figure and a small NCSN, NCSNv2's
+recipe, on the embedded digits) with the options given."""
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from ncsn import viz
-from ncsn.cli._common import (
-    CommandError,
-    positive_float_arg,
-    positive_int_arg,
-    say,
-    seed_arg,
-    writable_folder,
-)
+from ncsn import demo, viz
+from ncsn.cli import _common as common
 
 __all__: list[str] = []  # the command is reached through ncsn.cli.main
 
-# From a clone (an editable install) the example is read where it lies; a wheel carries a copy
-# as ncsn/_demo_example.py (pyproject.toml's force-include).
-_REPOSITORY_EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "demo.py"
-
-
-def demo_example() -> ModuleType:
-    """The ``examples/demo.py`` module."""
-    try:
-        from ncsn import _demo_example  # type: ignore[attr-defined]  # only in a wheel
-    except ImportError:
-        pass
-    else:
-        return _demo_example
-    if not _REPOSITORY_EXAMPLE.is_file():
-        raise CommandError(
-            f"the demo example is missing: neither ncsn/_demo_example.py nor {_REPOSITORY_EXAMPLE}"
-        )
-    spec = importlib.util.spec_from_file_location("ncsn_demo_example", _REPOSITORY_EXAMPLE)
-    if spec is None or spec.loader is None:
-        raise CommandError(f"cannot load the demo example {_REPOSITORY_EXAMPLE}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    out = writable_folder(args.output)
-    demo_example().main(
-        out,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        ngf=args.ngf,
-        steps_per_level=args.steps_per_level,
-        step_size=args.step_size,
-        seed=args.seed,
-        progress=not args.quiet,
-        plots=plots_available(),
-        log=say,
-    )
+    out = common.writable_folder(args.output)
+    options = ("steps", "batch_size", "ngf", "steps_per_level", "step_size", "seed")
+    try:
+        viz.require_matplotlib()
+        plots = True
+    except ImportError:
+        common.say("matplotlib is missing: the plots are skipped (pip install 'ncsn[examples]')", file=sys.stderr)  # fmt: skip
+        plots = False
+    settings = {name: getattr(args, name) for name in options}
+    demo.main(out, **settings, progress=not args.quiet, plots=plots, log=common.say)
     return 0
 
 
-def plots_available() -> bool:
-    try:
-        viz.require_matplotlib()
-    except ImportError:
-        say(
-            "matplotlib is missing: the plots are skipped (pip install 'ncsn[examples]')",
-            file=sys.stderr,
-        )
-        return False
-    return True
-
-
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register ``ncsn demo``."""
-    d = sub.add_parser(
+    d: argparse.ArgumentParser = sub.add_parser(
         "demo",
-        help="the paper's toy figure and a small NCSN on digits (under 10 minutes on 2 CPU cores)",
+        help="the paper's toy figure and a small NCSN on digits (about 4 minutes on 2 CPU cores)",
         description="Reproduce Fig. 3 with exact scores, train a small NCSN on the embedded "
-        "digits, sample and inpaint (the example examples/demo.py).",
+        "digits, sample, inpaint and score (ncsn.demo.main).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    d.add_argument("--output", default="outputs/demo")
-    d.add_argument("--steps", type=positive_int_arg, default=1500)
-    # the narrow RefineNet of presets.default_ngf, whose 1,500 steps of batch 128 take about the
-    # time that ngf 32 took for batch 64 (the demo's bound: 10 minutes on 2 CPU cores)
-    d.add_argument("--batch-size", type=positive_int_arg, default=128)
-    d.add_argument("--ngf", type=positive_int_arg, default=16)
+    d.add_argument("--output", default="outputs/demo", help="the folder for every file it writes")
+    d.add_argument("--steps", type=common.positive_int_arg, default=1500, help="training steps")
     d.add_argument(
-        "--step-size",
-        type=positive_float_arg,
-        default=None,
-        help="Langevin ε (default: twice NCSNv2's Technique 4 for T, the quality table's best)",
+        "--batch-size", type=common.positive_int_arg, default=128, help="training batch size"
     )
-    d.add_argument("--steps-per-level", type=positive_int_arg, default=10, help="T (default 10)")
-    d.add_argument("--seed", type=seed_arg, default=0)
-    d.add_argument("--quiet", action="store_true")
+    d.add_argument("--ngf", type=common.positive_int_arg, default=16, help="RefineNet width")
+    d.add_argument("--step-size", type=common.positive_float_arg, default=None, help="Langevin ε (None: twice Technique 4's for T)")  # fmt: skip
+    d.add_argument("--steps-per-level", type=common.positive_int_arg, default=10, help="T, Langevin steps per level")  # fmt: skip
+    d.add_argument("--seed", type=common.seed_arg, default=0, help="the seed of everything random")
+    d.add_argument("--quiet", action="store_true", help="no progress bars")
+    common.add_common_options(d, device=False)
     d.set_defaults(run=_cmd_demo)
+    return d

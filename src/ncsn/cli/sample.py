@@ -1,11 +1,17 @@
-"""``ncsn sample``: draw samples from a checkpoint with any of the library's samplers."""
+"""``ncsn sample``: draw samples from a trained model with any of the library's samplers.
+
+The samples are drawn in chunks of ``--batch-size``, each from its own seed and saved as it is
+finished, so the set does not depend on the number of ``torchrun`` processes and an interrupted
+run finishes on rerun. A chunk file records its index and seed, and the chunk folder's manifest
+the checkpoint (file and step) and the settings: chunks of another run are refused, a torn one
+is drawn again.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import math
-import os
 import shutil
 import sys
 import time
@@ -14,140 +20,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from ncsn import Sampler, presets, samplers, training, viz
-from ncsn import data as ncsn_data
-from ncsn.cli._common import (
-    CommandError,
-    Progress,
-    grid_scale,
-    join_job,
-    load_model,
-    non_negative_int_arg,
-    one_line,
-    positive_float_arg,
-    positive_int_arg,
-    say,
-    seed_arg,
-    to_images,
-    user_input,
-    warn_if_absurd,
-    writable_folder,
-)
-from ncsn.ncsnv2 import ncsnv2_step_size
+from ncsn import data, training, viz
+from ncsn.cli import _common as common
 
 __all__: list[str] = []  # the command is reached through ncsn.cli.main
 
 
-def sigmas_of(model: nn.Module, meta: dict[str, Any]) -> Tensor | None:
-    """The σ grid to sample on: the network's own levels, else the ones its run recorded (a
-    network that takes any σ, such as ``ScaledByInverseSigma``, is sampled on its training grid)."""
-    inner = getattr(model, "module", model)
-    sigmas = getattr(inner, "sigmas", None)
-    if isinstance(sigmas, Tensor):
-        return sigmas
-    recorded = meta.get("sampling", {}).get("sigmas")
-    return torch.tensor(recorded) if recorded else None
-
-
-SAMPLERS = ("annealed", "cas", "pc", "ode")
-
-# The options each sampler takes ("langevin": plain Langevin, for single-level models).
-_OPTIONS = {
-    "langevin": ("step_size", "num_steps"),
-    "annealed": ("step_size", "steps_per_level", "denoise"),
-    "cas": ("eta", "denoise"),
-    "pc": ("snr", "corrector_steps", "denoise"),
-    "ode": ("solver", "denoise"),
-}
-_DEFAULT_DENOISE = {"annealed": False, "cas": False, "pc": True, "ode": True}
-
-
-def _settings(meta: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    """The sampling settings: the options given, else what the run recorded (``ncsn train``
-    records its recipe's sampler), else the options' defaults."""
-    given: set[str] = getattr(args, "given", set())
-    recorded = meta.get("sampling", {})
-    names = {"sampler", *(name for names in _OPTIONS.values() for name in names)}
-    settings = {name: getattr(args, name, None) for name in names}
-    for name, value in recorded.items():
-        if name in names and name not in given:
-            settings[name] = value
-    # The recipe's ε depends on T: a new --steps-per-level gets Technique 4's ε for it.
-    if (
-        recorded.get("step_size_rule") == "ncsnv2"
-        and "steps_per_level" in given
-        and "step_size" not in given
-    ):
-        settings["step_size"] = None
-    return settings
-
-
-def sampler_for(model: nn.Module, meta: dict[str, Any], args: argparse.Namespace) -> Sampler:
-    """The sampler ``--sampler`` names (or the run recorded), on the model's own σ grid (no
-    retraining). An option the chosen sampler does not take is refused, not ignored."""
-    sigmas = sigmas_of(model, meta)
-    settings = _settings(meta, args)
-    kind = str(settings["sampler"] or "annealed")
-    single = sigmas is None or len(sigmas) == 1
-    if single and kind != "annealed":
-        raise CommandError(
-            f"--sampler {kind} needs a model trained on several noise levels; this one has one"
-        )
-    takes = _OPTIONS["langevin" if single else kind]
-    ignored = sorted(
-        name
-        for name in getattr(args, "given", set())
-        if name in settings and name != "sampler" and name not in takes
-    )
-    if ignored:
-        named = "plain Langevin (a single-level model)" if single else f"--sampler {kind}"
-        options = ", ".join("--" + name.replace("_", "-") for name in ignored)
-        raise CommandError(
-            f"{options}: not an option of {named}, which takes "
-            + ", ".join("--" + name.replace("_", "-") for name in takes)
-        )
-    denoise = settings["denoise"]
-    denoise = _DEFAULT_DENOISE.get(kind, False) if denoise is None else bool(denoise)
-    if single:
-        sigma = float(meta.get("sigma", sigmas[0] if sigmas is not None else 0.01))
-        return samplers.Langevin(sigma, settings["step_size"], settings["num_steps"])
-    assert sigmas is not None
-    if kind == "cas":
-        eta = settings["eta"]
-        if eta is None:  # halfway between the deterministic end 1 − γ and Tweedie's η = 1
-            ratio = float((sigmas[1:] / sigmas[:-1]).max())
-            eta = 1.0 - ratio / 2
-        return samplers.ConsistentAnnealedSampling(sigmas, eta, denoise=denoise)
-    if kind == "pc":
-        return samplers.PredictorCorrector(
-            sigmas,
-            snr=settings["snr"],
-            corrector_steps=settings["corrector_steps"],
-            denoise=denoise,
-        )
-    if kind == "ode":
-        return samplers.ProbabilityFlowODE(sigmas, solver=settings["solver"], denoise=denoise)
-    steps = settings["steps_per_level"]
-    step_size = settings["step_size"]
-    if step_size is None:
-        step_size = ncsnv2_step_size(sigmas, steps)
-    return samplers.AnnealedLangevin(sigmas, step_size, steps, denoise=denoise)
-
-
-def start_for(
-    sampler: Sampler, shape: tuple[int, ...], gen: torch.Generator, device: torch.device
-) -> Tensor:
-    """U[0, 1] for Langevin and annealed Langevin (the paper); N(0, σ_1²I) for the samplers that
-    start at p_{σ_1} (consistent annealed sampling, predictor-corrector, the ODE)."""
-    if isinstance(sampler, (samplers.Langevin, samplers.AnnealedLangevin)):
-        return samplers.uniform_init(shape, generator=gen, device=device)
-    first = float(sampler.sigmas[0])  # type: ignore[attr-defined]
-    return samplers.gaussian_init(shape, first, generator=gen, device=device)
-
-
-# ---------------------------------------------------------------------------------------- sample
 def chunk_seed(seed: int, chunk: int) -> int:
     """The seed of chunk ``chunk`` of a run seeded ``seed``: every chunk of ``--batch-size``
     samples draws its start and noise from its own ``torch.Generator().manual_seed(...)``, so
@@ -156,103 +36,64 @@ def chunk_seed(seed: int, chunk: int) -> int:
     return (int(state[0]) << 32 | int(state[1])) >> 1  # 63 bits, any device's generator takes it
 
 
-def _manifest(args: argparse.Namespace, sampler: Sampler, checkpoint: Path) -> dict[str, Any]:
-    return {
-        "checkpoint": str(checkpoint),
+def _cmd_sample(args: argparse.Namespace) -> int:
+    env, device = common.join_job(args.device)
+    out = common.writable_folder(args.output)
+    loaded = common.load_model(args, device)
+    shape = tuple(loaded.data.get("shape") or ())
+    if not shape:
+        raise common.CommandError(
+            f"{args.checkpoint}: the checkpoint does not common.say its data shape"
+        )
+    sampler, kind = common.build_sampler(loaded, args)
+    manifest = {
+        "checkpoint": str(loaded.file.resolve()),
+        "step": loaded.step,
+        "shape": list(shape),
         "num_samples": args.num_samples,
         "batch_size": args.batch_size,
         "seed": args.seed,
         "sampler": repr(sampler),
         "ema": not args.no_ema,
     }
-
-
-def _chunk_folder(out: Path, manifest: dict[str, Any], rank: int) -> Path:
-    """``out/chunks``, created with the run's manifest, or checked to hold this run's chunks."""
-    folder = out / "chunks"
-    file = folder / "manifest.json"
-    if file.exists():
-        try:
-            theirs = json.loads(file.read_text())
-        except (OSError, ValueError) as err:
-            raise CommandError(f"{file}: unreadable ({one_line(err)}); remove {folder}") from err
-        differ = sorted(k for k in manifest if theirs.get(k) != manifest[k])
-        if differ:
-            raise CommandError(
-                f"{folder} holds the chunks of a run with other settings ({', '.join(differ)} "
-                "differ); remove it, or sample into another --output"
-            )
-        return folder
-    if rank == 0:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(manifest, indent=1))
-        os.replace(tmp, file)
-    return folder
-
-
-def _save_atomic(x: Tensor, path: Path, rank: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{rank}")
-    torch.save(x, tmp)
-    os.replace(tmp, path)
-
-
-def _barrier(env: training.DistEnv) -> None:
-    if env.distributed:
-        torch.distributed.barrier()
-
-
-def _cmd_sample(args: argparse.Namespace) -> int:
-    env, device = join_job(args.device)
-    out = writable_folder(args.output)
-    model, meta = load_model(args.checkpoint, image_size=args.image_size, use_ema=not args.no_ema)
-    model = model.to(device).eval()
-    shape = meta.get("shape")
-    if not shape:
-        raise CommandError(f"{args.checkpoint}: the checkpoint does not say its data shape")
-    with user_input():
-        sampler = sampler_for(model, meta, args)
-    manifest = _manifest(args, sampler, Path(args.checkpoint).resolve())
-    chunks = _chunk_folder(out, manifest, env.rank)
-    _barrier(env)  # rank 0 has written the manifest and created the folder
+    chunks = _chunk_folder(out, manifest, env)
     count = math.ceil(args.num_samples / args.batch_size)
     names = [chunks / f"chunk-{k:06d}.pt" for k in range(count)]
-    mine = [k for k in range(env.rank, count, env.world_size)]
-    todo = [k for k in mine if not names[k].exists()]
-    if len(todo) < len(mine):
-        say(f"kept {len(mine) - len(todo)} finished chunk(s) in {chunks}")
+    todo = _unfinished(names, range(env.rank, count, env.world_size), args, shape)
+    kept = _total(len(range(env.rank, count, env.world_size)) - len(todo), env, device)
+    if kept:
+        common.say(f"kept {kept} finished chunk(s) in {chunks}")
     start = time.perf_counter()
-    per_chunk = Progress(sampler, args.quiet)
-    per_chunk.total *= len(todo)
+    logit = bool(loaded.data.get("logit_transform"))
     try:
-        with per_chunk as progress:
+        with common.Progress(sampler, args.quiet, repeats=len(todo)) as progress:
             for k in todo:
                 n = min(args.batch_size, args.num_samples - k * args.batch_size)
-                gen = torch.Generator(device=device).manual_seed(chunk_seed(args.seed, k))
-                x0 = start_for(sampler, (n, *shape), gen, device)
-                if meta.get("logit_transform") and isinstance(sampler, samplers.AnnealedLangevin):
-                    x0 = ncsn_data.logit_transform(x0)
-                x = sampler(progress.watch(model), x0, generator=gen)
-                _save_atomic(x.cpu(), names[k], env.rank)
-    except KeyboardInterrupt:
+                seed = chunk_seed(args.seed, k)
+                gen = torch.Generator(device=device).manual_seed(seed)
+                x0 = common.start_for(sampler, (n, *shape), gen, device)
+                if logit and kind in ("annealed", "langevin"):
+                    x0 = data.logit_transform(x0)
+                try:
+                    x = sampler(progress.watch(loaded.model), x0, generator=gen)
+                except FloatingPointError as err:
+                    raise common.diverged(err, kind) from err
+                chunk = {"index": k, "seed": seed, "samples": x.cpu()}
+                common.save_atomic(chunk, names[k], f"-{env.rank}")
+    except KeyboardInterrupt as err:
+        what = "terminated (SIGTERM)" if isinstance(err, training.Terminated) else "interrupted"
         done = sum(name.exists() for name in names)
-        say(
-            f"\ninterrupted: {done} of {count} chunks are finished in {chunks}; rerun the same "
+        common.say(
+            f"\n{what}: {done} of {count} chunks are finished in {chunks}; rerun the same "
             "command to finish the others",
             file=sys.stderr,
         )
-        return 130
+        return 143 if isinstance(err, training.Terminated) else 130
     _barrier(env)  # every chunk is on disk
     if env.rank == 0:
-        x = torch.cat([torch.load(name, weights_only=True) for name in names])
-        if len(shape) == 3 and not meta.get("logit_transform"):
-            warn_if_absurd(x, 0.0, 1.0)  # pixels live in [0, 1]
-        _save_atomic(x, out / "samples.pt", env.rank)
-        if len(shape) == 3:
-            grid = to_images(x[:64], meta)
-            viz.save_image_grid(grid, out / "samples.png", scale=grid_scale(shape))
+        _finish(names, out, shape, logit)
         shutil.rmtree(chunks)
-    say(
+    common.say(
         f"{args.num_samples} samples in {time.perf_counter() - start:.1f} s -> {out / 'samples.pt'}"
         + (f", {out / 'samples.png'}" if len(shape) == 3 else "")
         + (f" ({env.world_size} processes)" if env.distributed else "")
@@ -262,98 +103,118 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_sampling_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--sampler",
-        choices=SAMPLERS,
-        default="annealed",
-        help="annealed: annealed Langevin (Algorithm 1, L·T calls); cas: consistent annealed "
-        "sampling (one call per level); pc: predictor-corrector for the VE SDE; ode: the "
-        "probability-flow ODE (deterministic); all on the model's own σ grid (default: what the "
-        "run recorded, else annealed)",
-    )
-    p.add_argument(
-        "--step-size",
-        type=positive_float_arg,
-        default=presets.OFFICIAL_STEP_SIZE,
-        help="Langevin ε in the paper's convention (default: what the run recorded, else 4e-5 = "
-        "the released code's step_lr 2e-5)",
-    )
-    p.add_argument(
-        "--steps-per-level",
-        type=positive_int_arg,
-        default=100,
-        help="T, Langevin steps per noise level (default: what the run recorded, else 100)",
-    )
-    p.add_argument(
-        "--num-steps",
-        type=positive_int_arg,
-        default=1000,
-        help="steps of plain Langevin for single-level models (default 1000)",
-    )
-    p.add_argument(
-        "--denoise",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="end with the denoising step x + σ_L² s(x, σ_L) (NCSNv2); default: what the run "
-        "recorded, else on for pc and ode, off for annealed and cas",
-    )
-    p.add_argument(
-        "--eta",
-        type=positive_float_arg,
-        default=None,
-        help="cas: the fraction η of Tweedie's step taken per level, 1 − γ ≤ η ≤ 1 for the "
-        "grid's ratio γ = σ_(i+1)/σ_i (default 1 − γ/2)",
-    )
-    p.add_argument(
-        "--snr", type=positive_float_arg, default=0.16, help="pc: corrector snr (default 0.16)"
-    )
-    p.add_argument(
-        "--corrector-steps",
-        type=non_negative_int_arg,
-        default=1,
-        help="pc: Langevin corrector steps per level (default 1; 0 = reverse diffusion only)",
-    )
-    p.add_argument(
-        "--solver",
-        choices=("heun", "euler"),
-        default="heun",
-        help="ode: Heun (2 calls a step) or Euler (1) (default heun)",
-    )
-    p.add_argument(
-        "--no-ema", action="store_true", help="use the raw weights instead of the EMA weights"
-    )
-    p.add_argument(
-        "--image-size",
-        type=positive_int_arg,
-        default=None,
-        help="image size for official checkpoints (default 32, or 28 for 1 channel)",
-    )
-    p.add_argument("--seed", type=seed_arg, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+def _finish(names: list[Path], out: Path, shape: tuple[int, ...], logit: bool) -> None:
+    """``samples.pt`` in the data's units (pixels in [0, 1] for a run in logit space too) and,
+    for images, the PNG grid of the first 64."""
+    x = torch.cat([torch.load(name, weights_only=True)["samples"] for name in names])
+    if logit:
+        x = common.to_images(x, logit=True)
+    elif len(shape) == 3 and (float(x.min()) < -10 or float(x.max()) > 11):
+        common.say(
+            f"warning: the samples lie in [{float(x.min()):.3g}, {float(x.max()):.3g}], far "
+            "outside the data range [0, 1]; the step size is probably too large (try a smaller "
+            "--step-size)",
+            file=sys.stderr,
+        )
+    common.save_atomic(x, out / "samples.pt")
+    if len(shape) == 3:
+        grid = common.to_images(x[:64], logit=False)
+        viz.save_image_grid(grid, out / "samples.png", scale=common.grid_scale(shape))
 
 
-def add_parser(sub: Any) -> None:
+def _chunk_folder(out: Path, manifest: dict[str, Any], env: training.DistEnv) -> Path:
+    """``out/chunks``, created with the run's manifest, or checked to hold this run's chunks."""
+    folder = out / "chunks"
+    file = folder / "manifest.json"
+    if file.exists():
+        try:
+            theirs = json.loads(file.read_text())
+        except (OSError, ValueError) as err:
+            raise common.CommandError(f"{file}: unreadable ({err}); remove {folder}") from err
+        if (theirs.get("checkpoint"), theirs.get("step")) != (
+            manifest["checkpoint"],
+            manifest["step"],
+        ):
+            raise common.CommandError(
+                f"{folder} holds chunks drawn from {theirs.get('checkpoint')} (step "
+                f"{theirs.get('step')}), not from {manifest['checkpoint']} (step {manifest['step']}); "
+                "remove it, or sample into another --output"
+            )
+        differ = sorted(k for k in manifest if theirs.get(k) != manifest[k])
+        if differ:
+            raise common.CommandError(
+                f"{folder} holds the chunks of a run with other settings ({', '.join(differ)} "
+                "differ); remove it, or sample into another --output"
+            )
+    elif env.rank == 0:
+        folder.mkdir(parents=True, exist_ok=True)
+        common.save_atomic(json.dumps(manifest, indent=1), file)
+    _barrier(env)  # rank 0 has written the manifest and created the folder
+    return folder
+
+
+def _unfinished(
+    names: list[Path], mine: range, args: argparse.Namespace, shape: tuple[int, ...]
+) -> list[int]:
+    """This process's chunks still to draw; a finished one must be the chunk its name says."""
+    todo = []
+    for k in mine:
+        if not names[k].exists():
+            todo.append(k)
+            continue
+        try:
+            chunk = torch.load(names[k], weights_only=True)
+        except Exception as err:  # torn by a failing disk or a copy: drawn again
+            common.say(
+                f"note: {names[k].name} is unreadable ({type(err).__name__}); it is drawn again"
+            )
+            todo.append(k)
+            continue
+        n = min(args.batch_size, args.num_samples - k * args.batch_size)
+        want = {"index": k, "seed": chunk_seed(args.seed, k), "shape": (n, *shape)}
+        got = chunk if isinstance(chunk, dict) else {}
+        samples = got.get("samples")
+        got = {**got, "shape": tuple(samples.shape) if isinstance(samples, Tensor) else None}
+        if any(got.get(key) != value for key, value in want.items()):
+            raise common.CommandError(
+                f"{names[k]}: holds chunk {got.get('index')} (seed {got.get('seed')}, shape "
+                f"{got.get('shape')}), not chunk {k} of this run (seed {want['seed']}, shape "
+                f"{want['shape']}): a copied or renamed file; remove it and rerun"
+            )
+    return todo
+
+
+def _total(count: int, env: training.DistEnv, device: torch.device) -> int:
+    """``count`` summed over the processes of the job."""
+    if not env.distributed:
+        return count
+    total = torch.tensor([count], device=device)
+    torch.distributed.all_reduce(total)
+    return int(total)
+
+
+def _barrier(env: training.DistEnv) -> None:
+    if env.distributed:
+        torch.distributed.barrier()
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register ``ncsn sample``."""
-    s = sub.add_parser(
+    s: argparse.ArgumentParser = sub.add_parser(
         "sample",
-        help="draw samples from a checkpoint",
-        description="Sample from one of our checkpoints or an official one with annealed Langevin "
+        help="draw samples from a trained model",
+        description="Sample from a run of ours or an official checkpoint with annealed Langevin "
         "dynamics, consistent annealed sampling, predictor-corrector or the probability-flow ODE.",
     )
-    s.add_argument(
-        "checkpoint",
-        help="a checkpoint file or a training folder (newest checkpoint), or an official checkpoint.pth",
-    )
-    s.add_argument("--num-samples", type=positive_int_arg, default=64)
+    s.add_argument("--num-samples", type=common.positive_int_arg, default=64)
     s.add_argument(
         "--batch-size",
-        type=positive_int_arg,
+        type=common.positive_int_arg,
         default=256,
         help="samples drawn together; each such chunk has its own seed, so the samples depend on "
         "--seed and --batch-size, not on the number of processes (default 256)",
     )
     s.add_argument("--output", default="samples")
-    add_sampling_options(s)
+    common.add_sampling_options(s)
     s.set_defaults(run=_cmd_sample)
+    return s
