@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import pickle
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NamedTuple
 
+import numpy as np
 import pytest
 import torch
 
@@ -25,6 +31,7 @@ from ncsn.training import (
     model_weights,
     save_checkpoint,
 )
+from ncsn.training import checkpoints as checkpoints_module
 
 SAVE_LOOP = Path(__file__).parent / "_scripts" / "save_loop.py"
 
@@ -191,6 +198,105 @@ def test_a_failed_save_leaves_no_temporary_and_keeps_the_old_file(
     monkeypatch.undo()
     assert load_checkpoint(path)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_a_full_disk_is_one_oserror_and_leaves_no_temporary_faked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch's zip writer reports a full disk as a RuntimeError about file positions."""
+    path = save_checkpoint(checkpoint_path(tmp_path, 1), {"step": 1})
+
+    def full_disk_save(obj: object, f: Any) -> None:
+        f.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    monkeypatch.setattr(torch, "save", full_disk_save)
+    monkeypatch.setattr(checkpoints_module.shutil, "disk_usage", lambda folder: _Usage(0))
+    with pytest.raises(OSError) as info:
+        save_checkpoint(checkpoint_path(tmp_path, 2), {"step": 2}, keep=1)
+    assert info.value.errno == errno.ENOSPC
+    message = str(info.value)
+    assert len(message.splitlines()) == 1 and "no space left" in message
+    assert "checkpoint-00000002.pt" in message and "earlier checkpoints are intact" in message
+    # with room on the disk, the same error is torch's own, not a disguised full disk
+    monkeypatch.setattr(checkpoints_module.shutil, "disk_usage", lambda folder: _Usage(2**30))
+    with pytest.raises(RuntimeError, match="unexpected pos"):
+        save_checkpoint(checkpoint_path(tmp_path, 2), {"step": 2}, keep=1)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    assert load_checkpoint(path)["step"] == 1
+
+
+class _Usage(NamedTuple):
+    free: int
+
+
+@contextlib.contextmanager
+def _small_tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``folder`` (needs root), unmounted afterwards."""
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root and mount(8); the faked test runs instead")
+    folder.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"this machine does not allow mounting a tmpfs: {done.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_really_full_disk_is_one_oserror_and_keeps_the_earlier_checkpoints(
+    tmp_path: Path,
+) -> None:
+    with _small_tmpfs(tmp_path / "small", "64k") as folder:
+        first = save_checkpoint(checkpoint_path(folder, 1), {"step": 1, "w": torch.ones(1000)})
+        with pytest.raises(OSError) as info:
+            save_checkpoint(checkpoint_path(folder, 2), {"step": 2, "w": torch.ones(100_000)})
+        assert info.value.errno == errno.ENOSPC and len(str(info.value).splitlines()) == 1
+        assert [p.name for p in folder.iterdir()] == [first.name]  # no temporary file left
+        assert torch.equal(load_checkpoint(first)["w"], torch.ones(1000))
+
+
+def test_a_trainer_on_a_full_disk_stops_with_one_oserror(tmp_path: Path) -> None:
+    schedule = ncsn.GeometricSchedule(2.0, 0.1, 4)
+    net = ncsn.nets.ScoreMLP(2, hidden=512, sigmas=schedule.sigmas)  # checkpoints of ~4 MB
+    with _small_tmpfs(tmp_path / "small", "256k") as folder:
+        trainer = ncsn.training.Trainer(
+            net,
+            ncsn.losses.DenoisingScoreMatching(schedule),
+            torch.rand(16, 2),
+            batch_size=8,
+            seed=0,
+            output=ncsn.training.Output(folder, progress=False),
+        )
+        with pytest.raises(OSError) as info:
+            trainer.fit(2)
+        assert info.value.errno == errno.ENOSPC and "no space left" in str(info.value)
+        assert not list(folder.glob("*.pt")) and not list(folder.glob(".tmp-*"))
+
+
+def test_no_error_repeats_torchs_advice_to_load_with_weights_only_false(tmp_path: Path) -> None:
+    files = {
+        "module.pt": lambda f: torch.save(torch.nn.Linear(2, 2), f),
+        "legacy.pt": lambda f: torch.save({"x": _Evil()}, f, _use_new_zipfile_serialization=False),
+        "array.pt": lambda f: torch.save({"x": np.arange(3, dtype=object)}, f),
+        "pickle.pt": lambda f: f.write_bytes(pickle.dumps({"x": _Evil()})),
+        "slice.pt": lambda f: torch.save({"x": slice(1, 2)}, f),
+    }
+    for name, write in files.items():
+        path = tmp_path / name
+        write(path)
+        with pytest.raises(CheckpointError) as info:
+            load_checkpoint(path)
+        message = str(info.value)
+        assert len(message.splitlines()) == 1, (name, message)
+        for advice in ("weights_only=False", "False", "safe_globals", "trust"):
+            assert advice not in message, (name, message)
 
 
 def _read_until(proc: subprocess.Popen[str], prefix: str, deadline: float) -> int:

@@ -107,7 +107,12 @@ def test_only_rank_zero_writes_logs_and_checkpoints(ddp_run: Path) -> None:
     for loss_name in ("dsm", "ssm"):
         folder = ddp_run / loss_name
         names = sorted(p.name for p in folder.iterdir())
-        assert names == ["checkpoint-00000003.pt", "checkpoint-00000006.pt", "metrics.jsonl"]
+        assert names == [
+            "checkpoint-00000003.pt",
+            "checkpoint-00000006.pt",
+            "metrics.jsonl",
+            "run.json",
+        ]
         lines = (folder / "metrics.jsonl").read_text().splitlines()
         steps = [int(line.split('"step": ')[1].split(",")[0]) for line in lines]
         assert steps == [2, 3, 4, 6]  # each record once: log_every=2 plus the checkpoint at 3

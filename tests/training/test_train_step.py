@@ -161,6 +161,28 @@ def test_micro_batches_take_one_step_on_the_mean_of_their_losses() -> None:
     _assert_same(opt_mine.state_dict(), opt_theirs.state_dict(), "optimizer")
 
 
+def test_the_backward_to_call_gets_each_weighted_loss() -> None:
+    seen: list[Tensor] = []
+
+    def backward(value: Tensor) -> None:  # what accelerator.backward is called with
+        seen.append(value.detach())
+        value.backward()
+
+    def parts() -> list[MicroBatch]:
+        x = _batch(0)
+        return [
+            MicroBatch(x[:16], torch.Generator().manual_seed(1)),
+            MicroBatch(x[16:], torch.Generator().manual_seed(2)),
+        ]
+
+    mine, theirs = _mlp(), _mlp()
+    train_step(mine, DSM, torch.optim.SGD(mine.parameters(), lr=0.1), parts(), backward=backward)
+    train_step(theirs, DSM, torch.optim.SGD(theirs.parameters(), lr=0.1), parts())
+    _assert_same(mine.state_dict(), theirs.state_dict(), "model")
+    expected = [0.5 * DSM(_mlp(), p.x, generator=p.generator).detach() for p in parts()]
+    assert len(seen) == 2 and all(torch.equal(a, b) for a, b in zip(seen, expected, strict=True))
+
+
 def test_a_grad_scaler_scales_every_micro_batch() -> None:
     mine, theirs = _mlp(), _mlp()
     opt_mine = torch.optim.SGD(mine.parameters(), lr=1e-2)
@@ -222,6 +244,8 @@ def test_micro_batches_are_checked() -> None:
         train_step(model, DSM, optimizer, [])
     with pytest.raises(ValueError, match="weight must be positive"):
         train_step(model, DSM, optimizer, [part], weight=0.0)
+    with pytest.raises(TypeError, match="backward must be callable"):
+        train_step(model, DSM, optimizer, [part], backward=3)  # type: ignore[arg-type]
 
 
 class _SyncWatch(TorchFunctionMode):

@@ -544,8 +544,14 @@ def test_restore_rejects_checkpoints_that_do_not_fit(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"shards=1 but this Trainer has shards=2"):
         trainer(shards=2).restore(tmp_path / "plain")
     trainer(data=toy_data(40), output=quiet(tmp_path / "big"), batch_size=12).fit(3)  # offset 36
-    with pytest.raises(CheckpointError, match=r"data position \(epoch=0, offset=36\) does not fit"):
+    with pytest.raises(CheckpointError, match=r"data holds 20 examples .* trained on 40 examples"):
         trainer(data=toy_data(20), batch_size=12).restore(tmp_path / "big")
+    # a checkpoint of the old layout records no data: its position is what can be checked
+    old = load_checkpoint(tmp_path / "big")
+    del old["data_fingerprint"]
+    ncsn.training.save_checkpoint(tmp_path / "old.pt", old)
+    with pytest.raises(CheckpointError, match=r"data position \(epoch=0, offset=36\) does not fit"):
+        trainer(data=toy_data(20), batch_size=12).restore(tmp_path / "old.pt")
     with pytest.raises(FileNotFoundError):
         trainer().restore(tmp_path / "missing")
 

@@ -5,13 +5,13 @@
 * :func:`train_step` — one optimiser step over a batch or its :class:`MicroBatch` es (the kernel
   for one's own loop), returning a :class:`StepResult`; its halves :func:`accumulate_gradients`
   and :func:`apply_update`.
-* :class:`EMA` — exponential moving average of the weights.
+* :class:`EMA` — exponential moving average of the weights (an ``nn.Module``).
 * :func:`save_checkpoint`, :func:`load_checkpoint`, :func:`latest_checkpoint` — atomic files
   read with ``torch.load(weights_only=True)``; :class:`CheckpointError` for unusable files;
   :func:`read_file` for any other ``.pt`` file, :func:`state_dict_mismatch` to say in one line
   why weights do not fit a model.
-* :mod:`~ncsn.training.interrupts` — Ctrl-C and SIGTERM as exceptions (:class:`Terminated`),
-  held back while a state changes.
+* :func:`interruptible` — Ctrl-C and SIGTERM as exceptions (:class:`Terminated`) in a block, e.g.
+  a program's set-up; :mod:`~ncsn.training.interrupts` also holds them back.
 * :func:`distributed_env` — rank, world size and local rank under ``torchrun``;
   :func:`init_process_group` joins the job's process group.
 
@@ -43,7 +43,7 @@ from ncsn.training.checkpoints import (
 )
 from ncsn.training.distributed import DistEnv, distributed_env, init_process_group
 from ncsn.training.ema import EMA
-from ncsn.training.interrupts import Terminated
+from ncsn.training.interrupts import Terminated, interruptible
 from ncsn.training.run import NonFiniteLossError
 from ncsn.training.settings import Evaluation, Output
 from ncsn.training.step import (
@@ -76,6 +76,7 @@ __all__ = [
     "checkpoint_path",
     "distributed_env",
     "init_process_group",
+    "interruptible",
     "interrupts",
     "latest_checkpoint",
     "list_checkpoints",

@@ -1,8 +1,9 @@
-"""Counter-based seeds and the three kinds of training data: what each step draws, and the
-held-out batch (private to :mod:`ncsn.training`)."""
+"""Counter-based seeds and the three kinds of training data: what each step draws, the held-out
+batch, and the fingerprint of a finite dataset (private to :mod:`ncsn.training`)."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -114,6 +115,7 @@ class Source:
         self._gens: list[torch.Generator] = []  # one per part of a batch on this process
         self.device, self.dtype = torch.device("cpu"), torch.get_default_dtype()
         self.transform: BatchTransform | None = None
+        self._record: dict[str, Any] | None = None
 
     @property
     def indexed(self) -> bool:
@@ -219,16 +221,40 @@ class Source:
             raise RuntimeError("this process has no shard of the batch")
         return parts, position
 
+    def record(self) -> dict[str, Any] | None:
+        """What identifies a finite dataset cheaply (``None`` for a sampler): its ``length``, the
+        ``shape`` of one example and a ``fingerprint``, a hash of the values (in float64, so not
+        of their dtype) and shapes of up to 64 examples at fixed, evenly strided indices."""
+        if not self.indexed:
+            return None
+        if self._record is None:
+            n = len(self)
+            index = torch.linspace(0, n - 1, min(n, 64), dtype=torch.float64).round().long()
+            digest = hashlib.sha256()
+            shape: list[int] = []
+            for i in index.tolist():
+                example = self.example(i)
+                shape = list(example.shape)
+                digest.update(repr(shape).encode())
+                flat = example.detach().to("cpu", torch.float64).contiguous().reshape(-1)
+                digest.update(flat.numpy().tobytes())
+            self._record = {"length": n, "shape": shape, "fingerprint": digest.hexdigest()[:16]}
+        return self._record
+
     def state(self) -> dict[str, int]:
         return {"epoch": self.epoch, "offset": self.offset} if self.indexed else {}
 
-    def load_state(self, state: dict[str, int], where: str) -> None:
+    def load_state(self, state: dict[str, int], where: str, *, restart: bool = False) -> None:
+        """Take a saved position; with ``restart``, one beyond the (changed) data starts the next
+        epoch."""
         if not self.indexed:
             return
         try:
             epoch, offset = int(state["epoch"]), int(state["offset"])
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{where}: bad data position {state!r}") from err
+        if restart and epoch >= 0 and offset >= len(self):
+            epoch, offset = epoch + 1, 0
         if not (epoch >= 0 and 0 <= offset < len(self)):
             raise ValueError(
                 f"{where}: data position (epoch={epoch}, offset={offset}) does not fit "

@@ -12,9 +12,11 @@ plus the new one, never a torn file under a checkpoint name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
+import shutil
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -188,6 +190,15 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _out_of_space(folder: Path) -> bool:
+    """Whether the file system of ``folder`` is full (less than one MiB left), read before the
+    temporary file of a failed write is removed."""
+    try:
+        return shutil.disk_usage(folder).free < 2**20
+    except OSError:
+        return False
+
+
 def save_checkpoint(
     path: str | os.PathLike[str], checkpoint: Mapping[str, Any], *, keep: int | None = None
 ) -> Path:
@@ -213,7 +224,8 @@ def save_checkpoint(
         IsADirectoryError: ``path`` is a folder.
         OSError: the folder of ``path`` cannot be created or written to (the subclass of the
             failure, e.g. :class:`PermissionError` or :class:`NotADirectoryError`), checked
-            before anything is written.
+            before anything is written; a full disk (``errno.ENOSPC``, one line), after which
+            no temporary file is left and the earlier checkpoints are untouched.
 
     Example:
         >>> import tempfile
@@ -253,9 +265,16 @@ def save_checkpoint(
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as err:
+        full = isinstance(err, (OSError, RuntimeError)) and _out_of_space(folder)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        if full:  # torch's zip writer reports a full disk as a RuntimeError about positions
+            raise OSError(
+                errno.ENOSPC,
+                f"no space left on the device of {str(folder)!r} to write {target.name}; "
+                "nothing was written and the earlier checkpoints are intact",
+            ) from None
         raise
     _fsync_dir(folder)
     if keep is not None:
@@ -277,7 +296,7 @@ def _reason(err: BaseException) -> str:
     the name of the object the file wanted.
     """
     text = _ANSI.sub("", str(err))
-    if "weights only" in text.lower() or "WeightsUnpickler" in text:
+    if "weights only" in text.lower() or "weights_only" in text or "WeightsUnpickler" in text:
         found = _GLOBAL.search(text)
         wanted = found.group(1) if found else "a Python object"
         return (
@@ -395,8 +414,9 @@ def load_checkpoint(
     Raises:
         FileNotFoundError: if ``path`` does not exist or a folder holds no checkpoint.
         CheckpointError: if the file is truncated, corrupt (every stored CRC-32 is checked),
-            needs unpickling of arbitrary objects, or is not an ``ncsn`` training checkpoint
-            (e.g. an official ``[model, optimizer]`` list: load those with the network loaders).
+            needs unpickling of arbitrary objects, is not an ``ncsn`` training checkpoint (e.g.
+            an official ``[model, optimizer]`` list: load those with the network loaders), or
+            is named ``checkpoint-{N}.pt`` but records another step (renamed).
 
     Example:
         >>> import tempfile
@@ -423,6 +443,13 @@ def load_checkpoint(
     if obj.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{source}: expected format={CHECKPOINT_FORMAT!r}; got format={obj.get('format')!r}"
+        )
+    named, step = _NAME.match(source.name), obj.get("step")
+    if named and type(step) is int and step != int(named.group(1)):
+        raise CheckpointError(
+            f"{source}: records step {step} but its name says step {int(named.group(1))} (a "
+            f"renamed file); rename it back to {checkpoint_path(source.parent, step).name} or "
+            "move it out of the folder"
         )
     return obj
 

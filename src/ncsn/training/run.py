@@ -1,14 +1,18 @@
 """A training run's state and folder: what a checkpoint of it holds, whether a checkpoint fits a
 trainer and restoring one, whether a state is finite, and the rules of the run folder.
 
-A run folder holds ``checkpoint-{step:08d}.pt`` files, ``metrics.jsonl`` and ``tensorboard/``;
-writing into a folder whose newest checkpoint this trainer did not write or restore is refused.
+A run folder holds ``checkpoint-{step:08d}.pt`` files, ``metrics.jsonl``, ``tensorboard/`` and
+``run.json``, which names the run (a random id that every checkpoint of the run records too):
+restoring a checkpoint of another run into the folder is refused, as is writing into a folder
+whose newest checkpoint this trainer did not write or restore.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -22,16 +26,23 @@ from ncsn.training.checkpoints import latest_checkpoint, state_dict_mismatch
 from ncsn.training.ema import EMA
 
 __all__ = [
+    "RUN_FILE",
     "NonFiniteLossError",
     "Restored",
     "RunParts",
     "check_finite",
     "check_fits",
     "check_folder",
+    "check_run",
+    "claim_folder",
     "first_non_finite",
+    "read_run_id",
     "restore_state",
     "training_state",
 ]
+
+RUN_FILE = "run.json"
+"""The file of a run folder that names its run: ``{"run_id": "..."}``."""
 
 # The parts of a training state that must be finite, and how errors name them when they are not.
 STATE_PARTS = {
@@ -105,6 +116,15 @@ def check_finite(state: Mapping[str, Any], step: int, device: torch.device) -> N
         )
 
 
+def _record_text(record: Mapping[str, Any] | None) -> str:
+    if record is None:
+        return "a sampler (no examples to count)"
+    return (
+        f"{record['length']} examples of shape {list(record['shape'])} "
+        f"(fingerprint {record['fingerprint']})"
+    )
+
+
 def check_fits(
     checkpoint: Mapping[str, Any],
     where: str | os.PathLike[str],
@@ -113,20 +133,32 @@ def check_fits(
     ema_rate: float | None,
     batch_size: int,
     shards: int | None,
+    data: Mapping[str, Any] | None,
+    check_data: bool = True,
 ) -> None:
     """Raise :class:`~ncsn.training.CheckpointError` naming both values where a checkpoint's
     recorded run differs from a trainer's: resuming then would not continue that run.
 
-    Checked in order: the model's weights; the EMA (present or not, and its rate);
-    ``batch_size``; ``shards`` (unless ``None``).
+    Checked in order: the data (``data`` is the trainer's data record, ``None`` for a sampler;
+    unless ``check_data`` is false), so that a changed channel count names the data and not a
+    weight; the model's weights; the EMA (present or not, and its rate); ``batch_size``;
+    ``shards`` (unless ``None``). Checkpoints written before the data was recorded skip its
+    check.
 
     Example:
         >>> net = ncsn.nets.ScoreMLP(2, 8)
         >>> checkpoint = {"model": net.state_dict(), "ema": None, "ema_rate": None,
         ...               "batch_size": 128, "shards": 1}
         >>> ncsn.training.run.check_fits(checkpoint, "c.pt", model=net, ema_rate=None,
-        ...                              batch_size=128, shards=None)
+        ...                              batch_size=128, shards=None, data=None)
     """
+    saved = checkpoint.get("data_fingerprint")
+    if check_data and "data_fingerprint" in checkpoint and saved != data:
+        raise CheckpointError(
+            f"{where}: the data changed since this checkpoint: data holds {_record_text(data)}; "
+            f"the run was trained on {_record_text(saved)}. Continue on the new data knowingly "
+            "with restore(..., allow_data_change=True)"
+        )
     mismatch = state_dict_mismatch(model, checkpoint["model"])
     if mismatch is not None:
         raise CheckpointError(
@@ -154,6 +186,69 @@ def check_fits(
         raise CheckpointError(f"{where}: bad shards={saved_shards!r} for batch_size={batch_size}")
 
 
+def read_run_id(folder: str | os.PathLike[str]) -> str | None:
+    """The run id that ``folder/run.json`` names, or ``None`` without a readable one.
+
+    Example:
+        >>> print(ncsn.training.run.read_run_id("no/such/folder"))
+        None
+    """
+    try:
+        record = json.loads((Path(folder) / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    run_id = record.get("run_id") if isinstance(record, dict) else None
+    return run_id if isinstance(run_id, str) else None
+
+
+def claim_folder(folder: str | os.PathLike[str], run_id: str) -> None:
+    """Write ``folder/run.json`` naming ``run_id`` (atomically) unless it already does.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as run:
+        ...     ncsn.training.run.claim_folder(run, "0123abcd")
+        ...     ncsn.training.run.read_run_id(run)
+        '0123abcd'
+    """
+    path = Path(folder) / RUN_FILE
+    if read_run_id(folder) == run_id:
+        return
+    tmp = path.with_name(f".tmp-{RUN_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+    tmp.write_text(json.dumps({"run_id": run_id}) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def check_run(
+    checkpoint: Mapping[str, Any],
+    path: str | os.PathLike[str],
+    output_folder: Path | None = None,
+) -> None:
+    """Raise :class:`~ncsn.training.CheckpointError` when ``checkpoint`` (read from ``path``, a
+    file or a run folder) records another run than its own folder or ``output_folder`` names in
+    ``run.json``: it was copied in from another run, and continuing it there would prune that
+    folder's checkpoints and mix its ``metrics.jsonl``.
+
+    Example:
+        >>> ncsn.training.run.check_run({"run_id": "0123abcd"}, "runs/a/checkpoint-00000100.pt")
+    """
+    run_id = checkpoint.get("run_id")
+    if run_id is None:  # written before checkpoints recorded their run
+        return
+    source = Path(path).expanduser()
+    folders = [source if source.is_dir() else source.parent]
+    if output_folder is not None:
+        folders.append(output_folder)
+    for folder in folders:
+        other = read_run_id(folder)
+        if other is not None and other != run_id:
+            raise CheckpointError(
+                f"{path}: the checkpoint is of run {run_id}, but {str(folder)!r} holds run "
+                f"{other} (its {RUN_FILE}): it comes from another run; restore it with that "
+                "run's folder as the output folder, or a new one"
+            )
+
+
 def check_folder(folder: Path, step: int, *, own: int) -> None:
     """Refuse (:class:`FileExistsError`) to write a trainer at ``step`` into a ``folder`` whose
     newest checkpoint belongs to another run: one of a later step, or of this step unless it is
@@ -177,6 +272,11 @@ def check_folder(folder: Path, step: int, *, own: int) -> None:
         )
 
 
+def new_run_id() -> str:
+    """A fresh random run id (16 hex digits)."""
+    return secrets.token_hex(8)
+
+
 class RunParts(Protocol):
     """The parts of a run that its checkpoints hold, as a :class:`~ncsn.training.Trainer` has
     them (its public attributes)."""
@@ -184,6 +284,7 @@ class RunParts(Protocol):
     step: int
     seed: int
     seconds: float
+    run_id: str
     model: nn.Module
     optimizer: torch.optim.Optimizer
     ema: EMA | None
@@ -202,8 +303,10 @@ def training_state(run: RunParts) -> dict[str, Any]:
     Keys: ``step``, ``model`` (the plain model's ``state_dict``, never a wrapper's),
     ``optimizer``, ``ema`` (the averaged model's ``state_dict``, or ``None``), ``ema_rate``,
     ``rng`` (``{"seed": …}``: all randomness derives from the seed and the step), ``data`` (the
-    position ``{"epoch", "offset"}`` of an indexed source), ``batch_size``, ``shards``,
-    ``seconds``, ``autocast_dtype``, ``compile``, ``scaler``, ``config``, ``torch_version``.
+    position ``{"epoch", "offset"}`` of an indexed source), ``data_fingerprint`` (its
+    ``length``, example ``shape`` and ``fingerprint``; ``None`` for a sampler), ``batch_size``,
+    ``shards``, ``seconds``, ``autocast_dtype``, ``compile``, ``scaler``, ``config``,
+    ``run_id``, ``torch_version``.
 
     Example:
         >>> schedule = ncsn.GeometricSchedule(2.0, 0.1, 4)
@@ -211,8 +314,8 @@ def training_state(run: RunParts) -> dict[str, Any]:
         >>> trainer = ncsn.training.Trainer(net, ncsn.losses.DenoisingScoreMatching(schedule),
         ...                                 torch.rand(16, 2), batch_size=8, seed=0)
         >>> state = ncsn.training.run.training_state(trainer)
-        >>> state["step"], state["data"]
-        (0, {'epoch': 0, 'offset': 0})
+        >>> state["step"], state["data_fingerprint"]["length"]
+        (0, 16)
     """
     return {
         "step": run.step,
@@ -222,6 +325,7 @@ def training_state(run: RunParts) -> dict[str, Any]:
         "ema_rate": None if run.ema is None else run.ema.rate,
         "rng": {"seed": run.seed, "derivation": "splitmix64(seed, stream, counters)"},
         "data": run.data.state(),
+        "data_fingerprint": run.data.record(),
         "batch_size": run.batch_size,
         "shards": run.shards,
         "seconds": run.seconds,
@@ -229,17 +333,20 @@ def training_state(run: RunParts) -> dict[str, Any]:
         "compile": run.compile,
         "scaler": None if run.scaler is None else run.scaler.state_dict(),
         "config": run.config,
+        "run_id": run.run_id,
         "torch_version": str(torch.__version__),
     }
 
 
 class Restored(NamedTuple):
-    """Where a restored run stands: its ``step``, ``seed``, training ``seconds`` and ``shards``."""
+    """Where a restored run stands: its ``step``, ``seed``, training ``seconds``, ``shards`` and
+    ``run_id`` (``None`` for checkpoints written before runs had ids)."""
 
     step: int
     seed: int
     seconds: float
     shards: int
+    run_id: str | None
 
 
 def restore_state(
@@ -248,6 +355,7 @@ def restore_state(
     run: RunParts,
     *,
     check_shards: bool = True,
+    allow_data_change: bool = False,
 ) -> Restored:
     """Check that ``checkpoint`` fits ``run`` (:func:`check_fits`; ``shards`` only with
     ``check_shards``), then load it into the run's model, optimizer, EMA, gradient scaler and
@@ -273,6 +381,8 @@ def restore_state(
             ema_rate=None if run.ema is None else run.ema.rate,
             batch_size=run.batch_size,
             shards=run.shards if check_shards else None,
+            data=run.data.record(),
+            check_data=not allow_data_change,
         )
         run.model.load_state_dict(checkpoint["model"])
         run.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -280,12 +390,13 @@ def restore_state(
             run.ema.load_state_dict(checkpoint["ema"])
         if run.scaler is not None and checkpoint.get("scaler") is not None:
             run.scaler.load_state_dict(checkpoint["scaler"])
-        run.data.load_state(checkpoint["data"], str(where))
+        run.data.load_state(checkpoint["data"], str(where), restart=allow_data_change)
         return Restored(
             int(checkpoint["step"]),
             int(checkpoint["rng"]["seed"]),
             float(checkpoint["seconds"]),
             int(checkpoint["shards"]),
+            checkpoint.get("run_id"),
         )
     except (KeyError, TypeError, RuntimeError, ValueError) as err:
         if isinstance(err, CheckpointError):

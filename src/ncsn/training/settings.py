@@ -18,8 +18,8 @@ class Output:
     """Where a :class:`~ncsn.training.Trainer` writes, and how often.
 
     Attributes:
-        folder: the run folder for checkpoints, ``metrics.jsonl`` and TensorBoard files;
-            ``None`` writes nothing.
+        folder: the run folder for checkpoints, ``metrics.jsonl``, ``run.json`` and TensorBoard
+            files; ``None`` writes nothing.
         checkpoint_every: steps between checkpoints (``None``: only at the end of ``fit``).
         keep: how many of the newest checkpoints to keep.
         log_every: steps between metric records and progress-bar loss updates; also how often

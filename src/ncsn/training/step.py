@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -34,6 +34,9 @@ __all__ = [
     "check_optimizer_params",
     "train_step",
 ]
+
+Backward = Callable[[Tensor], object]
+"""What backpropagates a loss: ``torch.autograd.backward``, or e.g. ``accelerator.backward``."""
 
 # (id(model), id(optimizer)) pairs whose parameters were checked to overlap: the check is a
 # Python loop over the parameters, done once per pair rather than at every step. An id reused
@@ -152,11 +155,12 @@ def accumulate_gradients(
     *,
     weight: float | None = None,
     scaler: torch.amp.GradScaler | None = None,
+    backward: Backward | None = None,
 ) -> Tensor:
     r"""Backpropagate ``weight`` × the loss of each micro-batch, adding to the gradients.
 
     For each part :math:`k` in order, :math:`\ell_k = \mathrm{loss}(s_\theta, x_k)` with the
-    part's generator, then backpropagate ``weight * ℓ_k`` (``scaler.scale(...)`` of it with a
+    part's generator, then ``backward(weight * ℓ_k)`` (``scaler.scale(...)`` of it with a
     scaler). Under ``DistributedDataParallel`` (found inside any :mod:`ncsn.nets` wrapper) all
     but the last part run in ``no_sync()``: the last backward all-reduces the accumulated
     gradients once. The gradients are not zeroed first.
@@ -169,13 +173,15 @@ def accumulate_gradients(
         weight: what each part's loss is multiplied by before its backward; default
             ``1 / len(parts)`` (the gradient of the parts' mean).
         scaler: a :class:`torch.amp.GradScaler` for float16 autocast.
+        backward: called with each weighted (and scaled) loss; default
+            :func:`torch.autograd.backward`. Pass ``accelerator.backward`` under Accelerate.
 
     Returns:
         The 0-d detached sum of the parts' unweighted losses, on the device.
 
     Raises:
-        TypeError: a ``parts`` entry that is not a ``MicroBatch``; a ``loss`` that is not
-            callable; a loss value that is not a real floating tensor.
+        TypeError: a ``parts`` entry that is not a ``MicroBatch``; a ``backward`` or ``loss``
+            that is not callable; a loss value that is not a real floating tensor.
         ValueError: ``weight`` not positive; a loss value that is not 0-d or has no gradient.
 
     Example:
@@ -190,9 +196,12 @@ def accumulate_gradients(
     """
     if not callable(loss):
         raise TypeError(f"loss must be a callable ScoreLoss; got {loss!r}")
+    if backward is not None and not callable(backward):
+        raise TypeError(f"backward must be callable or None; got {backward!r}")
     _check_scaler(scaler)
     parts = _micro_batches(parts)
     weight = 1.0 / len(parts) if weight is None else positive_float(weight, "weight")
+    backward = torch.autograd.backward if backward is None else backward
     ddp = unwrap(model)
     values = []
     for k, (x, generator) in enumerate(parts):
@@ -206,7 +215,7 @@ def accumulate_gradients(
             values.append(value.detach())
             if weight != 1.0:
                 value = value * weight
-            torch.autograd.backward(value if scaler is None else scaler.scale(value))
+            backward(value if scaler is None else scaler.scale(value))
     return functools.reduce(operator.add, values)
 
 
@@ -285,6 +294,7 @@ def train_step(
     max_grad_norm: float | None = None,
     ema: EMA | None = None,
     scaler: torch.amp.GradScaler | None = None,
+    backward: Backward | None = None,
     weight: float | None = None,
 ) -> StepResult:
     r"""One optimiser step of ``loss`` on the batch ``x`` (or on its micro-batches).
@@ -314,6 +324,8 @@ def train_step(
         max_grad_norm: clip the total gradient norm to this value.
         ema: an :class:`~ncsn.training.EMA` of ``model`` to update after the optimizer step.
         scaler: a :class:`torch.amp.GradScaler` for float16 autocast (bfloat16 needs none).
+        backward: what backpropagates each loss; default :func:`torch.autograd.backward`.
+            ``accelerator.backward`` under Accelerate (its scaling and accumulation).
         weight: each micro-batch's loss factor (default ``1 / len(parts)``, their mean).
 
     Returns:
@@ -364,6 +376,8 @@ def train_step(
     if not callable(getattr(optimizer, "zero_grad", None)):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer; got {optimizer!r}")
     optimizer.zero_grad(set_to_none=True)
-    total = accumulate_gradients(model, loss, parts, weight=weight, scaler=scaler)
+    total = accumulate_gradients(
+        model, loss, parts, weight=weight, scaler=scaler, backward=backward
+    )
     grad_norm = apply_update(model, optimizer, max_grad_norm=max_grad_norm, ema=ema, scaler=scaler)
     return StepResult(total * weight if weight != 1.0 else total, grad_norm)

@@ -39,6 +39,9 @@ from ncsn.training.ema import EMA, check_rate
 from ncsn.training.run import (
     check_finite,
     check_folder,
+    check_run,
+    claim_folder,
+    new_run_id,
     restore_state,
     training_state,
 )
@@ -185,6 +188,7 @@ class Trainer:
         fp16 = autocast_dtype == torch.float16
         self.scaler = torch.amp.GradScaler(self.device.type) if fp16 else None
         self.seed = seed if seed is not None else shared_seed(self.device, self.env)
+        self.run_id = new_run_id()  # a restored run's replaces it
         self.step, self.seconds = 0, 0.0  # seconds: training time over all runs, for the logs
         self.last_eval_loss: float | None = None
         self._saved_step, self._closed = -1, False
@@ -261,6 +265,7 @@ class Trainer:
         if out.path is not None and self.is_main:
             check_folder(out.path, self.step, own=self._saved_step)
             truncate_metrics(out.path / METRICS_FILE, self.step)
+            claim_folder(out.path, self.run_id)
         start, seconds_before, loss = time.perf_counter(), self.seconds, math.nan
         window = LossWindow(out.log_every, distributed=self._ddp is not None)
         logs = Logs(out, self._writer_cls, step=self.step, steps=steps, active=self.is_main)
@@ -306,6 +311,7 @@ class Trainer:
                 raise ValueError("save() needs a path when the Trainer has no output folder")
             if self.is_main:
                 check_folder(self.output.path, self.step, own=self.step)
+                claim_folder(self.output.path, self.run_id)
             path = checkpoint_path(self.output.path, self.step)
         self._saved_step = self.step
         if not self.is_main:
@@ -315,23 +321,31 @@ class Trainer:
         with interrupts.held():  # a signal inside torch.save would break the file and hide itself
             return save_checkpoint(path, state, keep=self.output.keep)
 
-    def restore(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+    def restore(
+        self, path: str | os.PathLike[str], *, allow_data_change: bool = False
+    ) -> dict[str, Any]:
         """Continue a checkpoint's run (a file, or a folder's newest) with the same parts and data.
 
         Args:
             path: a checkpoint file or a run folder.
+            allow_data_change: continue although the data changed (length, example shape or
+                content); a data position beyond the new data starts the next epoch.
 
         Returns:
             The checkpoint dict (e.g. its ``"config"``).
 
         Raises:
             FileNotFoundError: a missing file or a folder without checkpoints.
-            CheckpointError: a corrupt file, or one that does not fit (weights, EMA,
-                ``batch_size``, ``shards``, data position), naming both values.
+            CheckpointError: a corrupt file, one of another run (``run.json``), or one that does
+                not fit (data, weights, EMA, ``batch_size``, ``shards``), naming both values.
         """
         ckpt = load_checkpoint(path, map_location=self.device)
-        restored = restore_state(ckpt, path, self, check_shards=self._shards_given)
+        check_run(ckpt, path, self.output.path)
+        restored = restore_state(
+            ckpt, path, self, check_shards=self._shards_given, allow_data_change=allow_data_change
+        )
         self.step, self.seed, self.seconds = restored.step, restored.seed, restored.seconds
+        self.run_id = restored.run_id or self.run_id
         if not self._shards_given:  # the checkpoint's parts when the processes can share them
             self.shards = max(restored.shards, self.env.world_size)
         self._saved_step = self.step
