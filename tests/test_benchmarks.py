@@ -57,3 +57,58 @@ def test_quality_table_writes_every_row_and_its_columns(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "quality.json").read_text()) == result
     assert "| ncsnv2 / pc / 3 steps |" in (tmp_path / "quality.md").read_text()
     assert (tmp_path / "quality_ncsnv2_annealed_denoise_3.png").stat().st_size > 0
+
+
+def _mnist_files() -> bool:
+    import ncsn
+
+    try:
+        ncsn.data.mnist(split="test")
+    except FileNotFoundError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_quality_table_on_mnist_resumes_and_scores_inpainting(tmp_path: Path) -> None:
+    if not _mnist_files():
+        pytest.skip("MNIST IDX files not found (set NCSN_DATA or see docs/how-to/datasets.md)")
+    quality = _load("quality")
+    settings = {
+        "dataset": "mnist",
+        "budgets": (2, 3),
+        "recipes": ("ncsnv2",),
+        "samplers": ("cas",),
+        "final_samplers": ("pc",),
+        "ngf": 4,
+        "batch_size": 8,
+        "num_samples": 12,
+        "baseline": False,
+        "inpaint_count": 4,
+        "quick": True,
+        "output": tmp_path,
+    }
+    quality.main(**settings, phase="train")
+    weights = tmp_path / "runs" / "ncsnv2"
+    assert sorted(p.name for p in weights.glob("weights-*.pt")) == ["weights-2.pt", "weights-3.pt"]
+    # a second training call finds the weights and trains nothing; sampling keeps finished rows
+    quality.main(**settings, phase="train")
+    quality.main(**settings, phase="sample")
+    first = (tmp_path / "samples" / "ncsnv2_cas_2.pt").stat().st_mtime_ns
+    result = quality.main(**settings, phase="score")
+    assert (tmp_path / "samples" / "ncsnv2_cas_2.pt").stat().st_mtime_ns == first
+    names = [row["row"] for row in result["rows"]]
+    assert names == [
+        "real vs real (floor)",
+        "uniform noise",
+        "ncsnv2 / cas / 2 steps",
+        "ncsnv2 / cas / 3 steps",
+        "ncsnv2 / pc / 3 steps",
+    ]
+    for row in result["rows"][1:]:
+        assert row["fd_spread"] > 0 and row["frechet_distance"] > 0
+    masks = {row["mask"] for row in result["inpainting"]}
+    assert masks == {"right_half", "centre_box"}
+    for row in result["inpainting"]:
+        assert 0.0 <= row["label_accuracy"] <= 1.0
+    assert json.loads((tmp_path / "quality.json").read_text()) == result
