@@ -73,9 +73,8 @@ class Trainer:
     crash-safe checkpoints, exact resume, and DistributedDataParallel under ``torchrun``.
 
     Each step takes one optimiser step on the mean loss of ``shards`` micro-batches of a global
-    batch, shared by the processes under ``torchrun`` (rank 0 writes the files). Randomness
-    derives from ``(seed, step, micro-batch)``: a run does not depend on the number of processes,
-    and N steps equal N/2, save, restore, N/2 more, bit for bit on the CPU.
+    batch (shared by the processes under ``torchrun``). All randomness derives from ``(seed,
+    step, micro-batch)``: N steps equal N/2, save, restore, N/2 more, bit for bit on the CPU.
 
     Args:
         model: the score network ``model(x [B, *event], sigma [B]) -> [B, *event]``.
@@ -97,6 +96,11 @@ class Trainer:
         device: default the model's; ``"cuda"`` under ``torchrun`` is each process's GPU.
         autocast_dtype: ``torch.bfloat16`` or ``torch.float16``: :func:`ncsn.nets.autocast`.
         compile: call the model through :func:`ncsn.nets.compiled`.
+
+    Raises:
+        TypeError: an argument of the wrong type (named, with its value).
+        ValueError: an argument of a wrong value (named, with its value).
+        OSError: an output folder that cannot be created or written to.
 
     Example:
         >>> schedule = ncsn.GeometricSchedule(20.0, 1.0, 10)
@@ -173,9 +177,8 @@ class Trainer:
         place = params[0].device if device is None else torch.device(device)
         self.device = process_device(place, self.env)
         self.model = model.to(self.device)
-        self.dtype = next(
-            (p.dtype for p in params if p.is_floating_point()), torch.get_default_dtype()
-        )
+        floating = [p.dtype for p in params if p.is_floating_point()]
+        self.dtype = floating[0] if floating else torch.get_default_dtype()
         for source in [self.data] + ([] if self._held_out is None else [self._held_out.source]):
             source.place(self.device, self.dtype, transform)
         self._ddp, self._owns_group = wrap(self.model, self.device, self.env)
@@ -194,19 +197,13 @@ class Trainer:
         self._saved_step, self._closed = -1, False
 
     def ema_model(self) -> nn.Module:
-        """The module to sample and evaluate with: the EMA's average when ``ema_rate`` is set, else
-        the model (the live object, which changes while training continues)."""
+        """The module to sample and evaluate with: the EMA's average, else the model (live)."""
         return self.model if self.ema is None else self.ema.model
 
     def _draw(self) -> tuple[list[MicroBatch], tuple[int, int] | None]:
         local = local_shards(self.shards, self.env.rank, self.env.world_size)
-        return self.data.parts(
-            self.step + 1,
-            seed=self.seed,
-            batch_size=self.batch_size,
-            shards=self.shards,
-            local=local,
-        )
+        step, seed, size = self.step + 1, self.seed, self.batch_size
+        return self.data.parts(step, seed=seed, batch_size=size, shards=self.shards, local=local)
 
     def _step(self, parts: list[MicroBatch], position: tuple[int, int] | None) -> TrainStep:
         self.optimizer.zero_grad(set_to_none=True)
@@ -250,8 +247,7 @@ class Trainer:
 
         Raises:
             ValueError: ``steps`` below the current step.
-            FileExistsError: the output folder holds a checkpoint this trainer did not write or
-                restore, at or after its step.
+            FileExistsError: the output folder holds a newer checkpoint of another run.
             NonFiniteLossError: a NaN/inf loss (checked at every record) or state to be saved.
             KeyboardInterrupt: on Ctrl-C, and :class:`~ncsn.training.Terminated` on SIGTERM.
         """
