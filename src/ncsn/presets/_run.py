@@ -1,20 +1,11 @@
-"""Ready-made configurations: the paper's NCSN, its single-noise-level baseline, NCSNv2's settings
-computed from the data, and the one function that turns data and settings into a training run.
-
-Each preset returns a :class:`Setup`: a score model, the loss to train it with, and the sampler
-it is sampled with, all built from the library's ordinary parts. :func:`recipe` computes NCSNv2's
-settings (Song & Ermon, 2020) from a data set; :func:`prepare` builds everything a run needs from
-data and :class:`Settings` (what ``ncsn train`` does, and what its checkpoints record);
-:func:`from_data` is its short form; :func:`build_sampler` builds any sampler of the library by
-name on a σ grid (what ``ncsn sample`` does with a run's recorded settings).
-"""
+"""The one composition of a training run: :func:`prepare` turns data and :class:`Settings` into
+the model, loss, sampler, schedule, batch transform and the record checkpoints store."""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -23,45 +14,14 @@ from ncsn._checks import as_sigmas, positive_float, positive_int
 from ncsn._types import NoiseSchedule, Sampler, ScoreLoss
 from ncsn.data import ImageTransform, grey_levels, logit_transform
 from ncsn.losses import DenoisingScoreMatching, SlicedScoreMatching
-from ncsn.ncsnv2 import (
-    estimate_max_pairwise_distance,
-    max_pairwise_distance,
-    ncsnv2_num_levels,
-    ncsnv2_step_size,
-)
+from ncsn.ncsnv2 import ncsnv2_step_size
 from ncsn.nets.config import build_model, model_config
-from ncsn.samplers import (
-    AnnealedLangevin,
-    ConsistentAnnealedSampling,
-    Langevin,
-    PredictorCorrector,
-    ProbabilityFlowODE,
-)
+from ncsn.presets._paper import OFFICIAL_STEP_SIZE, Setup
+from ncsn.presets._recipe import PAPER_NUM_LEVELS, fitted_ema, recipe, sampling_note
+from ncsn.presets._sampling import build_sampler
 from ncsn.schedules import Schedule, geometric_sigmas
 
-__all__ = [
-    "EXACT_DISTANCE_LIMIT",
-    "MODELS",
-    "OFFICIAL_STEP_SIZE",
-    "SAMPLERS",
-    "SAMPLER_OPTIONS",
-    "SMALL_IMAGE_PIXELS",
-    "Recipe",
-    "Run",
-    "Settings",
-    "Setup",
-    "baseline",
-    "build_sampler",
-    "default_ngf",
-    "from_data",
-    "ncsn_paper",
-    "prepare",
-    "recipe",
-]
-
-OFFICIAL_STEP_SIZE = 2 * 2e-5
-"""ε of the released code (``step_lr = 2e-5`` is ε/2); the paper's text states ε = 2e-5."""
-
+__all__ = ["MODELS", "SMALL_IMAGE_PIXELS", "Run", "Settings", "default_ngf", "from_data", "prepare"]
 
 SMALL_IMAGE_PIXELS = 16 * 16
 """Images of at most this many pixels (H·W) get the narrow RefineNet by default."""
@@ -87,330 +47,6 @@ def default_ngf(shape: Sequence[int]) -> int:
     return 16 if shape[1] * shape[2] <= SMALL_IMAGE_PIXELS else 64
 
 
-class Setup(NamedTuple):
-    """A model with the loss it is trained with and the sampler it is sampled with."""
-
-    model: nn.Module
-    loss: ScoreLoss
-    sampler: Sampler
-    schedule: NoiseSchedule
-
-
-def _refinenet(
-    channels: int, ngf: int, sigmas: Tensor, generator: torch.Generator | None
-) -> nn.Module:
-    config = {"kind": "RefineNet", "channels": channels, "ngf": ngf, "sigmas": sigmas.tolist()}
-    return build_model(config, generator=generator)
-
-
-def ncsn_paper(
-    channels: int,
-    ngf: int,
-    *,
-    sigmas: Tensor | Sequence[float] | None = None,
-    step_size: float = OFFICIAL_STEP_SIZE,
-    steps_per_level: int = 100,
-    generator: torch.Generator | None = None,
-) -> Setup:
-    """NCSN as in the paper: RefineNet, DSM with λ(σ) = σ², annealed Langevin (Alg. 1).
-
-    Args:
-        channels: image channels.
-        ngf: RefineNet width (paper: 64 for MNIST, 128 for CIFAR-10 and CelebA).
-        sigmas: noise levels (default: geometric 1 → 0.01, L = 10).
-        step_size: ε (default: the released code's 4e-5; the paper's text says 2e-5).
-        steps_per_level: T (paper: 100).
-        generator: for the initial weights.
-
-    Raises:
-        ValueError: bad ``sigmas``, ``ngf`` or sampler settings (named).
-
-    Example:
-        >>> setup = ncsn.presets.ncsn_paper(channels=1, ngf=8, steps_per_level=2)  # paper: T = 100
-        >>> x = setup.sampler(setup.model, ncsn.samplers.uniform_init((4, 1, 8, 8)))
-        >>> x.shape
-        torch.Size([4, 1, 8, 8])
-    """
-    levels = as_sigmas(sigmas) if sigmas is not None else geometric_sigmas(1.0, 0.01, 10)
-    schedule = Schedule(levels)
-    model = _refinenet(channels, ngf, levels, generator)
-    loss = DenoisingScoreMatching(schedule, power=2.0)
-    sampler = AnnealedLangevin(levels, step_size, steps_per_level)
-    return Setup(model, loss, sampler, schedule)
-
-
-def baseline(
-    channels: int,
-    ngf: int,
-    *,
-    sigma: float = 0.01,
-    step_size: float = OFFICIAL_STEP_SIZE,
-    num_steps: int = 1000,
-    generator: torch.Generator | None = None,
-) -> Setup:
-    """The paper's single-noise-level baseline (App. C.1).
-
-    The unconditional network (:class:`~ncsn.nets.RefineNetBaseline`, InstanceNorm++), DSM at one
-    σ = 0.01 without weighting (λ = 1, i.e. power 0), and plain Langevin dynamics with T = 1000
-    steps at that σ. Train and sample it with the same code as :func:`ncsn_paper`.
-
-    Raises:
-        ValueError: bad ``sigma``, ``ngf`` or sampler settings (named).
-
-    Example:
-        >>> setup = ncsn.presets.baseline(channels=1, ngf=8)
-        >>> setup.sampler.num_steps, setup.loss.power
-        (1000, 0.0)
-    """
-    schedule = Schedule([sigma])
-    config = {"kind": "RefineNetBaseline", "channels": channels, "ngf": ngf}
-    model = build_model(config, generator=generator)
-    loss = DenoisingScoreMatching(schedule, power=0.0)
-    sampler = Langevin(sigma, step_size, num_steps)
-    return Setup(model, loss, sampler, schedule)
-
-
-EXACT_DISTANCE_LIMIT = 10_000
-"""Data sets up to this many examples get the exact σ₁ (O(N²) distances); larger ones the
-certified double-sweep estimate (:func:`~ncsn.estimate_max_pairwise_distance`)."""
-
-PAPER_NUM_LEVELS = 10
-"""L where NCSNv2's Technique 2 does not bound the ratio of levels (data dimension D <= 4)."""
-
-
-class Recipe(NamedTuple):
-    """NCSNv2's settings computed from a data set by :func:`recipe`."""
-
-    sigmas: Tensor
-    """``[L]`` geometric levels from σ₁ to σ_L (Techniques 1 and 2)."""
-    step_size: float
-    """Langevin ε for ``steps_per_level`` steps per level (Technique 4)."""
-    steps_per_level: int
-    """T, Langevin steps per level."""
-    ema_rate: float
-    """The rate of the exponential moving average of the weights to sample with (Technique 5)."""
-    denoise: bool
-    """End sampling with the denoising step x + σ_L² s(x, σ_L)."""
-    notes: tuple[str, ...]
-    """One line per choice, saying where it came from (printed by ``ncsn train``)."""
-
-
-def _fitted_ema(ema_rate: float, steps: int | None) -> tuple[float, str]:
-    """Technique 5's rate, at most ``1 − 10/steps`` so that the average spans at most a tenth of
-    the run, and the note saying so."""
-    ema_rate = positive_float(ema_rate, "ema_rate")
-    if steps is not None and ema_rate > 1.0 - 10.0 / positive_int(steps, "steps"):
-        fitted = max(0.5, 1.0 - 10.0 / steps)
-        return fitted, (
-            f"EMA of the weights at {fitted:g} (Technique 5's {ema_rate:g}, shortened to a tenth "
-            f"of the {steps} training steps)"
-        )
-    return ema_rate, f"EMA of the weights at {ema_rate:g} (Technique 5)"
-
-
-def _sampling_note(steps_per_level: int, step_size: float) -> str:
-    return (
-        f"sampling: annealed Langevin, T = {steps_per_level} steps per level, ε = "
-        f"{step_size:.4g} (Technique 4), then the denoising step"
-    )
-
-
-def recipe(
-    x: Tensor,
-    *,
-    sigma_max: float | None = None,
-    sigma_min: float = 0.01,
-    num_levels: int | None = None,
-    steps_per_level: int = 5,
-    target: float = 0.5,
-    ema_rate: float = 0.999,
-    steps: int | None = None,
-    generator: torch.Generator | None = None,
-) -> Recipe:
-    """NCSNv2's settings (Song & Ermon, 2020, "Improved Techniques for Training Score-Based
-    Generative Models") computed from the training data ``x``.
-
-    - σ₁ = the largest pairwise distance between training examples (Technique 1): exact for up
-      to :data:`EXACT_DISTANCE_LIMIT` examples, else the double-sweep estimate (a lower bound).
-    - L from Technique 2: consecutive levels overlap by ``target`` in the data's dimension D;
-      where D <= 4 the overlap does not bound the ratio and L = 10 (the paper's).
-    - ε from Technique 4 for T = ``steps_per_level`` steps per level.
-    - EMA of the weights at ``ema_rate`` (Technique 5), shortened for short runs: given the
-      training ``steps``, the rate is at most ``1 − 10/steps``, so that the average spans at most a
-      tenth of the run (a longer average still holds much of the untrained weights); then the
-      final denoising step.
-
-    Any of σ₁, L given explicitly is used as it is (and the rest computed around it).
-
-    Args:
-        x: ``[N, *event]`` training data, N >= 2, in the units the model sees.
-        sigma_max: σ₁ (default: from the data).
-        sigma_min: σ_L (default 0.01, in data units).
-        num_levels: L (default: from Technique 2).
-        steps_per_level: T (default 5, NCSNv2's).
-        target: the overlap between consecutive levels for Technique 2.
-        ema_rate: the EMA rate (default 0.999, NCSNv2's for runs of 10,000 steps or more).
-        steps: the number of training steps, to fit the EMA rate to (default: not fitted).
-        generator: for the anchors of the σ₁ estimate on large data sets.
-
-    Returns:
-        A :class:`Recipe`.
-
-    Raises:
-        ValueError: ``x`` is not ``[N, *event]`` with N >= 2; ``x`` has no spread (its largest
-            pairwise distance is not above ``sigma_min``); a setting out of range (named).
-
-    Example:
-        >>> x = ncsn.data.load("digits")[0]
-        >>> r = ncsn.presets.recipe(x)
-        >>> round(float(r.sigmas[0]), 2), len(r.sigmas), r.steps_per_level
-        (4.8, 22, 5)
-    """
-    if not isinstance(x, Tensor) or x.ndim < 2 or x.shape[0] < 2:
-        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"x must be a [N, *event] tensor with N >= 2 examples; got {got}")
-    sigma_min = positive_float(sigma_min, "sigma_min")
-    steps_per_level = positive_int(steps_per_level, "steps_per_level")
-    dim = math.prod(x.shape[1:])
-    notes = []
-    if sigma_max is None:
-        if x.shape[0] <= EXACT_DISTANCE_LIMIT:
-            sigma_max = max_pairwise_distance(x)
-            how = "exact"
-        else:
-            sigma_max = estimate_max_pairwise_distance(x, generator=generator).estimate
-            how = "double-sweep estimate"
-        if not sigma_max > sigma_min:
-            raise ValueError(
-                f"x has no spread to take σ₁ from: the largest distance between two of its "
-                f"{x.shape[0]} examples is {sigma_max:g}, not above sigma_min={sigma_min:g} "
-                "(are the examples all equal?)"
-            )
-        notes.append(
-            f"σ₁ = {sigma_max:.4g}: the largest distance between two of the {x.shape[0]} "
-            f"examples ({how}; Technique 1)"
-        )
-    else:
-        sigma_max = positive_float(sigma_max, "sigma_max")
-        notes.append(f"σ₁ = {sigma_max:.4g} (given)")
-    if not sigma_max > sigma_min:
-        raise ValueError(
-            f"sigma_max must be larger than sigma_min={sigma_min:g}; got sigma_max={sigma_max:g}"
-        )
-    if num_levels is not None:
-        levels = positive_int(num_levels, "num_levels")
-        notes.append(f"L = {levels} levels down to σ_L = {sigma_min:g} (given)")
-    elif dim >= 5:
-        levels = ncsnv2_num_levels(dim, sigma_max, sigma_min, target=target)
-        notes.append(
-            f"L = {levels} levels down to σ_L = {sigma_min:g}: consecutive levels overlap by "
-            f"{target:g} in D = {dim} dimensions (Technique 2)"
-        )
-    else:
-        levels = PAPER_NUM_LEVELS
-        notes.append(
-            f"L = {levels} levels down to σ_L = {sigma_min:g} (the paper's; Technique 2 does "
-            f"not bound the ratio of levels in D = {dim} <= 4 dimensions)"
-        )
-    sigmas = geometric_sigmas(sigma_max, sigma_min, levels)
-    step_size = ncsnv2_step_size(sigmas, steps_per_level) if levels > 1 else OFFICIAL_STEP_SIZE
-    notes.append(_sampling_note(steps_per_level, step_size))
-    ema_rate, note = _fitted_ema(ema_rate, steps)
-    notes.append(note)
-    return Recipe(sigmas, step_size, steps_per_level, ema_rate, True, tuple(notes))
-
-
-# ------------------------------------------------------------------------------------ samplers
-SAMPLERS = ("annealed", "cas", "pc", "ode")
-"""The sampler names :func:`build_sampler` takes: annealed Langevin (Algorithm 1), consistent
-annealed sampling, predictor-corrector for the VE SDE, the probability-flow ODE."""
-
-SAMPLER_OPTIONS: Mapping[str, tuple[str, ...]] = {
-    "langevin": ("step_size", "num_steps"),
-    "annealed": ("step_size", "steps_per_level", "denoise"),
-    "cas": ("eta", "denoise"),
-    "pc": ("snr", "corrector_steps", "denoise"),
-    "ode": ("solver", "denoise"),
-}
-"""The options of :func:`build_sampler` each sampler takes (``"langevin"``: plain Langevin, what
-``"annealed"`` is on a grid of one level)."""
-
-
-def build_sampler(
-    name: str,
-    sigmas: Tensor | Sequence[float],
-    *,
-    step_size: float | None = None,
-    steps_per_level: int = 100,
-    num_steps: int = 1000,
-    denoise: bool | None = None,
-    eta: float | None = None,
-    snr: float = 0.16,
-    corrector_steps: int = 1,
-    solver: Literal["heun", "euler"] = "heun",
-) -> Sampler:
-    """The sampler called ``name`` on the grid ``sigmas``: what ``ncsn sample`` builds from its
-    options and a run's recorded sampling settings. Options the sampler does not take (see
-    :data:`SAMPLER_OPTIONS`) are not used.
-
-    On a grid of one level, ``"annealed"`` is plain Langevin dynamics at that σ (``num_steps``
-    steps; the single-level baseline's sampler).
-
-    Args:
-        name: one of :data:`SAMPLERS`.
-        sigmas: ``[L]`` noise levels, σ₁ first.
-        step_size: Langevin ε in the paper's convention (annealed; default: Technique 4's ε for
-            ``steps_per_level`` steps; plain Langevin: :data:`OFFICIAL_STEP_SIZE`).
-        steps_per_level: T of annealed Langevin.
-        num_steps: steps of plain Langevin.
-        denoise: end with the denoising step (default: on for ``pc`` and ``ode``, off otherwise).
-        eta: CAS's fraction of Tweedie's step per level (default 1 − γ/2 for the grid's largest
-            ratio γ = σ_(i+1)/σ_i, halfway between the deterministic end and Tweedie's).
-        snr: the predictor-corrector's signal-to-noise ratio.
-        corrector_steps: Langevin corrector steps per level of ``pc``.
-        solver: ``"heun"`` or ``"euler"`` for ``ode``.
-
-    Returns:
-        A :class:`~ncsn.Sampler`.
-
-    Raises:
-        ValueError: an unknown ``name``, a sampler other than ``"annealed"`` on one level, bad
-            ``sigmas`` or a bad option (named by the sampler).
-
-    Example:
-        >>> sigmas = ncsn.geometric_sigmas(1.0, 0.01, 10)
-        >>> ncsn.presets.build_sampler("cas", sigmas, eta=0.9).num_model_calls
-        10
-        >>> type(ncsn.presets.build_sampler("annealed", [0.01])).__name__
-        'Langevin'
-    """
-    if name not in SAMPLERS:
-        raise ValueError(f"name must be one of {SAMPLERS}; got name={name!r}")
-    levels = as_sigmas(sigmas)
-    if len(levels) == 1:
-        if name != "annealed":
-            raise ValueError(
-                f"sampler={name!r} needs two or more noise levels; a one-level model (σ = "
-                f"{float(levels[0]):g}) is sampled with plain Langevin (sampler='annealed')"
-            )
-        step = OFFICIAL_STEP_SIZE if step_size is None else step_size
-        return Langevin(float(levels[0]), step, num_steps)
-    default_denoise = name in ("pc", "ode")
-    denoise = default_denoise if denoise is None else denoise
-    if name == "cas":
-        if eta is None:
-            eta = 1.0 - float((levels[1:] / levels[:-1]).max()) / 2
-        return ConsistentAnnealedSampling(levels, eta, denoise=denoise)
-    if name == "pc":
-        return PredictorCorrector(levels, snr=snr, corrector_steps=corrector_steps, denoise=denoise)
-    if name == "ode":
-        return ProbabilityFlowODE(levels, solver=solver, denoise=denoise)
-    if step_size is None:
-        step_size = ncsnv2_step_size(levels, steps_per_level)
-    return AnnealedLangevin(levels, step_size, steps_per_level, denoise=denoise)
-
-
-# ---------------------------------------------------------------------------------- a whole run
 MODELS = ("refinenet", "scaled", "baseline", "mlp")
 """The networks :func:`prepare` builds: the paper's RefineNet (σ-conditioned), NCSNv2's
 unconditional RefineNet with its output divided by σ (Technique 3; takes any σ), the single-σ
@@ -622,9 +258,9 @@ def _noise_levels(
             sampling["step_size"] = ncsnv2_step_size(sigmas, s.steps_per_level)
         sampling |= {"step_size_rule": "ncsnv2", "steps_per_level": s.steps_per_level}
         sampling["denoise"] = True
-        notes.append(_sampling_note(s.steps_per_level, sampling["step_size"]))
+        notes.append(sampling_note(s.steps_per_level, sampling["step_size"]))
         if ema is None:
-            ema, note = _fitted_ema(0.999, steps)
+            ema, note = fitted_ema(0.999, steps)
         else:
             note = f"EMA of the weights at {ema:g} (given)"
         notes.append(note)

@@ -1,0 +1,116 @@
+"""ncsn.presets.prepare and Settings: the one composition of a training run (presets/_run.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import ncsn
+from ncsn.presets import Settings, prepare
+
+
+def test_from_data_builds_the_recipes_setup() -> None:
+    x, _ = ncsn.data.load("digits")
+    setup = ncsn.presets.from_data(x[:64], ngf=4, generator=torch.Generator().manual_seed(0))
+    r = ncsn.presets.recipe(x[:64])
+    assert isinstance(setup.model, ncsn.nets.RefineNet)
+    torch.testing.assert_close(setup.model.sigmas, r.sigmas)
+    assert isinstance(setup.sampler, ncsn.samplers.AnnealedLangevin)
+    assert setup.sampler.denoise and setup.sampler.step_size == r.step_size
+    assert torch.isfinite(setup.loss(setup.model, x[:4], generator=torch.Generator()))
+    vectors = ncsn.presets.from_data(torch.randn(50, 3), hidden=8)
+    assert isinstance(vectors.model, ncsn.nets.ScoreMLP)
+    with pytest.raises(ValueError, match=r"images \[N, C, H, W\] or vectors \[N, D\]"):
+        ncsn.presets.from_data(torch.randn(5, 2, 3))
+
+
+def test_prepare_builds_what_ncsn_train_builds_and_records_it() -> None:
+    x, _ = ncsn.data.load("digits")
+    run = prepare(x, Settings(data="digits", ngf=4, seed=3), steps=1000)
+    r = ncsn.presets.recipe(x, steps=1000)
+    assert isinstance(run.model, ncsn.nets.RefineNet) and run.model.ngf == 4
+    torch.testing.assert_close(run.model.sigmas, r.sigmas)
+    assert run.settings.ema == r.ema_rate and run.settings.model == "refinenet"
+    assert run.settings.sigmas == tuple(r.sigmas.tolist()) and run.settings.power == 2.0
+    assert run.transform == ncsn.data.ImageTransform(levels=17)
+    assert isinstance(run.sampler, ncsn.samplers.AnnealedLangevin) and run.sampler.denoise
+    config = run.config
+    assert config["model"] == ncsn.nets.model_config(run.model)
+    assert config["data"] == {"source": "digits", "shape": [1, 8, 8], "logit_transform": False, "sigma": float(r.sigmas[-1])}  # fmt: skip
+    assert Settings.from_record(config["train"]) == run.settings
+    assert (
+        config["sampling"]["step_size"] == r.step_size
+        and config["sampling"]["steps_per_level"] == 5
+    )
+    # the initial weights come from the seed: the same settings build the same network
+    again = prepare(x, Settings(data="digits", ngf=4, seed=3), steps=1000)
+    for a, b in zip(run.model.parameters(), again.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    # a recorded grid is rebuilt as it is, not recomputed
+    resumed = prepare(x, Settings.from_record(config["train"]))
+    torch.testing.assert_close(resumed.model.sigmas, run.model.sigmas, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "settings, kind, levels",
+    [
+        (Settings(model="baseline", ngf=4), ncsn.nets.RefineNetBaseline, 1),
+        (Settings(model="scaled", ngf=4), ncsn.nets.ScaledByInverseSigma, 21),
+        (Settings(recipe="paper", ngf=4), ncsn.nets.RefineNet, 10),
+    ],
+)
+def test_prepare_builds_each_model_kind(settings: Settings, kind: type, levels: int) -> None:
+    x, _ = ncsn.data.load("digits")
+    run = prepare(x[:64], settings)
+    assert isinstance(run.model, kind)
+    assert len(run.config["sampling"]["sigmas"]) == levels
+    if settings.model == "baseline":
+        assert isinstance(run.sampler, ncsn.samplers.Langevin) and run.settings.power == 0.0
+    if settings.recipe == "paper":
+        assert run.settings.ema is None and run.notes == ()
+    vectors = prepare(torch.randn(50, 3), Settings(hidden=8, loss="ssm"))
+    assert isinstance(vectors.model, ncsn.nets.ScoreMLP) and vectors.transform is None
+    assert isinstance(vectors.loss, ncsn.losses.SlicedScoreMatching)
+
+
+@pytest.mark.parametrize(
+    "x, settings, error, match",
+    [
+        (torch.randn(8, 2), Settings(model="refinenet"), ValueError, r"model 'refinenet' needs images \[N, C, H, W\]; got examples of shape \[2\]"),
+        (torch.rand(8, 1, 7, 8), Settings(), ValueError, "needs an even image height and width; got 7x8"),
+        (torch.rand(8, 1, 8, 8), Settings(model="mlp"), ValueError, r"model 'mlp' needs vector data"),
+        (torch.randn(8, 2) * 5, Settings(logit=True), ValueError, r"logit=True needs data in \[0, 1\]; x holds values in"),
+        (torch.randn(8, 2), Settings(sigma_max=0.001), ValueError, "sigma_max=0.001 must be larger than sigma_min=0.01"),
+        (torch.randn(8, 2, 2), Settings(), ValueError, r"images \[N, C, H, W\] or vectors \[N, D\]"),
+        (torch.randn(8, 2), "ngf=4", TypeError, "settings must be a presets.Settings"),
+    ],
+)  # fmt: skip
+def test_prepare_refuses_what_does_not_fit_naming_it(
+    x: torch.Tensor, settings: object, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        prepare(x, settings)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"recipe": "fast"}, r"recipe must be one of \('ncsnv2', 'paper'\); got 'fast'"),
+        ({"model": "unet"}, "model must be one of"),
+        ({"ngf": 0}, "ngf"),
+        ({"lr": -1.0}, "lr"),
+        ({"ema": 1.0}, r"ema must lie in \(0, 1\); got ema=1.0"),
+        ({"sigmas": (1.0, 2.0)}, "sigmas must be strictly decreasing"),
+    ],
+)
+def test_settings_refuse_bad_values_naming_them(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Settings(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"record holds unknown settings \['width'\]"):
+        Settings.from_record({"width": 3})
+
+
+def test_a_record_from_before_the_recipe_reads_as_the_papers() -> None:
+    """Checkpoints of `ncsn train` before --recipe existed trained with the paper's settings."""
+    assert Settings.from_record({"data": "digits", "lr": 0.001}).recipe == "paper"
+    assert Settings.from_record({"recipe": "ncsnv2"}).recipe == "ncsnv2"
