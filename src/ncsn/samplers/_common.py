@@ -116,9 +116,10 @@ class Watch:
     def record(self, sigma: float, x: Tensor, *outputs: Tensor) -> None:
         """Note one model call at the current :attr:`level` with ``sigma``: its input and
         outputs."""
-        ends = [*torch.aminmax(x)]
+        # (detached: a call under autograd, as DPS makes, must not keep its graph alive)
+        ends = [*torch.aminmax(x.detach())]
         for out in outputs:
-            ends.extend(torch.aminmax(out))
+            ends.extend(torch.aminmax(out.detach()))
         self._calls.append((self.level, sigma, ends))
 
     def error(self, advice: str) -> NonFiniteError:

@@ -4,6 +4,11 @@
 for noise level σ, the known entries are replaced by the observations perturbed at that σ,
 y = x_obs + σ·z̃ (z̃ drawn once per level); the unknown entries follow the sampler. :func:`inpaint`
 builds the hook and runs any :class:`~ncsn.Sampler` with it: ``hook=`` is part of the protocol.
+
+Inpainting is the mask case of a linear inverse problem: the hook is
+:class:`ncsn.inverse.Projection` for the operator :class:`ncsn.inverse.Mask` and noiseless
+measurements, and ``inpaint`` with :class:`~ncsn.samplers.AnnealedLangevin` is
+:class:`ncsn.inverse.PosteriorLangevin` with ``projection=True``, draw for draw.
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ from ncsn._checks import (
     check_generator,
     check_nonempty,
     has_values,
-    randn_like,
     to_device_of,
 )
 from ncsn._types import Sampler, ScoreModel, StepCallback
+from ncsn.inverse.measurement import Measurement, Projection
+from ncsn.inverse.operators import Mask
 from ncsn.samplers.inits import uniform_init
 
 __all__ = ["Inpainting", "inpaint"]
@@ -90,8 +96,8 @@ class Inpainting:
         # The unknown entries set to 0, so that a NaN placeholder there never enters the chain.
         self.observed = torch.where(expanded, x, torch.zeros((), dtype=x.dtype, device=x.device))
         self.generator = generator
-        self._sigma: float | None = None
-        self._y = self.observed
+        measurement = Measurement(Mask(expanded, batched=True), self.observed)
+        self._projection = Projection(measurement, generator=generator)
 
     def __call__(self, x: Tensor, sigma: float, /) -> None:
         if not isinstance(x, Tensor) or x.shape != self.mask.shape:
@@ -99,13 +105,7 @@ class Inpainting:
             raise ValueError(
                 f"x must have the shape of the observations {tuple(self.mask.shape)}; got {got}"
             )
-        if sigma != self._sigma:
-            if sigma == 0:
-                self._y = self.observed
-            else:
-                self._y = self.observed + sigma * randn_like(self.observed, self.generator)
-            self._sigma = sigma
-        torch.where(self.mask, self._y.to(x.dtype), x, out=x)
+        self._projection(x, sigma)
 
     def start(self, init: Tensor | None = None) -> Tensor:
         """A starting point: ``init``'s unknown entries (default U[0, 1], as in the paper), the
