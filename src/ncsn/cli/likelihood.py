@@ -23,9 +23,7 @@ def _cmd_likelihood(args: argparse.Namespace) -> int:
     loaded = common.load_model(args, device)
     shape = list(loaded.data.get("shape") or [])
     if not shape:
-        raise common.CommandError(
-            f"{args.checkpoint}: the checkpoint does not common.say its data shape"
-        )
+        raise common.CommandError(f"{args.checkpoint}: the checkpoint does not say its data shape")
     if loaded.data.get("logit_transform"):
         raise common.CommandError(
             f"{args.checkpoint}: the model was trained on logit-transformed pixels; its "

@@ -42,9 +42,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     loaded = common.load_model(args, device)
     shape = tuple(loaded.data.get("shape") or ())
     if not shape:
-        raise common.CommandError(
-            f"{args.checkpoint}: the checkpoint does not common.say its data shape"
-        )
+        raise common.CommandError(f"{args.checkpoint}: the checkpoint does not say its data shape")
     sampler, kind = common.build_sampler(loaded, args)
     manifest = {
         "checkpoint": str(loaded.file.resolve()),
