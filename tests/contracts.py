@@ -61,6 +61,42 @@ def _scaled_by_inverse_sigma() -> ncsn.ScoreModel:
     return ncsn.nets.ScaledByInverseSigma(ncsn.nets.ScoreMLP(3, hidden=16, generator=g).double())
 
 
+def _conditional_mixture() -> ncsn.toy.GaussianMixture:
+    return ncsn.toy.GaussianMixture([0.3, 0.7], [[-1.0, 0.0, 1.0], [1.0, 2.0, 0.0]], [0.5, 1.0])
+
+
+def _conditioned_mixture() -> ncsn.ScoreModel:
+    return ncsn.guidance.condition(_conditional_mixture().conditional_score_model(), 1)
+
+
+def _classifier_free_mixture() -> ncsn.ScoreModel:
+    model = _conditional_mixture().conditional_score_model()
+    return ncsn.guidance.ClassifierFreeGuidance(model, 0, weight=1.5)
+
+
+def _classifier_guidance_mixture() -> ncsn.ScoreModel:
+    gmm = _conditional_mixture()
+    return ncsn.guidance.ClassifierGuidance(gmm.score_model(), gmm.classifier(), 1, weight=2.0)
+
+
+def _classifier_free_mlp() -> ncsn.ScoreModel:
+    g = torch.Generator().manual_seed(0)
+    net = ncsn.nets.ConditionalScoreMLP(3, 2, 16, sigmas=SIGMAS, generator=g).double()
+    return ncsn.guidance.ClassifierFreeGuidance(net, 1, weight=1.0)
+
+
+def _classifier_free_refinenet() -> ncsn.ScoreModel:
+    g = torch.Generator().manual_seed(0)
+    net = ncsn.nets.ConditionalRefineNet(1, 4, SIGMAS, 3, generator=g).double()
+    return ncsn.guidance.ClassifierFreeGuidance(net, 2, weight=0.5)
+
+
+def _classifier_guidance_mlp() -> ncsn.ScoreModel:
+    g = torch.Generator().manual_seed(0)
+    classifier = ncsn.nets.NoisyClassifierMLP(3, 2, 8, generator=g).double()
+    return ncsn.guidance.ClassifierGuidance(_mlp(), classifier, 0, weight=2.0)
+
+
 ALL_SCORE_MODELS: list[ModelCase] = [
     ModelCase("gaussian_function", lambda: gaussian_score, (2, 3)),
     ModelCase("mixture_exact", _mixture, (3,)),
@@ -69,6 +105,12 @@ ALL_SCORE_MODELS: list[ModelCase] = [
     ModelCase("scaled_by_inverse_sigma_mlp", _scaled_by_inverse_sigma, (3,)),
     ModelCase("refinenet_tiny", _refinenet, (1, 8, 8)),
     ModelCase("refinenet_baseline_tiny", _refinenet_baseline, (1, 4, 4)),
+    ModelCase("conditioned_mixture_exact", _conditioned_mixture, (3,)),
+    ModelCase("classifier_free_mixture_exact", _classifier_free_mixture, (3,)),
+    ModelCase("classifier_guidance_mixture_exact", _classifier_guidance_mixture, (3,)),
+    ModelCase("classifier_free_conditional_mlp", _classifier_free_mlp, (3,)),
+    ModelCase("classifier_free_conditional_refinenet_tiny", _classifier_free_refinenet, (1, 8, 8)),
+    ModelCase("classifier_guidance_mlp", _classifier_guidance_mlp, (3,)),
 ]
 
 ALL_SCHEDULES: list[tuple[str, Callable[[], ncsn.NoiseSchedule]]] = [

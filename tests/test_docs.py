@@ -286,6 +286,12 @@ def _check_recipe(ns: dict[str, Any]) -> None:
     assert len(r.sigmas) == 22 and ns["setup"].sampler.denoise
 
 
+def _check_conditional_exact(ns: dict[str, Any]) -> None:
+    assert ncsn.metrics.mode_weights(ns["x"], ns["gmm"]).tolist() == [1.0, 0.0]
+    probe = torch.ones(ns["x"].shape[0])
+    assert torch.allclose(ns["guided"](ns["x"], probe), ns["also"](ns["x"], probe), atol=1e-5)
+
+
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "recipe-in-one-call": _check_recipe,
     "five-samplers": _check_five_samplers,
@@ -304,6 +310,7 @@ CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "ncsnv2-published": _check_ncsnv2_published,
     "digits-evaluator": _check_digits_evaluator,
     "digits-small-run": _check_digits_small_run,
+    "conditional-exact": _check_conditional_exact,
 }
 
 

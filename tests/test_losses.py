@@ -508,3 +508,100 @@ def test_configured_losses_validate_their_schedule_once() -> None:
         ncsn.losses.DenoisingScoreMatching(Bad())
     with pytest.raises(ValueError, match=r"schedule\.sigmas must be strictly decreasing"):
         ncsn.losses.SlicedScoreMatching(Bad())
+
+
+# ------------------------------------------------------------------ labels (class-conditional training)
+def _conditional() -> ncsn.nets.ConditionalScoreMLP:
+    net = ncsn.nets.ConditionalScoreMLP(
+        2, 3, 16, sigmas=[1.0, 0.5, 0.1], generator=torch.Generator().manual_seed(0)
+    ).double()
+    with torch.no_grad():  # class rows away from zero, so that the labels matter
+        net.class_bias.normal_(0, 1, generator=torch.Generator().manual_seed(1))
+    return net
+
+
+def test_kernels_with_labels_are_the_kernels_of_the_conditioned_model() -> None:
+    net, x = _conditional(), torch.randn(6, 2, dtype=torch.float64)
+    sigma = torch.tensor([1.0, 0.5, 0.1, 1.0, 0.5, 0.1], dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 3, 0, 1])
+    fixed = ncsn.guidance.condition(net, y)
+    g = lambda: torch.Generator().manual_seed(2)  # noqa: E731
+    assert torch.equal(dsm(net, x, sigma, y=y, generator=g()), dsm(fixed, x, sigma, generator=g()))
+    repeated = ncsn.guidance.condition(net, y.repeat(2))  # the particles are [B] after [B]
+    for kernel in (ssm, annealed_ssm):
+        a = kernel(net, x, sigma, y=y, projections=2, generator=g())
+        assert torch.equal(a, kernel(repeated, x, sigma, projections=2, generator=g()))
+    assert not torch.equal(
+        dsm(net, x, sigma, y=y, generator=g()), dsm(net, x, sigma, y=y.flip(0), generator=g())
+    )
+
+
+@pytest.mark.parametrize("kind", ["dsm", "ssm"])
+def test_configured_losses_take_labels_and_drop_them_at_the_rate(kind: str) -> None:
+    schedule = ncsn.Schedule([1.0, 0.5, 0.1])
+    make = ncsn.losses.DenoisingScoreMatching if kind == "dsm" else ncsn.losses.SlicedScoreMatching
+    net, x = _conditional(), torch.randn(8, 2, dtype=torch.float64)
+    y = torch.arange(8) % 3
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    fixed = ncsn.guidance.condition(net, y)
+    # without dropout: the σ and z of the unlabelled call on the conditioned model
+    assert torch.equal(
+        make(schedule)(net, x, y=y, generator=g()), make(schedule)(fixed, x, generator=g())
+    )
+    if kind == "dsm":  # the labels are drawn after σ and z (SSM draws its projections after)
+        null = ncsn.guidance.condition(net, None)
+        everything = make(schedule, label_dropout=1.0, num_classes=3)(net, x, y=y, generator=g())
+        assert torch.equal(everything, make(schedule)(null, x, generator=g()))
+    some = make(schedule, label_dropout=0.5, num_classes=3)(net, x, y=y, generator=g())
+    assert torch.isfinite(some) and not torch.equal(some, make(schedule)(fixed, x, generator=g()))
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (
+            lambda: ncsn.losses.DenoisingScoreMatching(ncsn.Schedule([1.0]), label_dropout=0.1),
+            ValueError,
+            "give num_classes",
+        ),
+        (
+            lambda: ncsn.losses.SlicedScoreMatching(
+                ncsn.Schedule([1.0]), label_dropout=1.5, num_classes=2
+            ),
+            ValueError,
+            r"label_dropout must lie in \[0, 1\]; got label_dropout=1.5",
+        ),
+        (
+            lambda: ncsn.losses.DenoisingScoreMatching(ncsn.Schedule([1.0]), num_classes=0),
+            ValueError,
+            "num_classes must be >= 1",
+        ),
+        (
+            lambda: dsm(
+                _conditional(),
+                torch.randn(2, 2, dtype=torch.float64),
+                1.0,
+                y=torch.tensor([0.0, 1.0]),
+            ),
+            TypeError,
+            "y must be None or an integer tensor",
+        ),
+        (
+            lambda: dsm(
+                _conditional(), torch.randn(2, 2, dtype=torch.float64), 1.0, y=torch.tensor([0])
+            ),
+            ValueError,
+            r"y must hold one label per example, shape \[B\]=\[2\]",
+        ),
+        (
+            lambda: ncsn.losses.DenoisingScoreMatching(ncsn.Schedule([1.0]))(
+                _conditional(), torch.randn(2, 2, dtype=torch.float64), y=torch.tensor([0, 5])
+            ),
+            ValueError,
+            r"y must lie in \[0, 4\)",
+        ),
+    ],
+)
+def test_label_errors(call, error: type[Exception], match: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(error, match=match):
+        call()

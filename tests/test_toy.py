@@ -167,3 +167,80 @@ def test_sigma_zero_is_the_data_score() -> None:
     gauss = Gaussian(torch.zeros(2), torch.eye(2))
     x = torch.ones(3, 2, dtype=torch.float64)
     torch.testing.assert_close(gauss.score_model()(x, torch.zeros(3, dtype=torch.float64)), -x)
+
+
+# ------------------------------------------------------------------ components as classes
+def _classes() -> GaussianMixture:
+    return GaussianMixture(
+        [0.2, 0.3, 0.5],
+        [[-2.0, 0.0], [1.0, 1.5], [2.0, -1.0]],
+        [[1.0, 0.5], [0.7, 0.7], [1.5, 0.8]],
+    )
+
+
+def _points(n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    x = 4 * torch.randn(n, 2, generator=g, dtype=torch.float64)
+    return x, torch.exp(torch.empty(n, dtype=torch.float64).uniform_(-3, 2, generator=g))
+
+
+def test_the_class_score_is_the_gradient_of_the_class_log_density() -> None:
+    gmm = _classes()
+    x, sigma = _points()
+    y = torch.arange(64) % 3
+    xg = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(gmm.class_log_prob(xg, sigma, y).sum(), xg)
+    torch.testing.assert_close(gmm.class_score(x, sigma, y), grad, rtol=1e-12, atol=1e-12)
+    written_out = (gmm.means[y] - x) / (gmm.stds[y] ** 2 + sigma[:, None] ** 2)
+    torch.testing.assert_close(gmm.class_score(x, sigma, y), written_out)
+
+
+def test_the_exact_classifier_is_bayes_rule_and_the_null_label_is_the_mixture() -> None:
+    gmm = _classes()
+    x, sigma = _points()
+    log_joint = torch.stack([gmm.class_log_prob(x, sigma, k) for k in range(3)], 1)
+    expected = log_joint + gmm.weights.log() - gmm.log_prob(x, sigma)[:, None]
+    classifier = gmm.classifier()
+    torch.testing.assert_close(classifier(x, sigma), expected, rtol=1e-12, atol=1e-12)
+    assert classifier.num_classes == 3 and isinstance(classifier, ncsn.NoisyClassifier)
+    model = gmm.conditional_score_model()
+    assert model.num_classes == 3 and isinstance(model, ncsn.ConditionalScoreModel)
+    torch.testing.assert_close(
+        model(x, sigma, torch.full((64,), 3)), gmm.score(x, sigma), rtol=0, atol=0
+    )
+    mixed = torch.tensor([3, 0] * 32)
+    expected_mixed = torch.where(
+        (mixed == 3)[:, None], gmm.score(x, sigma), gmm.class_score(x, sigma, mixed % 3)
+    )
+    torch.testing.assert_close(model(x, sigma, mixed), expected_mixed, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda g, x: g.class_score(x, 1.0, 3), ValueError, r"y must lie in \[0, 2\]; got y=3"),
+        (
+            lambda g, x: g.class_log_prob(x, 1.0, torch.tensor([0, 1])),
+            ValueError,
+            "y has 2 labels but x holds 4",
+        ),
+        (
+            lambda g, x: g.class_score(x, 1.0, 0.5),
+            TypeError,
+            "y must be an int or an integer tensor",
+        ),
+        (
+            lambda g, x: g.conditional_score_model()(x, torch.ones(4), torch.tensor([0, 1, 2, 4])),
+            ValueError,
+            r"y must lie in \[0, 3\]",
+        ),
+        (
+            lambda g, x: ncsn.toy.ExactClassifier(ncsn.toy.Gaussian([0.0], [[1.0]])),
+            TypeError,
+            "mixture must be a ncsn.toy.GaussianMixture",
+        ),
+    ],
+)
+def test_class_call_errors(call, error: type[Exception], match: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(error, match=match):
+        call(_classes(), torch.zeros(4, 2))

@@ -8,6 +8,7 @@ of four small protocols (:class:`ScoreModel`, :class:`NoiseSchedule`, :class:`Sc
 
 from ncsn import (
     data,
+    guidance,
     likelihood,
     losses,
     metrics,
@@ -21,7 +22,14 @@ from ncsn import (
 )
 from ncsn._checks import CheckpointError
 from ncsn._loading import LoadedModel, load
-from ncsn._types import NoiseSchedule, Sampler, ScoreLoss, ScoreModel
+from ncsn._types import (
+    ConditionalScoreModel,
+    NoiseSchedule,
+    NoisyClassifier,
+    Sampler,
+    ScoreLoss,
+    ScoreModel,
+)
 from ncsn.ncsnv2 import (
     estimate_max_pairwise_distance,
     max_pairwise_distance,
@@ -35,9 +43,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",
+    "ConditionalScoreModel",
     "GeometricSchedule",
     "LoadedModel",
     "NoiseSchedule",
+    "NoisyClassifier",
     "Sampler",
     "Schedule",
     "ScoreLoss",
@@ -45,6 +55,7 @@ __all__ = [
     "data",
     "estimate_max_pairwise_distance",
     "geometric_sigmas",
+    "guidance",
     "likelihood",
     "load",
     "losses",

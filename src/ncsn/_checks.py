@@ -432,3 +432,46 @@ def draw_device_dtype(
             f"generator is on device {generator.device} but device={str(dev)!r} was asked for"
         )
     return dev, dtype
+
+
+def check_label(value: object, num_classes: int, *, null: bool, name: str = "y") -> int | Tensor:
+    """Class labels given once, for every call to come: a Python int, or an integer tensor
+    (0-d for every example, or ``[B]``), each in ``0 … K − 1`` (``0 … K`` with the null label
+    ``K = num_classes`` when ``null``). A tensor's values are read here, once (not per call).
+    """
+    top = num_classes if null else num_classes - 1
+    if isinstance(value, Tensor):
+        if value.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+            raise TypeError(f"{name} must be an int or an integer tensor; got dtype {value.dtype}")
+        if value.ndim > 1:
+            raise ValueError(f"{name} must be 0-d or [B]; got {name}.shape={tuple(value.shape)}")
+        if not has_values(value):
+            raise ValueError(f"{name} must hold values; got a tensor on the meta device")
+        if value.numel() == 0:
+            raise ValueError(f"{name} must hold at least one label; got an empty tensor")
+        low, high = int(value.min()), int(value.max())
+        if low < 0 or high > top:
+            raise ValueError(f"{name} must lie in [0, {top}]; got {name}={value.tolist()}")
+        return value.long()
+    number: object = value
+    if isinstance(number, bool) or not isinstance(number, numbers.Integral):
+        raise TypeError(f"{name} must be an int or an integer tensor; got {name}={value!r}")
+    if not 0 <= int(number) <= top:
+        raise ValueError(f"{name} must lie in [0, {top}]; got {name}={value}")
+    return int(number)
+
+
+def batch_labels(labels: int | Tensor, x: Tensor, name: str = "y") -> Tensor:
+    """Labels from :func:`check_label` as ``[B]`` int64 on ``x``'s device, for x's batch."""
+    if isinstance(labels, int):
+        # A fill kernel: no host-to-device copy.
+        return torch.full((x.shape[0],), labels, dtype=torch.int64, device=x.device)
+    y = to_device_of(labels, x, name)
+    if y.ndim == 0:
+        return y.expand(x.shape[0])
+    if y.shape != (x.shape[0],):
+        raise ValueError(
+            f"{name} has {y.shape[0]} labels but x holds {x.shape[0]} examples "
+            f"(x.shape={tuple(x.shape)}); give one label per example, or an int for all"
+        )
+    return y

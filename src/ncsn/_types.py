@@ -16,7 +16,10 @@ from torch import Tensor
 
 __all__ = [
     "Batch",
+    "ConditionalScoreModel",
+    "Labels",
     "NoiseSchedule",
+    "NoisyClassifier",
     "Sampler",
     "ScoreLoss",
     "ScoreModel",
@@ -32,6 +35,9 @@ Batch: TypeAlias = Tensor
 Sigmas: TypeAlias = Tensor
 """A 1-D tensor of noise levels ``[L]``, strictly decreasing and positive (σ₁ first)."""
 
+Labels: TypeAlias = Tensor
+"""A 1-D integer tensor of class labels ``[B]``: ``0 … K − 1`` for K classes, ``K`` the null label."""
+
 
 @runtime_checkable
 class ScoreModel(Protocol):
@@ -40,6 +46,38 @@ class ScoreModel(Protocol):
     ``model(x, sigma)`` takes ``x: [B, *event]`` and ``sigma: [B]`` (the noise *value* per example,
     never a level index) and returns a tensor of the shape of ``x``.
     """
+
+    def __call__(self, x: Tensor, sigma: Tensor, /) -> Tensor: ...
+
+
+@runtime_checkable
+class ConditionalScoreModel(Protocol):
+    """A class-conditional score estimate ``∇ₓ log p_σ(x | y)`` for ``num_classes`` classes.
+
+    ``model(x, sigma, y)`` takes ``x: [B, *event]``, ``sigma: [B]`` and integer labels ``y: [B]``
+    in ``0 … K`` and returns a tensor of the shape of ``x``. The label ``K = num_classes`` is the
+    *null* label: the unconditional score ``∇ₓ log p_σ(x)``, which classifier-free guidance needs
+    next to the conditional one. It is not a :class:`ScoreModel` itself;
+    :func:`ncsn.guidance.condition` fixes its labels and returns one.
+    """
+
+    @property
+    def num_classes(self) -> int: ...
+
+    def __call__(self, x: Tensor, sigma: Tensor, y: Tensor, /) -> Tensor: ...
+
+
+@runtime_checkable
+class NoisyClassifier(Protocol):
+    """A noise-conditional classifier: the logits of ``p(y | x, σ)`` for data perturbed by ``N(0, σ²I)``.
+
+    ``classifier(x, sigma)`` takes ``x: [B, *event]`` and ``sigma: [B]`` and returns ``[B, K]``
+    logits (``log_softmax`` of them is ``log p(y | x, σ)``), ``K = num_classes``. Classifier
+    guidance (:class:`ncsn.guidance.ClassifierGuidance`) differentiates it in ``x``.
+    """
+
+    @property
+    def num_classes(self) -> int: ...
 
     def __call__(self, x: Tensor, sigma: Tensor, /) -> Tensor: ...
 

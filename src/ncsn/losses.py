@@ -9,6 +9,13 @@ Two levels, as everywhere in ``ncsn``:
   over the batch of the per-example values (the official reduction: ½ · sum over event dims, mean
   over the batch).
 
+Class-conditional training: every loss takes the batch's labels as ``y=`` (``[B]`` integers) and
+then calls the model as ``model(x̃, σ, y)`` (a :class:`~ncsn.ConditionalScoreModel`). The
+configured losses drop each label to the null label ``num_classes`` at the rate
+``label_dropout`` (:func:`ncsn.guidance.drop_labels`), so that one network learns the
+conditional scores and the unconditional one that classifier-free guidance needs. Without ``y``
+nothing changes: the same draws, the same values.
+
 Non-finite inputs follow one rule, the same on every device, chosen so that the training loop
 never waits for an accelerator:
 
@@ -41,6 +48,7 @@ from ncsn._checks import (
     check_float_tensor,
     check_generator,
     check_nonempty,
+    check_output,
     check_sigma_values,
     finite_float,
     pad_event,
@@ -51,6 +59,7 @@ from ncsn._checks import (
     to_device_of,
 )
 from ncsn._types import NoiseSchedule, ScoreModel
+from ncsn.guidance import drop_labels
 
 __all__ = [
     "DenoisingScoreMatching",
@@ -121,9 +130,35 @@ def _perturb(
     return sigma_vector(sigma, x), _noise(x, noise, generator)
 
 
-def _dsm_core(model: ScoreModel, x: Tensor, sig: Tensor, z: Tensor, power: float) -> Tensor:
+def _check_y(y: object, x: Tensor) -> Tensor | None:
+    """Labels of the batch: ``None``, or an integer ``[B]`` tensor moved to x's device (metadata
+    only: the network checks the range where reading it is free)."""
+    if y is None:
+        return None
+    if not isinstance(y, Tensor) or y.dtype.is_floating_point or y.dtype == torch.bool:
+        raise TypeError(f"y must be None or an integer tensor [B] of labels; got {y!r}")
+    if y.shape != (x.shape[0],):
+        raise ValueError(
+            f"y must hold one label per example, shape [B]={[x.shape[0]]}; got "
+            f"y.shape={tuple(y.shape)} for x.shape={tuple(x.shape)}"
+        )
+    return to_device_of(y, x, "y").long()
+
+
+def _call(model: ScoreModel, x: Tensor, sig: Tensor, y: Tensor | None) -> Tensor:
+    """The model at ``(x, σ)``, or the conditional model at ``(x, σ, y)`` when labels are given."""
+    if y is None:
+        return call_model(model, x, sig)
+    out: Tensor = model(x, sig, y)  # type: ignore[call-arg]  # a ConditionalScoreModel
+    check_output(out, x)
+    return out
+
+
+def _dsm_core(
+    model: ScoreModel, x: Tensor, sig: Tensor, z: Tensor, power: float, y: Tensor | None = None
+) -> Tensor:
     s = pad_event(sig, x)
-    score = call_model(model, x + s * z, sig)
+    score = _call(model, x + s * z, sig, y)
     return 0.5 * sum_event((score + z / s).square()) * sig.pow(power)
 
 
@@ -134,6 +169,7 @@ def dsm(
     *,
     noise: Tensor | None = None,
     power: float = 2.0,
+    y: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Denoising score matching at noise level σ, one value per example.
@@ -149,14 +185,16 @@ def dsm(
         sigma: a scalar or ``[B]`` noise levels (positive).
         noise: optional ``z`` of x's shape (drawn from ``generator`` otherwise).
         power: p in λ(σ) = σ^p.
+        y: optional ``[B]`` labels: the model is then a :class:`~ncsn.ConditionalScoreModel`,
+            called ``model(x + σz, σ, y)``.
         generator: source of ``z``.
 
     Returns:
         ``[B]`` per-example losses.
 
     Raises:
-        TypeError: a non-floating ``x`` or ``noise``, a σ that is not a number or tensor, or a
-            ``generator`` that is not a ``torch.Generator``.
+        TypeError: a non-floating ``x`` or ``noise``, a σ that is not a number or tensor, ``y``
+            not an integer tensor, or a ``generator`` that is not a ``torch.Generator``.
         ValueError: an empty batch, a non-positive or non-finite σ, a noise of the wrong shape,
             NaN or inf in ``x`` or ``noise``, a ``noise`` that cannot be moved to x's device, or
             a model output whose shape or device differs from its input.
@@ -169,7 +207,7 @@ def dsm(
     """
     check_callable(model, "model")
     sig, z = _perturb(x, sigma, noise, power, generator)
-    return _dsm_core(model, x, sig, z, power)
+    return _dsm_core(model, x, sig, z, power, _check_y(y, x))
 
 
 def projections_like(
@@ -240,6 +278,7 @@ def ssm(
     variance_reduction: bool = True,
     directions: Tensor | None = None,
     jacobian: JacobianMode = "backward",
+    y: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Sliced score matching at the points ``x``, one value per example.
@@ -268,6 +307,8 @@ def ssm(
             forward mode took 1.2–1.3× the time and 1.4–1.6× the peak memory of a RefineNet
             training step on the CPU, ``benchmarks/training.py``) or ``"forward"``
             (forward-mode JVP).
+        y: optional ``[B]`` labels for a :class:`~ncsn.ConditionalScoreModel`
+            (``model(x, σ, y)``).
         generator: source of the projections.
 
     Returns:
@@ -304,6 +345,7 @@ def ssm(
         variance_reduction=variance_reduction,
         directions=directions,
         jacobian=jacobian,
+        y=_check_y(y, x),
         generator=generator,
     )
 
@@ -329,6 +371,7 @@ def _ssm_core(
     variance_reduction: bool,
     directions: Tensor | None,
     jacobian: JacobianMode,
+    y: Tensor | None = None,
     generator: torch.Generator | None,
 ) -> Tensor:
     """:func:`ssm` with checked options and σ ``[B]`` (no check of σ's values: no device sync)."""
@@ -336,6 +379,7 @@ def _ssm_core(
     if projections > 1:
         x = x.unsqueeze(0).expand(projections, *x.shape).reshape(projections * batch, *x.shape[1:])
         sig = sig.repeat(projections)
+        y = None if y is None else y.repeat(projections)
     if directions is None:
         v = projections_like(x, distribution, generator=generator)
     else:
@@ -351,13 +395,13 @@ def _ssm_core(
     with torch.enable_grad():
         if jacobian == "backward":
             xg = x.detach().requires_grad_(True)
-            score = call_model(model, xg, sig)
+            score = _call(model, xg, sig, y)
             if not score.requires_grad:
                 raise ValueError(_DETACHED_OUTPUT)
             (jv,) = torch.autograd.grad((score * v).sum(), xg, create_graph=True)
         else:
             primal_and_tangent = torch.func.jvp(
-                lambda inp: call_model(model, inp, sig), (x.detach(),), (v,)
+                lambda inp: _call(model, inp, sig, y), (x.detach(),), (v,)
             )
             score, jv = primal_and_tangent[0], primal_and_tangent[1]
             # Forward mode cannot tell a detached output from a constant one (both have a zero
@@ -385,6 +429,7 @@ def annealed_ssm(
     variance_reduction: bool = True,
     directions: Tensor | None = None,
     jacobian: JacobianMode = "backward",
+    y: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Annealed sliced score matching, as in the official NCSN code (``algo: ssm``).
@@ -403,6 +448,7 @@ def annealed_ssm(
         variance_reduction: use ½‖s‖² in place of ½(vᵀs)² (SSM-VR).
         directions: optional explicit projections ``[projections, B, *event]``.
         jacobian: ``"backward"`` (double backprop) or ``"forward"`` (forward-mode JVP).
+        y: optional ``[B]`` labels for a :class:`~ncsn.ConditionalScoreModel`.
         generator: source of ``z`` and of the projections.
 
     Returns:
@@ -433,6 +479,7 @@ def annealed_ssm(
         variance_reduction=variance_reduction,
         directions=directions,
         jacobian=jacobian,
+        y=_check_y(y, x),
         generator=generator,
     )
 
@@ -449,6 +496,7 @@ def _annealed_ssm_core(
     variance_reduction: bool,
     directions: Tensor | None,
     jacobian: JacobianMode,
+    y: Tensor | None = None,
     generator: torch.Generator | None,
 ) -> Tensor:
     per = _ssm_core(
@@ -460,6 +508,7 @@ def _annealed_ssm_core(
         variance_reduction=variance_reduction,
         directions=directions,
         jacobian=jacobian,
+        y=y,
         generator=generator,
     )
     return per * sig.pow(power)
@@ -481,6 +530,32 @@ def _levels(
     return to_device_of(sigma, x, "schedule.sample(batch)").to(dtype=x.dtype)
 
 
+def _check_dropout(label_dropout: float, num_classes: int | None) -> tuple[float, int | None]:
+    rate = finite_float(label_dropout, "label_dropout")
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"label_dropout must lie in [0, 1]; got label_dropout={label_dropout!r}")
+    if num_classes is not None:
+        num_classes = positive_int(num_classes, "num_classes")
+    elif rate > 0:
+        raise ValueError(
+            f"label_dropout={rate!r} drops labels to the null label num_classes: give num_classes"
+        )
+    return rate, num_classes
+
+
+def _batch_labels(
+    y: object,
+    x: Tensor,
+    rate: float,
+    num_classes: int | None,
+    generator: torch.Generator | None,
+) -> Tensor | None:
+    labels = _check_y(y, x)
+    if labels is None or rate == 0.0 or num_classes is None:
+        return labels
+    return drop_labels(labels, rate, num_classes, generator=generator)
+
+
 @dataclass(frozen=True)
 class DenoisingScoreMatching:
     """The NCSN training objective (Eq. 6 of Song & Ermon, 2019), a :class:`~ncsn.ScoreLoss`.
@@ -488,10 +563,18 @@ class DenoisingScoreMatching:
     𝓛 = mean over the batch of ½ σ_b^p ‖s_θ(x_b + σ_b z_b, σ_b) + z_b/σ_b‖², with one level σ_b per
     example drawn uniformly from the schedule: an unbiased estimate of (1/L) Σ_i λ(σ_i) ℓ(θ; σ_i).
 
+    Called with the batch's labels, ``loss(model, x, y=labels, generator=g)``, it trains a
+    :class:`~ncsn.ConditionalScoreModel` on ``model(x̃, σ, y)``, each label first dropped to the
+    null label ``num_classes`` with probability ``label_dropout`` (drawn after σ and z, so the σ
+    and z of a seed are those of an unlabelled call).
+
     Args:
         schedule: the noise levels, a :class:`~ncsn.NoiseSchedule` (a bare tensor or list of
             levels is a ``TypeError``: wrap it in :class:`ncsn.Schedule`).
         power: p in λ(σ) = σ^p (paper: 2; the single-σ baseline: 0).
+        label_dropout: the rate at which labels become the null label (0.1–0.2 is usual for
+            classifier-free guidance; 0 trains the conditional scores only).
+        num_classes: K, the null label's index; needed for ``label_dropout > 0``.
 
     Calling it with an empty batch is a ``ValueError``, as everywhere in ``ncsn``. Its checks
     read no values (no device synchronisation per step): NaN or inf in ``x`` gives a NaN or inf
@@ -507,16 +590,28 @@ class DenoisingScoreMatching:
 
     schedule: NoiseSchedule
     power: float = 2.0
+    label_dropout: float = 0.0
+    num_classes: int | None = None
 
     def __post_init__(self) -> None:
         _check_schedule(self.schedule)
         object.__setattr__(self, "power", finite_float(self.power, "power"))
+        rate, classes = _check_dropout(self.label_dropout, self.num_classes)
+        object.__setattr__(self, "label_dropout", rate)
+        object.__setattr__(self, "num_classes", classes)
 
     def __call__(
-        self, model: ScoreModel, x: Tensor, *, generator: torch.Generator | None = None
+        self,
+        model: ScoreModel,
+        x: Tensor,
+        *,
+        y: Tensor | None = None,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
         sigma = _levels(self.schedule, model, x, generator)
-        return _dsm_core(model, x, sigma, randn_like(x, generator), self.power).mean()
+        z = randn_like(x, generator)
+        labels = _batch_labels(y, x, self.label_dropout, self.num_classes, generator)
+        return _dsm_core(model, x, sigma, z, self.power, labels).mean()
 
 
 @dataclass(frozen=True)
@@ -535,6 +630,9 @@ class SlicedScoreMatching:
         power: p in λ(σ) = σ^p.
         jacobian: how vᵀJv is computed, ``"backward"`` (default; the faster, as measured in
             ``benchmarks/training.py``) or ``"forward"`` (see :func:`ssm`).
+        label_dropout: the rate at which the labels of ``loss(model, x, y=labels)`` become the
+            null label (see :class:`DenoisingScoreMatching`).
+        num_classes: K, the null label's index; needed for ``label_dropout > 0``.
 
     Like :class:`DenoisingScoreMatching` it reads no values when called: NaN or inf in ``x``
     gives a non-finite loss (see the module docstring).
@@ -552,6 +650,8 @@ class SlicedScoreMatching:
     distribution: Projection = "gaussian"
     power: float = 2.0
     jacobian: JacobianMode = "backward"
+    label_dropout: float = 0.0
+    num_classes: int | None = None
 
     def __post_init__(self) -> None:
         _check_schedule(self.schedule)
@@ -560,22 +660,33 @@ class SlicedScoreMatching:
         )
         object.__setattr__(self, "projections", projections)
         object.__setattr__(self, "power", finite_float(self.power, "power"))
+        rate, classes = _check_dropout(self.label_dropout, self.num_classes)
+        object.__setattr__(self, "label_dropout", rate)
+        object.__setattr__(self, "num_classes", classes)
 
     def __call__(
-        self, model: ScoreModel, x: Tensor, *, generator: torch.Generator | None = None
+        self,
+        model: ScoreModel,
+        x: Tensor,
+        *,
+        y: Tensor | None = None,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
         sigma = _levels(self.schedule, model, x, generator)
+        z = randn_like(x, generator)
+        labels = _batch_labels(y, x, self.label_dropout, self.num_classes, generator)
         per = _annealed_ssm_core(
             model,
             x,
             sigma,
-            randn_like(x, generator),
+            z,
             self.power,
             projections=self.projections,
             distribution=self.distribution,
             variance_reduction=self.variance_reduction,
             directions=None,
             jacobian=self.jacobian,
+            y=labels,
             generator=generator,
         )
         return per.mean()

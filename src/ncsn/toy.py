@@ -4,6 +4,12 @@ For data ``x ~ p`` perturbed by ``N(0, σ²I)``, a Gaussian mixture stays a Gaus
 component variance increased by σ². :class:`GaussianMixture` and :class:`Gaussian` therefore give the
 exact ``log p_σ`` and ``∇ₓ log p_σ`` at every noise level, which is what the library's losses and
 samplers are tested against.
+
+Taking a mixture's components as the classes makes conditional generation exact too: the
+conditional score ``∇ₓ log p_σ(x | y)`` is one component's score
+(:meth:`GaussianMixture.class_score`, :class:`ExactConditionalScore`), the noisy classifier
+``p(y | x, σ)`` is the component posterior (:class:`ExactClassifier`), and every guided score of
+:mod:`ncsn.guidance` is a closed-form combination of the two.
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ from torch import Tensor
 
 from ncsn._checks import (
     as_sigma_tensor,
+    batch_labels,
     check_batch,
     check_generator_type,
+    check_label,
     check_nonempty,
     check_sigma_values,
     draw_device_dtype,
@@ -26,7 +34,14 @@ from ncsn._checks import (
     positive_int,
 )
 
-__all__ = ["ExactScore", "Gaussian", "GaussianMixture", "paper_mixture"]
+__all__ = [
+    "ExactClassifier",
+    "ExactConditionalScore",
+    "ExactScore",
+    "Gaussian",
+    "GaussianMixture",
+    "paper_mixture",
+]
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -150,14 +165,23 @@ class GaussianMixture:
         x = self.means.to(device)[k] + self.stds.to(device)[k] * z
         return x.to(dtype)
 
-    def _component_log_prob(self, x: Tensor, sigma: Tensor | float) -> tuple[Tensor, Tensor]:
-        """log w_k + log N(x; μ_k, s_k² + σ²) as ``[B, K]``, and the variances ``[B, K, D]``."""
+    def _component_log_normal(self, x: Tensor, sigma: Tensor | float) -> tuple[Tensor, Tensor]:
+        """log N(x; μ_k, s_k² + σ²) as ``[B, K]``, and the variances ``[B, K, D]``."""
         self._check(x)
         mu = self.means.to(x)
         var = self.stds.to(x).square()[None] + _sigma_sq(sigma, x)  # [B, K, D]
         diff = x[:, None, :] - mu[None]  # [B, K, D]
-        log_n = -0.5 * (diff.square() / var + var.log() + _LOG_2PI).sum(-1)
+        return -0.5 * (diff.square() / var + var.log() + _LOG_2PI).sum(-1), var
+
+    def _component_log_prob(self, x: Tensor, sigma: Tensor | float) -> tuple[Tensor, Tensor]:
+        """log w_k + log N(x; μ_k, s_k² + σ²) as ``[B, K]``, and the variances ``[B, K, D]``."""
+        log_n, var = self._component_log_normal(x, sigma)
         return self.weights.to(x).log()[None] + log_n, var
+
+    def _classes(self, y: int | Tensor, x: Tensor) -> Tensor:
+        """``y`` (an int or ``[B]`` integers in ``0 … K − 1``) as ``[B, 1]`` int64 indices."""
+        label = check_label(y, self.num_components, null=False)
+        return batch_labels(label, x)[:, None]
 
     def log_prob(self, x: Tensor, sigma: Tensor | float = 0.0) -> Tensor:
         """Exact ``log p_σ(x)`` of the mixture perturbed by ``N(0, σ²I)``: ``[B, D] -> [B]``.
@@ -185,6 +209,60 @@ class GaussianMixture:
     def score_model(self) -> ExactScore:
         """The exact perturbed score as a :class:`~ncsn.ScoreModel` ``(x, sigma) -> score``."""
         return ExactScore(self)
+
+    def class_log_prob(self, x: Tensor, sigma: Tensor | float, y: int | Tensor) -> Tensor:
+        """Exact ``log p_σ(x | y)`` with component ``y`` as the class: ``[B, D] -> [B]``.
+
+        ``log N(x; μ_y, diag(s_y² + σ²))``: the class's component perturbed by ``N(0, σ²I)``.
+
+        Args:
+            x: ``[B, D]`` points.
+            sigma: a scalar or ``[B]``, finite and ≥ 0.
+            y: the class of every example (an int) or of each (``[B]`` integers), in
+                ``0 … K − 1``.
+
+        Raises:
+            TypeError: ``y`` not an int or an integer tensor.
+            ValueError: ``y`` outside ``0 … K − 1`` or of another length than the batch.
+
+        Example:
+            >>> gmm = ncsn.toy.paper_mixture()
+            >>> x = torch.tensor([[5.0, 5.0]])
+            >>> torch.allclose(gmm.class_log_prob(x, 0.0, 1), -torch.tensor(2 * torch.pi).log())
+            True
+        """
+        log_n, _ = self._component_log_normal(x, sigma)
+        return log_n.gather(1, self._classes(y, x))[:, 0]
+
+    def class_score(self, x: Tensor, sigma: Tensor | float, y: int | Tensor) -> Tensor:
+        """Exact conditional score ``∇ₓ log p_σ(x | y) = (μ_y − x) / (s_y² + σ²)``: ``[B, D] -> [B, D]``.
+
+        Args:
+            x: ``[B, D]`` points.
+            sigma: a scalar or ``[B]``, finite and ≥ 0.
+            y: an int for every example or ``[B]`` integers, in ``0 … K − 1``.
+
+        Raises:
+            TypeError: ``y`` not an int or an integer tensor.
+            ValueError: ``y`` outside ``0 … K − 1`` or of another length than the batch.
+
+        Example:
+            >>> gmm = ncsn.toy.paper_mixture()
+            >>> gmm.class_score(torch.zeros(1, 2), 1.0, 1)
+            tensor([[2.5000, 2.5000]])
+        """
+        self._check(x)
+        k = self._classes(y, x)[:, 0]
+        var = self.stds.to(x).square()[k] + _sigma_sq(sigma, x)[:, 0]  # [B, D]
+        return (self.means.to(x)[k] - x) / var
+
+    def conditional_score_model(self) -> ExactConditionalScore:
+        """The exact class-conditional score as a :class:`~ncsn.ConditionalScoreModel`."""
+        return ExactConditionalScore(self)
+
+    def classifier(self) -> ExactClassifier:
+        """The exact noisy classifier ``p(y | x, σ)`` as a :class:`~ncsn.NoisyClassifier`."""
+        return ExactClassifier(self)
 
     def __repr__(self) -> str:
         return (
@@ -318,6 +396,84 @@ class ExactScore:
 
     def __call__(self, x: Tensor, sigma: Tensor, /) -> Tensor:
         return self.distribution.score(x, sigma)
+
+
+@dataclass(frozen=True)
+class ExactConditionalScore:
+    """A :class:`~ncsn.ConditionalScoreModel` whose output is a mixture's exact class-conditional
+    score, its components taken as the classes.
+
+    ``ExactConditionalScore(gmm)(x, sigma, y)`` is ``gmm.class_score(x, sigma, y)`` for labels
+    ``y < K`` and the mixture's score ``gmm.score(x, sigma)`` for the null label ``y = K``
+    (``K = num_classes``, the number of components): ``x: [B, D]``, ``sigma: [B]``, ``y: [B]``
+    → ``[B, D]``.
+
+    Args:
+        mixture: the :class:`GaussianMixture` whose components are the classes.
+
+    Example:
+        >>> gmm = ncsn.toy.paper_mixture()
+        >>> model = gmm.conditional_score_model()
+        >>> model(torch.zeros(2, 2), torch.ones(2), torch.tensor([1, 2]))   # class 1, then null
+        tensor([[2.5000, 2.5000],
+                [1.5000, 1.5000]])
+    """
+
+    mixture: GaussianMixture
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.mixture, GaussianMixture):
+            raise TypeError(
+                f"mixture must be a ncsn.toy.GaussianMixture; got {type(self.mixture).__name__}"
+            )
+
+    @property
+    def num_classes(self) -> int:
+        """K, the number of components; ``K`` itself is the null label."""
+        return self.mixture.num_components
+
+    def __call__(self, x: Tensor, sigma: Tensor, y: Tensor, /) -> Tensor:
+        labels = batch_labels(check_label(y, self.num_classes, null=True), x)
+        null = labels == self.num_classes
+        conditional = self.mixture.class_score(x, sigma, labels.masked_fill(null, 0))
+        if labels.device.type == "cpu" and not bool(null.any()):
+            return conditional  # the toy's own short cut: no mixture score to compute
+        return torch.where(null[:, None], self.mixture.score(x, sigma), conditional)
+
+
+@dataclass(frozen=True)
+class ExactClassifier:
+    """A :class:`~ncsn.NoisyClassifier` that is a mixture's exact component posterior.
+
+    ``ExactClassifier(gmm)(x, sigma)`` returns the logits ``log p(y | x, σ) = log w_y +
+    log N(x; μ_y, s_y² + σ²) − log p_σ(x)`` (already normalised): ``x: [B, D]``, ``sigma: [B]``
+    → ``[B, K]``.
+
+    Args:
+        mixture: the :class:`GaussianMixture` whose components are the classes.
+
+    Example:
+        >>> classifier = ncsn.toy.paper_mixture().classifier()
+        >>> classifier(torch.zeros(1, 2), torch.ones(1)).exp()   # the prior weights at x = 0
+        tensor([[0.2000, 0.8000]])
+    """
+
+    mixture: GaussianMixture
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.mixture, GaussianMixture):
+            raise TypeError(
+                f"mixture must be a ncsn.toy.GaussianMixture; got {type(self.mixture).__name__}"
+            )
+
+    @property
+    def num_classes(self) -> int:
+        """K, the number of components."""
+        return self.mixture.num_components
+
+    def __call__(self, x: Tensor, sigma: Tensor, /) -> Tensor:
+        comp, _ = self.mixture._component_log_prob(x, sigma)
+        return torch.log_softmax(comp, dim=1)
 
 
 def paper_mixture() -> GaussianMixture:

@@ -1,7 +1,9 @@
-"""Score networks: the paper's RefineNet, its unconditional baseline, the toy MLP, adapters, and wrappers for
-faster calls (:func:`compiled`, :func:`autocast`, :func:`cuda_graphed`)."""
+"""Score networks: the paper's RefineNet, its unconditional baseline, the toy MLP, their
+class-conditional versions and a noisy classifier (:mod:`ncsn.nets.conditional`), adapters, and
+wrappers for faster calls (:func:`compiled`, :func:`autocast`, :func:`cuda_graphed`)."""
 
 from ncsn.nets.adapters import DenoiserScore, NoisePredictorScore, ScaledByInverseSigma
+from ncsn.nets.conditional import ConditionalRefineNet, ConditionalScoreMLP, NoisyClassifierMLP
 from ncsn.nets.config import build_model, model_config
 from ncsn.nets.layers import CondInstanceNorm2dPlus, InstanceNorm2dPlus
 from ncsn.nets.mlp import ScoreMLP
@@ -12,10 +14,13 @@ from ncsn.nets.wrappers import ModelWrapper, autocast, compiled, cuda_graphed, u
 __all__ = [
     "CheckpointError",
     "CondInstanceNorm2dPlus",
+    "ConditionalRefineNet",
+    "ConditionalScoreMLP",
     "DenoiserScore",
     "InstanceNorm2dPlus",
     "ModelWrapper",
     "NoisePredictorScore",
+    "NoisyClassifierMLP",
     "RefineNet",
     "RefineNetBaseline",
     "ScaledByInverseSigma",

@@ -5,29 +5,49 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ncsn._checks import as_sigmas
+from ncsn._checks import as_sigma_tensor, as_sigmas, to_device_of
 
-__all__ = ["LevelLookup", "check_labels"]
+__all__ = ["LevelLookup", "check_labels", "level_indices"]
 
 
-def check_labels(labels: object, batch: int, num_levels: int) -> Tensor:
-    """``labels`` checked as ``[batch]`` integer level indices in ``[0, num_levels)``.
+def check_labels(labels: object, batch: int, num_levels: int, name: str = "labels") -> Tensor:
+    """``labels`` checked as ``[batch]`` integer indices in ``[0, num_levels)`` (level indices,
+    or class labels with ``name="y"``).
 
     The range is checked on the CPU only, outside compiled code (reading values elsewhere would
     synchronise with the device or break the graph; on CUDA an index out of range still fails,
     with a device-side assertion).
     """
     if not isinstance(labels, Tensor) or labels.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"labels must be an int64 or int32 tensor; got {labels!r}")
+        raise TypeError(f"{name} must be an int64 or int32 tensor; got {labels!r}")
     if labels.shape != (batch,):
         raise ValueError(
-            f"labels must have shape [B]={[batch]}; got labels.shape={tuple(labels.shape)}"
+            f"{name} must have shape [B]={[batch]}; got {name}.shape={tuple(labels.shape)}"
         )
     if labels.device.type == "cpu" and batch > 0 and not torch.compiler.is_compiling():
         low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= num_levels:
-            raise ValueError(f"labels must lie in [0, {num_levels}); got labels={labels.tolist()}")
+            raise ValueError(f"{name} must lie in [0, {num_levels}); got {name}={labels.tolist()}")
     return labels
+
+
+def level_indices(lookup: LevelLookup, sigma: Tensor | float, x: Tensor) -> Tensor:
+    """The ``[B]`` level indices of ``sigma`` (a scalar or ``[B]``) in ``lookup``'s schedule, on
+    x's device. A σ tensor is looked up where it is (a CPU σ is checked at once, even for x on an
+    accelerator), in its own floating dtype; bool and complex are refused."""
+    if isinstance(sigma, Tensor):
+        if sigma.dtype == torch.bool or sigma.is_complex():
+            raise TypeError(f"sigma must hold real numbers; got dtype {sigma.dtype}")
+    else:
+        sigma = as_sigma_tensor(sigma, x, dtype=torch.float64)
+    if sigma.ndim == 0:
+        sigma = sigma.expand(x.shape[0])
+    elif sigma.shape != (x.shape[0],):
+        raise ValueError(
+            f"sigma must be a scalar or have shape [B]={[x.shape[0]]}; "
+            f"got sigma.shape={tuple(sigma.shape)}"
+        )
+    return to_device_of(lookup(sigma), x, "sigma")
 
 
 class LevelLookup(nn.Module):

@@ -13,19 +13,30 @@ import torch
 from torch import nn
 
 from ncsn.nets.adapters import ScaledByInverseSigma
+from ncsn.nets.conditional import ConditionalRefineNet, ConditionalScoreMLP, NoisyClassifierMLP
 from ncsn.nets.mlp import ScoreMLP
 from ncsn.nets.refinenet import RefineNet, RefineNetBaseline
 
 __all__ = ["build_model", "model_config"]
 
-KINDS = ("RefineNet", "RefineNetBaseline", "ScoreMLP", "ScaledByInverseSigma")
+KINDS = (
+    "RefineNet",
+    "RefineNetBaseline",
+    "ScoreMLP",
+    "ScaledByInverseSigma",
+    "ConditionalRefineNet",
+    "ConditionalScoreMLP",
+    "NoisyClassifierMLP",
+)
 
 
 def model_config(model: nn.Module) -> dict[str, Any]:
     """The plain-data configuration that :func:`build_model` turns back into ``model``'s architecture.
 
-    Supports :class:`RefineNet`, :class:`RefineNetBaseline`, :class:`ScoreMLP` and
-    :class:`ScaledByInverseSigma` wrapping one of them.
+    Supports :class:`RefineNet`, :class:`RefineNetBaseline`, :class:`ScoreMLP`,
+    :class:`ScaledByInverseSigma` wrapping one of them, the class-conditional
+    :class:`ConditionalRefineNet` and :class:`ConditionalScoreMLP`, and the
+    :class:`NoisyClassifierMLP`.
 
     Example:
         >>> net = ncsn.nets.RefineNet(1, 8, ncsn.geometric_sigmas(1.0, 0.01, 10))
@@ -60,6 +71,31 @@ def model_config(model: nn.Module) -> dict[str, Any]:
             "hidden": model.hidden,
             "sigmas": None if sigmas is None else sigmas.tolist(),
         }
+    if isinstance(model, ConditionalRefineNet):
+        return {
+            "kind": "ConditionalRefineNet",
+            "channels": model.channels,
+            "ngf": model.ngf,
+            "sigmas": model.sigmas.tolist(),
+            "num_classes": model.num_classes,
+            "logit_transform": model.logit_transform,
+            "norm": model.norm,
+        }
+    if isinstance(model, ConditionalScoreMLP):
+        return {
+            "kind": "ConditionalScoreMLP",
+            "dim": model.dim,
+            "num_classes": model.num_classes,
+            "hidden": model.hidden,
+            "sigmas": model.sigmas.tolist(),
+        }
+    if isinstance(model, NoisyClassifierMLP):
+        return {
+            "kind": "NoisyClassifierMLP",
+            "event_shape": list(model.event_shape),
+            "num_classes": model.num_classes,
+            "hidden": model.hidden,
+        }
     if isinstance(model, ScaledByInverseSigma) and isinstance(model.module, nn.Module):
         return {"kind": "ScaledByInverseSigma", "module": model_config(model.module)}
     raise TypeError(
@@ -75,8 +111,11 @@ def build_model(config: dict[str, Any], *, generator: torch.Generator | None = N
     ``config`` is :func:`model_config`'s output, or written by hand:
     ``{"kind": "RefineNet", "channels": C, "ngf": W, "sigmas": [...]}`` (``logit_transform`` and
     ``norm`` optional), ``{"kind": "RefineNetBaseline", "channels": C, "ngf": W}``,
-    ``{"kind": "ScoreMLP", "dim": D, "hidden": H, "sigmas": [...] or None}``, or
-    ``{"kind": "ScaledByInverseSigma", "module": <one of these>}``.
+    ``{"kind": "ScoreMLP", "dim": D, "hidden": H, "sigmas": [...] or None}``,
+    ``{"kind": "ScaledByInverseSigma", "module": <one of these>}``, the class-conditional
+    ``{"kind": "ConditionalRefineNet", ..., "num_classes": K}`` and
+    ``{"kind": "ConditionalScoreMLP", "dim": D, "num_classes": K, "hidden": H, "sigmas": [...]}``,
+    or ``{"kind": "NoisyClassifierMLP", "event_shape": [...], "num_classes": K, "hidden": H}``.
 
     Args:
         config: the network's kind and settings (plain Python values).
@@ -126,6 +165,31 @@ def build_model(config: dict[str, Any], *, generator: torch.Generator | None = N
             )
         if kind == "ScaledByInverseSigma":
             return ScaledByInverseSigma(build_model(config["module"], generator=generator))
+        if kind == "ConditionalRefineNet":
+            return ConditionalRefineNet(
+                config["channels"],
+                config["ngf"],
+                torch.tensor(config["sigmas"], dtype=torch.float32),
+                config["num_classes"],
+                logit_transform=config.get("logit_transform", False),
+                norm=config.get("norm", "official"),
+                generator=generator,
+            )
+        if kind == "ConditionalScoreMLP":
+            return ConditionalScoreMLP(
+                config["dim"],
+                config["num_classes"],
+                config.get("hidden", 128),
+                sigmas=config["sigmas"],
+                generator=generator,
+            )
+        if kind == "NoisyClassifierMLP":
+            return NoisyClassifierMLP(
+                config["event_shape"],
+                config["num_classes"],
+                config.get("hidden", 256),
+                generator=generator,
+            )
     except KeyError as err:
         raise ValueError(
             f"config for {kind} is missing the field {err.args[0]!r}: {config!r}"

@@ -24,7 +24,6 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ncsn._checks import (
-    as_sigma_tensor,
     as_sigmas,
     check_float_tensor,
     check_nonempty,
@@ -32,7 +31,7 @@ from ncsn._checks import (
     positive_int,
     to_device_of,
 )
-from ncsn.nets._conditioning import LevelLookup, check_labels
+from ncsn.nets._conditioning import LevelLookup, check_labels, level_indices
 from ncsn.nets._upsample import upsample_bilinear
 from ncsn.nets.layers import (
     CondInstanceNorm2dPlus,
@@ -230,8 +229,10 @@ def _reset_parameters(module: nn.Module, generator: torch.Generator) -> None:
             m.reset_parameters(generator=generator)
 
 
-class _RefineNetTopology(nn.Module):
-    """Modules and data flow shared by the conditional network and the baseline."""
+class RefineNetTopology(nn.Module):
+    """Modules and data flow shared by the RefineNets (:class:`RefineNet`, the baseline and
+    :class:`~ncsn.nets.ConditionalRefineNet`): each builds it with its own norm factory and
+    passes its own conditioning ``labels`` through every norm."""
 
     def __init__(
         self,
@@ -354,7 +355,7 @@ class _RefineNetTopology(nn.Module):
         return out
 
 
-class RefineNet(_RefineNetTopology):
+class RefineNet(RefineNetTopology):
     """The paper's noise-conditional score network (official ``CondRefineNetDilated``).
 
     A 4-cascade RefineNet with pre-activation residual blocks, one 2× downsampling followed by
@@ -465,21 +466,7 @@ class RefineNet(_RefineNetTopology):
                 device than the parameters.
         """
         self._check_input(x)
-        if isinstance(sigma, Tensor):
-            # A σ tensor is looked up where it is (a CPU σ is checked at once, even for x on an
-            # accelerator), in its own floating dtype; bool and complex are refused.
-            if sigma.dtype == torch.bool or sigma.is_complex():
-                raise TypeError(f"sigma must hold real numbers; got dtype {sigma.dtype}")
-        else:
-            sigma = as_sigma_tensor(sigma, x, dtype=torch.float64)
-        if sigma.ndim == 0:
-            sigma = sigma.expand(x.shape[0])
-        elif sigma.shape != (x.shape[0],):
-            raise ValueError(
-                f"sigma must be a scalar or have shape [B]={[x.shape[0]]}; "
-                f"got sigma.shape={tuple(sigma.shape)}"
-            )
-        return self._features(x, to_device_of(self.lookup(sigma), x, "sigma"))
+        return self._features(x, level_indices(self.lookup, sigma, x))
 
     def forward_levels(self, x: Tensor, labels: Tensor) -> Tensor:
         """Score estimate at level *indices* (the fast path; no σ lookup).
@@ -503,7 +490,7 @@ class RefineNet(_RefineNetTopology):
         return self._features(x, to_device_of(labels, x, "labels"))
 
 
-class RefineNetBaseline(_RefineNetTopology):
+class RefineNetBaseline(RefineNetTopology):
     """The paper's single-noise-level baseline network (official ``RefineNetDilated``).
 
     The :class:`RefineNet` topology with every CondInstanceNorm++ replaced by an unconditional
