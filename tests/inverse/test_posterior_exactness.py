@@ -183,7 +183,9 @@ def _mixture_problem() -> tuple[ncsn.toy.GaussianMixture, inverse.Measurement]:
     """The paper's mixture, its first coordinate measured as −0.5 with σ_y = 1: the posterior
     weights flip to (0.75, 0.25) from the prior's (0.2, 0.8)."""
     op = Mask(torch.tensor([True, False]))
-    return ncsn.toy.paper_mixture(), inverse.Measurement(op, torch.tensor([[-0.5, 0.0]], dtype=torch.float64), 1.0)
+    return ncsn.toy.paper_mixture(), inverse.Measurement(
+        op, torch.tensor([[-0.5, 0.0]], dtype=torch.float64), 1.0
+    )
 
 
 def test_mixture_posterior_weights_are_the_closed_form() -> None:
