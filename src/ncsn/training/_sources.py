@@ -53,7 +53,7 @@ class IndexedData(Protocol):
     def __getitem__(self, index: int, /) -> Any: ...
 
 
-Data = Tensor | IndexedData | DataSampler
+Data = Tensor | tuple[Tensor, Tensor | None] | IndexedData | DataSampler
 
 
 class BatchTransform(Protocol):
@@ -75,20 +75,61 @@ def _item(item: object, name: str) -> Tensor:
     )
 
 
+def _label(item: object, name: str) -> int:
+    """The label of a dataset's ``(x, label)`` item (an int, or a 0-d integer tensor or array)."""
+    label = item[1] if isinstance(item, (tuple, list)) and len(item) == 2 else None
+    if isinstance(label, (Tensor, np.ndarray)) and label.ndim == 0:
+        label = label.item()
+    if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):
+        raise TypeError(
+            f"{name}[i] must be an (x, label) pair with an integer label to train with labels; "
+            f"got {type(item).__name__} {item!r:.80}"
+        )
+    return int(label)
+
+
+def _labels(y: object, n: int, name: str) -> Tensor:
+    """The labels of a tensor pair ``(x, y)``: ``[N]`` integers, one per example."""
+    if not isinstance(y, Tensor) or y.dtype.is_floating_point or y.dtype == torch.bool:
+        raise TypeError(f"the labels of {name} (x, y) must be an integer tensor [N]; got {y!r:.80}")
+    if y.shape != (n,):
+        raise ValueError(
+            f"the labels of {name} (x, y) must have shape [N]={[n]}; got {tuple(y.shape)}"
+        )
+    return y.long()
+
+
 class Source:
-    """One of: a tensor ``[N, *event]``, an indexed dataset, or a sampler callable.
+    """One of: a tensor ``[N, *event]``, a tensor pair ``(x, y)`` with labels ``y: [N]``, an
+    indexed dataset, or a sampler callable.
 
     Indexed sources (tensor, dataset) are read in epochs: each epoch is a permutation drawn from
     ``derive_seed(seed, PERMUTATION, epoch)``, and batches run across epoch boundaries so every
     batch is full. Their position is ``(epoch, offset)``. A sampler source has no position: the
     batch of step ``t`` comes from the per-(step, shard) generator.
+
+    Labels (class-conditional training) come with a tensor pair, or from a dataset's
+    ``(x, label)`` items when ``labels`` is true; each micro-batch then carries its ``y``.
     """
 
-    def __init__(self, data: object, name: str) -> None:
+    def __init__(self, data: object, name: str, *, labels: bool = False) -> None:
         self.name = name
         self.tensor: Tensor | None = None
+        self.labels: Tensor | None = None  # of a tensor pair
         self.dataset: IndexedData | None = None
+        self.dataset_labels = False
         self.sampler: DataSampler | None = None
+        if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], Tensor):
+            # (x, y), as ncsn.data.load returns it; (x, None) is unlabelled data
+            x, y = data
+            if y is not None:
+                self.labels = _labels(y, int(x.shape[0]) if x.ndim else 0, name)
+            data = x
+        elif labels and (isinstance(data, Tensor) or not isinstance(data, IndexedData)):
+            raise TypeError(
+                f"labels=True reads the labels of a dataset of (x, label) items; {name} is a "
+                f"{type(data).__name__} (give a tensor pair (x, y) instead)"
+            )
         if isinstance(data, Tensor):
             check_batch(data, name)
             if data.shape[0] < 1:
@@ -102,6 +143,7 @@ class Source:
             if len(data) < 1:
                 raise ValueError(f"{name} must hold at least one example; got an empty dataset")
             self.dataset = data
+            self.dataset_labels = bool(labels)
         elif callable(data):
             self.sampler = data
         else:
@@ -120,6 +162,11 @@ class Source:
     @property
     def indexed(self) -> bool:
         return self.sampler is None
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the batches carry labels."""
+        return self.labels is not None or self.dataset_labels
 
     def __len__(self) -> int:
         if self.tensor is not None:
@@ -172,6 +219,16 @@ class Source:
             raise TypeError(f"{self.name} is a sampler; it has no indices")
         return out.to(device=device, dtype=dtype, non_blocking=True)
 
+    def gather_labels(self, index: Tensor, device: torch.device) -> Tensor | None:
+        """The labels ``[len(index)]`` (int64, on ``device``) of the examples at ``index``, or
+        ``None`` for unlabelled data."""
+        if self.labels is not None:
+            return self.labels[index.to(self.labels.device)].to(device, non_blocking=True)
+        if self.dataset is not None and self.dataset_labels:
+            items = [_label(self.dataset[i], self.name) for i in index.tolist()]
+            return torch.tensor(items, dtype=torch.int64, device=device)
+        return None
+
     def draw(
         self, n: int, generator: torch.Generator, device: torch.device, dtype: torch.dtype
     ) -> Tensor:
@@ -210,13 +267,15 @@ class Source:
         parts = []
         for gen, k in zip(self._gens, local, strict=False):
             gen.manual_seed(derive_seed(seed, STEP, step, k))
+            y = None
             if index is not None:
-                x = self.gather(index[k * size : (k + 1) * size], device, dtype)
+                part = index[k * size : (k + 1) * size]
+                x, y = self.gather(part, device, dtype), self.gather_labels(part, device)
             else:
                 x = self.draw(size, gen, device, dtype)
             if transform is not None:
                 x = transform(x, generator=gen)
-            parts.append(MicroBatch(x, gen))
+            parts.append(MicroBatch(x, gen, y))
         if not parts:  # shards >= world_size guarantees a part per process
             raise RuntimeError("this process has no shard of the batch")
         return parts, position
@@ -238,6 +297,8 @@ class Source:
                 digest.update(repr(shape).encode())
                 flat = example.detach().to("cpu", torch.float64).contiguous().reshape(-1)
                 digest.update(flat.numpy().tobytes())
+            if self.labels is not None:  # a relabelled data set is another data set
+                digest.update(self.labels[index.to(self.labels.device)].cpu().numpy().tobytes())
             self._record = {"length": n, "shape": shape, "fingerprint": digest.hexdigest()[:16]}
         return self._record
 
@@ -267,33 +328,41 @@ class HeldOut:
     """The held-out data of an evaluation: a fixed batch of (at most) ``size`` examples, drawn
     once per seed, and the loss of a model on it with fixed noise."""
 
-    def __init__(self, data: object, size: int) -> None:
-        self.source, self.size = Source(data, "evaluation data"), size
-        self._batch: tuple[int, Tensor] | None = None  # (seed, batch)
+    def __init__(self, data: object, size: int, *, labels: bool = False) -> None:
+        self.source, self.size = Source(data, "evaluation data", labels=labels), size
+        self._batch: tuple[int, Tensor, Tensor | None] | None = None  # (seed, batch, labels)
 
-    def batch(self, seed: int) -> Tensor:
+    def batch(self, seed: int) -> tuple[Tensor, Tensor | None]:
+        """The held-out batch of ``seed`` and its labels (``None`` for unlabelled data)."""
         if self._batch is None or self._batch[0] != seed:
             src = self.source
             gen = torch.Generator(device=src.device).manual_seed(derive_seed(seed, EVAL_DATA))
+            y = None
             if src.indexed:
                 cpu = torch.Generator().manual_seed(derive_seed(seed, EVAL_DATA))
                 index = torch.randperm(len(src), generator=cpu)[: self.size]
-                x = src.gather(index, src.device, src.dtype)
+                x, y = (
+                    src.gather(index, src.device, src.dtype),
+                    src.gather_labels(index, src.device),
+                )
             else:
                 x = src.draw(self.size, gen, src.device, src.dtype)
-            self._batch = (seed, x if src.transform is None else src.transform(x, generator=gen))
-        return self._batch[1]
+            x = x if src.transform is None else src.transform(x, generator=gen)
+            self._batch = (seed, x, y)
+        return self._batch[1], self._batch[2]
 
     def loss(self, model: nn.Module, loss: ScoreLoss, seed: int) -> float:
         """``loss`` of ``model`` (in eval mode, without gradients) on the batch of ``seed``, with
         the noise of ``seed`` (the same at every call, so values are comparable)."""
-        x = self.batch(seed)
+        x, y = self.batch(seed)
         was_training = model.training
         model.eval()
         try:
             with torch.no_grad():
                 gen = torch.Generator(device=self.source.device)
                 gen.manual_seed(derive_seed(seed, EVAL_NOISE))
-                return float(loss(model, x, generator=gen))
+                if y is None:
+                    return float(loss(model, x, generator=gen))
+                return float(loss(model, x, y=y, generator=gen))  # type: ignore[call-arg]
         finally:
             model.train(was_training)

@@ -45,10 +45,12 @@ _CHECKED: set[tuple[int, int]] = set()
 
 
 class MicroBatch(NamedTuple):
-    """One part of a batch: the examples ``x`` ``[b, *event]`` and the generator of their noise."""
+    """One part of a batch: the examples ``x`` ``[b, *event]``, the generator of their noise and,
+    for class-conditional training, their labels ``y`` ``[b]`` (passed as ``loss(..., y=y)``)."""
 
     x: Tensor
     generator: torch.Generator | None = None
+    y: Tensor | None = None
 
 
 class TrainStep(NamedTuple):
@@ -135,10 +137,12 @@ def _micro_batches(parts: object) -> list[MicroBatch]:
         )
     out = []
     for i, part in enumerate(parts):
-        if not (isinstance(part, tuple) and len(part) == 2 and isinstance(part[0], Tensor)):
+        if not (isinstance(part, tuple) and len(part) in (2, 3) and isinstance(part[0], Tensor)):
             raise TypeError(f"parts[{i}] must be a MicroBatch(x, generator); got {part!r}")
         if part[1] is not None and not isinstance(part[1], torch.Generator):
             raise TypeError(f"parts[{i}].generator must be a torch.Generator or None")
+        if len(part) == 3 and part[2] is not None and not isinstance(part[2], Tensor):
+            raise TypeError(f"parts[{i}].y must be a tensor of labels or None")
         out.append(MicroBatch(*part))
     return out
 
@@ -168,8 +172,10 @@ def accumulate_gradients(
     Args:
         model: the score network, possibly wrapped (:func:`ncsn.nets.autocast`,
             :func:`ncsn.nets.compiled`, ``DistributedDataParallel``).
-        loss: a :class:`~ncsn.ScoreLoss`, called as ``loss(model, x, generator=generator)``.
-        parts: the micro-batches, each a :class:`MicroBatch` ``(x [b, *event], generator)``.
+        loss: a :class:`~ncsn.ScoreLoss`, called as ``loss(model, x, generator=generator)``, or
+            ``loss(model, x, y=y, generator=generator)`` for a part with labels.
+        parts: the micro-batches, each a :class:`MicroBatch` ``(x [b, *event], generator)``
+            (and labels ``y``).
         weight: what each part's loss is multiplied by before its backward; default
             ``1 / len(parts)`` (the gradient of the parts' mean).
         scaler: a :class:`torch.amp.GradScaler` for float16 autocast.
@@ -204,14 +210,17 @@ def accumulate_gradients(
     backward = torch.autograd.backward if backward is None else backward
     ddp = unwrap(model)
     values = []
-    for k, (x, generator) in enumerate(parts):
+    for k, (x, generator, y) in enumerate(parts):
         last = k == len(parts) - 1
         with (
             ddp.no_sync()  # the last part's backward all-reduces what all of them accumulated
             if isinstance(ddp, DistributedDataParallel) and not last
             else contextlib.nullcontext()
         ):
-            value = _check_value(loss(model, x, generator=generator))
+            if y is None:
+                value = _check_value(loss(model, x, generator=generator))
+            else:  # class-conditional: the losses of ncsn.losses take the labels as y=
+                value = _check_value(loss(model, x, y=y, generator=generator))  # type: ignore[call-arg]
             values.append(value.detach())
             if weight != 1.0:
                 value = value * weight
@@ -290,6 +299,7 @@ def train_step(
     optimizer: torch.optim.Optimizer,
     x: Tensor | Sequence[MicroBatch],
     *,
+    y: Tensor | None = None,
     generator: torch.Generator | None = None,
     max_grad_norm: float | None = None,
     ema: EMA | None = None,
@@ -318,7 +328,9 @@ def train_step(
         loss: a :class:`~ncsn.ScoreLoss`, called as ``loss(model, x, generator=generator)``.
         optimizer: the optimizer of ``model``'s parameters.
         x: the batch ``[B, *event]``, or a sequence of :class:`MicroBatch` ``(x, generator)``
-            parts of it, each with the generator of its own noise.
+            parts of it, each with the generator of its own noise (and its labels).
+        y: the labels ``[B]`` of a tensor ``x`` for class-conditional training, passed as
+            ``loss(model, x, y=y, generator=generator)`` (micro-batches carry their own).
         generator: the source of the loss's noise for a tensor ``x`` (with micro-batches each
             carries its own).
         max_grad_norm: clip the total gradient norm to this value.
@@ -358,11 +370,13 @@ def train_step(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     if isinstance(x, Tensor):
-        parts = [MicroBatch(x, generator)]
+        parts = [MicroBatch(x, generator, y)]
     elif generator is not None:
         raise TypeError(
             "generator= goes with a tensor x; each MicroBatch of x carries its own generator"
         )
+    elif y is not None:
+        raise TypeError("y= goes with a tensor x; each MicroBatch of x carries its own labels")
     else:
         parts = _micro_batches(x)
     if not callable(loss):

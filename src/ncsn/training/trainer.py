@@ -77,10 +77,14 @@ class Trainer:
     step, micro-batch)``: N steps equal N/2, save, restore, N/2 more, bit for bit on the CPU.
 
     Args:
-        model: the score network ``model(x [B, *event], sigma [B]) -> [B, *event]``.
-        loss: a :class:`~ncsn.ScoreLoss`, called as ``loss(model, x, generator=g)``.
-        data: a tensor ``[N, *event]``, a dataset (``data[i]`` a tensor, array or ``(x, label)``)
-            or a callable ``sample(n, *, generator)``.
+        model: the score network ``model(x [B, *event], sigma [B]) -> [B, *event]`` (a
+            :class:`~ncsn.ConditionalScoreModel` ``model(x, sigma, y)`` with labelled data).
+        loss: a :class:`~ncsn.ScoreLoss`, called as ``loss(model, x, generator=g)``, or as
+            ``loss(model, x, y=labels, generator=g)`` with labelled data.
+        data: a tensor ``[N, *event]``, a pair ``(x, y)`` of examples and their integer labels
+            ``[N]`` (as :func:`ncsn.data.load` returns them; class-conditional training), a
+            dataset (``data[i]`` a tensor, array or ``(x, label)``) or a callable
+            ``sample(n, *, generator)``.
         batch_size: the *global* batch size, over all processes and shards (paper: 128).
         optimizer: default ``Adam(model.parameters(), lr=1e-3)`` (the paper's).
         ema_rate: keep an :class:`~ncsn.training.EMA` with this decay (NCSNv2: 0.999).
@@ -96,6 +100,9 @@ class Trainer:
         device: default the model's; ``"cuda"`` under ``torchrun`` is each process's GPU.
         autocast_dtype: ``torch.bfloat16`` or ``torch.float16``: :func:`ncsn.nets.autocast`.
         compile: call the model through :func:`ncsn.nets.compiled`.
+        labels: train on a dataset's labels too: its items are ``(x, label)`` pairs whose labels
+            go to the loss (a tensor pair ``(x, y)`` always carries its labels; without this a
+            dataset's labels are dropped, for unconditional training).
 
     Raises:
         TypeError: an argument of the wrong type (named, with its value).
@@ -132,6 +139,7 @@ class Trainer:
         device: torch.device | str | None = None,
         autocast_dtype: torch.dtype | None = None,
         compile: bool = False,
+        labels: bool = False,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
@@ -169,9 +177,16 @@ class Trainer:
         self._shards_given = shards is not None  # if not, restore() takes the checkpoint's
         shards = self.env.world_size if shards is None else shards
         self.shards = check_shards(shards, self.batch_size, self.env.world_size)
-        self.data = Source(data, "data")
+        labels = check_bool(labels, "labels")
+        self.data = Source(data, "data", labels=labels)
         size = self.batch_size if evaluation is None else evaluation.batch_size or self.batch_size
-        self._held_out = None if evaluation is None else HeldOut(evaluation.data, size)
+        held_out = None if evaluation is None else HeldOut(evaluation.data, size, labels=labels)
+        if held_out is not None and held_out.source.labelled != self.data.labelled:
+            raise ValueError(
+                "data and evaluation data must both carry labels or both not (a conditional "
+                "model needs labels everywhere)"
+            )
+        self._held_out = held_out
         self.loss, self.transform, self.callback = loss, transform, callback
         # Every argument is checked: now place the model and join the process group.
         place = params[0].device if device is None else torch.device(device)
