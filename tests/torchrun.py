@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -16,21 +19,60 @@ def free_port() -> int:
 
 
 def torchrun(
-    *target: str, nproc: int = 2, timeout: float = 300, env: Mapping[str, str] | None = None
+    *target: str,
+    nproc: int = 2,
+    timeout: float = 300,
+    env: Mapping[str, str] | None = None,
+    retry_removing: Sequence[Path] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``torchrun --nproc_per_node=nproc TARGET...`` on this machine, one thread per process;
-    ``target`` is a script and its arguments, or ``-m module ...``."""
+    ``target`` is a script and its arguments, or ``-m module ...``.
+
+    A launch that runs past ``timeout`` is killed with all its workers and fails with their
+    output. With ``retry_removing`` (what the launch writes), a hung launch is tried once more
+    after removing those paths: a three-process launch hung once on a loaded 2-core CI machine
+    and was never seen to hang here; a second hang fails with both launches' output."""
     base = os.environ if env is None else env
     clean = {k: v for k, v in base.items() if k not in {"RANK", "WORLD_SIZE", "LOCAL_RANK"}}
     clean.setdefault("OMP_NUM_THREADS", "1")
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        f"--nproc_per_node={nproc}",
-        "--nnodes=1",
-        "--master_addr=127.0.0.1",
-        f"--master_port={free_port()}",
-        *target,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=clean)
+
+    def launch() -> subprocess.CompletedProcess[str]:
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={nproc}",
+            "--nnodes=1",
+            "--master_addr=127.0.0.1",
+            f"--master_port={free_port()}",
+            *target,
+        ]
+        proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean,
+            start_new_session=True,  # the agent and its workers: one group to stop on a hang
+        )
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            raise TimeoutError(
+                f"torchrun {' '.join(target)} hung for {timeout} s:\n{err[-3000:]}"
+            ) from None
+        return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+    try:
+        return launch()
+    except TimeoutError as first:
+        if retry_removing is None:
+            raise AssertionError(str(first)) from None
+        for path in retry_removing:
+            shutil.rmtree(path, ignore_errors=True)
+        try:
+            return launch()
+        except TimeoutError as second:
+            raise AssertionError(f"{first}\n--- and again:\n{second}") from None

@@ -407,6 +407,21 @@ def test_ctrl_c_leaves_a_loadable_checkpoint(tmp_path: Path) -> None:
     assert max(r["step"] for r in records) <= step
 
 
+def _wait_for_handler(pid: int, signum: int, timeout: float = 120.0) -> None:
+    """Wait until the process catches ``signum`` (its bit in /proc/PID/status's SigCgt): a fixed
+    sleep raced the import of torch on a slow machine, and the default action killed it."""
+    status = Path(f"/proc/{pid}/status")
+    if not status.exists():
+        pytest.skip("needs /proc/PID/status (Linux) to see when the command catches signals")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        caught = re.search(r"^SigCgt:\s*([0-9a-f]+)$", status.read_text(), re.MULTILINE)
+        if caught and int(caught.group(1), 16) >> (signum - 1) & 1:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"the command never caught signal {signum} within {timeout} s")
+
+
 @pytest.mark.slow
 def test_sigterm_during_set_up_says_nothing_was_trained(tmp_path: Path) -> None:
     """SIGTERM while the recipe computes σ₁ over 10,000 toy points × 2 runs of the exact
@@ -436,7 +451,8 @@ def test_sigterm_during_set_up_says_nothing_was_trained(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        time.sleep(4.0)  # importing torch and loading the data; the distances take longer
+        _wait_for_handler(proc.pid, signal.SIGTERM)  # torch imported, the command has begun
+        time.sleep(0.5)  # loading the data; the distances take seconds longer
         proc.send_signal(signal.SIGTERM)
         out_text, err = proc.communicate(timeout=120)
     finally:

@@ -404,7 +404,10 @@ def test_ranks_split_the_shards_contiguously_and_as_evenly_as_possible() -> None
 
 
 def _torchrun_train(nproc: int, *args: str) -> subprocess.CompletedProcess[str]:
-    return torchrun("-m", "ncsn", "train", *args, nproc=nproc, env=ENV)
+    """A fresh run's launch (not a resumed one) may be retried once if it hangs (tests/torchrun.py)."""
+    fresh = "--resume" not in args
+    output = [Path(args[args.index("--output") + 1])] if fresh and "--output" in args else None
+    return torchrun("-m", "ncsn", "train", *args, nproc=nproc, env=ENV, retry_removing=output)
 
 
 def _halfway_copy(src: Path, dst: Path, step: int) -> None:
