@@ -4,6 +4,7 @@ runs (with tiny settings and data standing in for the shown ones)."""
 
 from __future__ import annotations
 
+import pickle
 import re
 import shlex
 import shutil
@@ -115,6 +116,8 @@ def tiny(command: str) -> list[str]:
         kept += _ADDED[name]
     if name in ("sample", "inpaint") and ("--sampler" not in args or "annealed" in args):
         kept += ["--steps-per-level", "1"]
+    if "cuda" in kept and not torch.cuda.is_available():
+        kept[kept.index("cuda")] = "cpu"  # the example's GPU, where there is one
     return kept
 
 
@@ -135,26 +138,6 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _provide(cwd: Path, commands: list[str], run: Path) -> None:
-    """What the block uses and does not make itself: runs, image folders, checkpoints, samples."""
-    trained = {a[a.index("--output") + 1] for a in map(shlex.split, commands) if a[1] == "train" and "--resume" not in a}  # fmt: skip
-    text = " ".join(commands)
-    for name in set(re.findall(r"\bruns/\w+", text)) - {t.rstrip("/") for t in trained}:
-        shutil.copytree(run, cwd / name)
-    for name in ("path/to/images", "my_images"):
-        if name in text:
-            _images(cwd / name)
-    for name in re.findall(r"(\S+\.pth)\b", text):
-        (cwd / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(FIXTURES / "official_refinenet_c3_ngf8.pth", cwd / name)
-    if "--inception-weights FILE" in text:
-        _inception_weights(cwd / "FILE")
-    x, _ = ncsn.data.load("digits", split="train")
-    for name in ("samples", "big"):
-        (cwd / name).mkdir(exist_ok=True)
-        torch.save(x[:8].clone(), cwd / name / "samples.pt")
-
-
 def _inception_weights(path: Path) -> None:
     """A stand-in for the FID Inception-v3 weights file: its keys and shapes, random values
     scaled so that activations stay O(1)."""
@@ -171,6 +154,43 @@ def _inception_weights(path: Path) -> None:
         else:
             state[key] = torch.randn(value.shape, generator=g) * (2.0 / value[0].numel()) ** 0.5
     torch.save(state, path)
+
+
+def _cifar_folder(folder: Path) -> None:
+    """Three 32x32 RGB images per batch file, as CIFAR-10's python batches hold them."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]:
+        rows = rng.integers(0, 256, (3, 3072), dtype=np.uint8)
+        (folder / name).write_bytes(pickle.dumps({b"data": rows, b"labels": [0, 1, 2]}))
+
+
+def _provide(cwd: Path, commands: list[str], run: Path) -> None:
+    """What the block uses and does not make itself: runs, data, checkpoints, weights, samples."""
+    split = [shlex.split(command) for command in commands]
+    made = {a[a.index("--output") + 1].rstrip("/") for a in split if "--output" in a}
+    trained = {a[a.index("--output") + 1].rstrip("/") for a in split if a[1] == "train" and "--resume" not in a}  # fmt: skip
+    text = " ".join(commands)
+    for name in set(re.findall(r"\bruns/\w+", text)) - trained:
+        shutil.copytree(run, cwd / name)
+    for name in ("path/to/images", "my_images"):
+        if name in text:
+            _images(cwd / name)
+    if "cifar-10-batches-py" in text:
+        _cifar_folder(cwd / "cifar-10-batches-py")
+    for name in re.findall(r"(\S+\.pth|\bFILE\b)", text):
+        (cwd / name).parent.mkdir(parents=True, exist_ok=True)
+        if "inception" in name or name == "FILE":
+            _inception_weights(cwd / name)
+        else:
+            shutil.copy(FIXTURES / "official_refinenet_c3_ngf8.pth", cwd / name)
+    digits, _ = ncsn.data.load("digits", split="train")
+    for args in split:
+        if args[1] == "evaluate" and args[2].rstrip("/") not in made:
+            cifar = "cifar" in args[args.index("--reference") + 1]
+            x = torch.rand(8, 3, 32, 32) if cifar else digits[:8].clone()
+            (cwd / args[2]).mkdir(exist_ok=True)
+            torch.save(x, cwd / args[2] / "samples.pt")
 
 
 @pytest.mark.slow

@@ -10,7 +10,8 @@ One module per group; every public name is re-exported here.
 - ``features``: statistics of features from any network, :func:`frechet_distance`,
   :class:`RunningStatistics`, :func:`inception_score`, :func:`extract_features`.
 - ``inception``: the standard FID network, :func:`inception_v3`.
-- ``evaluators``: a classifier trained by the project, :func:`digits_evaluator`.
+- ``evaluators``: classifiers trained by the project on any labelled images,
+  :func:`classifier_evaluator`, and its preset for the embedded digits, :func:`digits_evaluator`.
 
 Scalar metrics are returned as Python floats computed in float64.
 """
@@ -23,7 +24,12 @@ from ncsn.metrics.distances import (
     precision_recall,
     sliced_wasserstein,
 )
-from ncsn.metrics.evaluators import DigitsEvaluator, digits_evaluator
+from ncsn.metrics.evaluators import (
+    ClassifierEvaluator,
+    DigitsEvaluator,
+    classifier_evaluator,
+    digits_evaluator,
+)
 from ncsn.metrics.features import (
     Classifier,
     FeatureExtractor,
@@ -42,6 +48,7 @@ from ncsn.metrics.toy import Mixture, mode_weights, score_error
 
 __all__ = [
     "Classifier",
+    "ClassifierEvaluator",
     "DigitsEvaluator",
     "FeatureExtractor",
     "FeatureStatistics",
@@ -51,6 +58,7 @@ __all__ = [
     "NearestNeighbours",
     "PrecisionRecall",
     "RunningStatistics",
+    "classifier_evaluator",
     "digits_evaluator",
     "extract_features",
     "extract_probabilities",

@@ -202,9 +202,8 @@ class RunningStatistics:
     Keeps the count and, around a shift ``c`` (``[F]``), the sums ``Σ(x − c)`` and
     ``Σ(x − c)(x − c)ᵀ`` in float64 (``F + F²`` numbers, whatever the number of rows), so a
     Fréchet distance on 50,000 samples never holds more than one chunk of features. The shift
-    keeps the covariance free of cancellation when the features share a large offset (the sums
-    of ``x`` and ``xxᵀ`` lose it: at an offset of 1e8, a variance of 1 came out as 1.64 or 0).
-    By default it is the mean of the first chunk.
+    keeps the covariance free of cancellation when the features share a large offset; by
+    default it is the mean of the first chunk.
 
     :attr:`sums` is one flat tensor: summing it across processes
     (``torch.distributed.all_reduce``) and loading it back with :meth:`load_sums` gives the
