@@ -1,7 +1,8 @@
 """Training score models: the loop, EMA, crash-safe checkpoints with exact resume, ``torchrun``.
 
 * :class:`Trainer` — one loop for one CPU, one GPU or many processes (DistributedDataParallel),
-  configured with an :class:`Output` (run folder, cadences) and an :class:`Evaluation`.
+  configured with an :class:`Output` (run folder, cadences, :class:`Samples` grids while it
+  trains) and an :class:`Evaluation`.
 * :func:`train_step` — one optimiser step over a batch or its :class:`MicroBatch` es (the kernel
   for one's own loop), returning a :class:`StepResult`; its halves :func:`accumulate_gradients`
   and :func:`apply_update`.
@@ -45,7 +46,7 @@ from ncsn.training.distributed import DistEnv, distributed_env, init_process_gro
 from ncsn.training.ema import EMA
 from ncsn.training.interrupts import Terminated, interruptible
 from ncsn.training.run import NonFiniteLossError
-from ncsn.training.settings import Evaluation, Output
+from ncsn.training.settings import Evaluation, Output, Samples
 from ncsn.training.step import (
     MicroBatch,
     StepResult,
@@ -66,6 +67,7 @@ __all__ = [
     "MicroBatch",
     "NonFiniteLossError",
     "Output",
+    "Samples",
     "StepResult",
     "Terminated",
     "TrainStep",

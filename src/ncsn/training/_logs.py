@@ -21,6 +21,7 @@ from ncsn.training.settings import Output
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
+SAMPLES_DIR = "samples"
 
 
 class Logs:
@@ -38,7 +39,7 @@ class Logs:
         self, output: Output, writer_cls: Any, *, step: int, steps: int, active: bool
     ) -> None:
         folder, progress = output.path, output.progress
-        self.active = active
+        self.active, self.folder, self.samples = active, folder, output.samples
         self.bar = tqdm(
             total=steps,
             initial=step,
@@ -78,6 +79,25 @@ class Logs:
             for key in ("loss", "eval_loss", "lr"):
                 if key in entry:
                     self.writer.add_scalar(key, entry[key], step)
+
+    def grid(self, step: int, model: torch.nn.Module) -> Path | None:
+        """Draw :attr:`Output.samples`'s grid of ``model`` at ``step`` if one is due, as
+        ``samples/samples-{step:08d}.png`` and the TensorBoard image ``samples``; a chain that
+        diverges (early in training) is a warning, never the end of the run."""
+        samples = self.samples
+        if not self.active or samples is None or self.folder is None or step % samples.every:
+            return None
+        from ncsn.viz import image_grid, save_image_grid
+
+        try:
+            images = samples.draw(model)
+        except FloatingPointError as err:
+            warnings.warn(f"no sample grid at step {step}: {err}", RuntimeWarning, stacklevel=2)
+            return None
+        path = save_image_grid(images, self.folder / SAMPLES_DIR / f"samples-{step:08d}.png")
+        if self.writer is not None:
+            self.writer.add_image("samples", image_grid(images), step)
+        return path
 
     def __enter__(self) -> Logs:
         return self

@@ -1,5 +1,6 @@
 """The settings of a :class:`~ncsn.training.Trainer` that are values of their own: where it writes
-(:class:`Output`) and what it evaluates (:class:`Evaluation`)."""
+(:class:`Output`), what it evaluates (:class:`Evaluation`) and the sample grids it draws while it
+trains (:class:`Samples`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ import os
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
+import torch
+from torch import Tensor, nn
+
 from ncsn._checks import positive_int
+from ncsn._types import Sampler
 from ncsn.training._sources import Data
 
-__all__ = ["Evaluation", "Output"]
+__all__ = ["Evaluation", "Output", "Samples"]
 
 
 @dataclass(frozen=True)
@@ -27,10 +32,13 @@ class Output:
         progress: show a tqdm progress bar (rank 0 only).
         tensorboard: write TensorBoard scalars to ``folder/tensorboard``; ``None`` does so when
             ``torch.utils.tensorboard`` imports.
+        samples: draw a grid of samples every so many steps (:class:`Samples`), written to
+            ``folder/samples/`` and to TensorBoard.
 
     Raises:
         TypeError: a ``folder`` that is not a path or ``None``.
-        ValueError: a cadence or ``keep`` below 1; ``tensorboard=True`` without a folder.
+        ValueError: a cadence or ``keep`` below 1; ``tensorboard=True`` or ``samples``
+            without a folder.
 
     Example:
         >>> output = ncsn.training.Output("runs/mixture", checkpoint_every=500, keep=2)
@@ -45,6 +53,7 @@ class Output:
     log_every: int = 100
     progress: bool = True
     tensorboard: bool | None = None
+    samples: Samples | None = None
 
     def __post_init__(self) -> None:
         if self.folder is not None and not isinstance(self.folder, (str, os.PathLike)):
@@ -59,6 +68,10 @@ class Output:
             raise TypeError(f"tensorboard must be a bool or None; got {self.tensorboard!r}")
         if self.tensorboard and self.folder is None:
             raise ValueError("tensorboard=True needs a folder to write to")
+        if self.samples is not None and not isinstance(self.samples, Samples):
+            raise TypeError(f"samples must be a Samples or None; got {self.samples!r}")
+        if self.samples is not None and self.folder is None:
+            raise ValueError("samples needs a folder to write the grids to")
 
     @property
     def path(self) -> Path | None:
@@ -93,3 +106,70 @@ class Evaluation:
         positive_int(self.every, "every")
         if self.batch_size is not None:
             positive_int(self.batch_size, "batch_size")
+
+
+@dataclass(frozen=True, eq=False)
+class Samples:
+    """A grid of samples from the EMA model every ``every`` steps, to see a run train.
+
+    The :class:`~ncsn.training.Trainer` draws ``count`` images with ``sampler`` from the same
+    uniform noise at every draw (a generator seeded with ``seed``, so grids of successive steps
+    differ only by the training between them) and writes them as ``samples/samples-{step:08d}.png``
+    in the run folder and as the TensorBoard image ``samples``. The draw uses its own generator:
+    it changes nothing in training, and a resumed run trains bit-exactly as before. A cheap
+    sampler suits it: consistent annealed sampling takes one network call per level.
+
+    Attributes:
+        sampler: any :class:`~ncsn.Sampler` on the run's σ grid.
+        shape: one image's shape ``[C, H, W]``, C = 1 or 3, pixels in [0, 1].
+        every: steps between grids.
+        count: images in a grid.
+        seed: the seed of the uniform noise and of the sampler's noise.
+
+    Raises:
+        TypeError: a ``sampler`` that is not callable.
+        ValueError: ``shape`` not ``[C, H, W]`` with 1 or 3 channels; ``every`` or ``count``
+            below 1.
+
+    Example:
+        >>> sigmas = ncsn.geometric_sigmas(1.0, 0.01, 10)
+        >>> sampler = ncsn.samplers.ConsistentAnnealedSampling(sigmas, 0.9)
+        >>> grids = ncsn.training.Samples(sampler, (1, 8, 8), every=500, count=16)
+        >>> grids.draw(ncsn.nets.RefineNet(channels=1, ngf=4, sigmas=sigmas)).shape
+        torch.Size([16, 1, 8, 8])
+    """
+
+    sampler: Sampler
+    shape: tuple[int, ...]
+    every: int = 1000
+    count: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not callable(self.sampler):
+            raise TypeError(f"sampler must be a callable Sampler; got {self.sampler!r}")
+        shape = tuple(self.shape)
+        if len(shape) != 3 or shape[0] not in (1, 3) or min(shape) < 1:
+            raise ValueError(f"shape must be an image shape [C, H, W] with C = 1 or 3; got {shape}")
+        object.__setattr__(self, "shape", shape)
+        positive_int(self.every, "every")
+        positive_int(self.count, "count")
+
+    def draw(self, model: nn.Module) -> Tensor:
+        """``[count, C, H, W]`` samples of ``model`` (in eval mode, without gradients), clamped to
+        [0, 1], on the CPU.
+
+        Raises:
+            FloatingPointError: the sampler's chain left the finite numbers (named by it).
+        """
+        device = next(model.parameters()).device
+        generator = torch.Generator(device=device).manual_seed(self.seed)
+        x0 = torch.rand((self.count, *self.shape), generator=generator, device=device)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                x = self.sampler(model, x0, generator=generator)
+        finally:
+            model.train(was_training)
+        return x.detach().float().clamp(0, 1).cpu()

@@ -299,6 +299,7 @@ class Trainer:
                     logs.record(self.step, loss, lr=lr, seconds=self.seconds, eval_loss=eval_loss)
                 if due_save:
                     self.save()
+                logs.grid(self.step, self.ema_model())
         if out.path is not None and self._saved_step != self.step:
             self.save()  # fit(steps) with steps == step: make sure the end state is on disk
         return TrainSummary(self.step, loss, self.last_eval_loss, time.perf_counter() - start)
