@@ -269,7 +269,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument("--crop", type=common.positive_int_arg, default=None, help="image folders: centre-crop to CROP x CROP before resizing")  # fmt: skip
     t.add_argument("--output", required=True, help="folder for checkpoints and metrics.jsonl")
     t.add_argument("--model", choices=presets.MODELS, default=None, help="network (default: refinenet for images, mlp for vectors); scaled: NCSNv2's unconditional RefineNet divided by σ, which takes any σ")  # fmt: skip
-    t.add_argument("--ngf", type=common.positive_int_arg, default=None, help="RefineNet width (default: 16 for images of at most 16x16 pixels, else 64)")  # fmt: skip
+    t.add_argument("--ngf", type=common.positive_int_arg, default=None, help="RefineNet width (default: 16 for images of at most 28x28 pixels, else 64)")  # fmt: skip
     t.add_argument("--hidden", type=common.positive_int_arg, default=128, help="ScoreMLP width")
     t.add_argument("--loss", choices=["dsm", "ssm"], default="dsm")
     t.add_argument("--projections", type=common.positive_int_arg, default=1, help="SSM projections per example")  # fmt: skip

@@ -23,23 +23,26 @@ from ncsn.schedules import Schedule, geometric_sigmas
 
 __all__ = ["MODELS", "SMALL_IMAGE_PIXELS", "Run", "Settings", "default_ngf", "from_data", "prepare"]
 
-SMALL_IMAGE_PIXELS = 16 * 16
-"""Images of at most this many pixels (H·W) get the narrow RefineNet by default."""
+SMALL_IMAGE_PIXELS = 28 * 28
+"""Images of at most this many pixels (H·W, MNIST's 28×28) get the narrow RefineNet by default."""
 
 
 def default_ngf(shape: Sequence[int]) -> int:
     """The RefineNet width ``ncsn train`` and :func:`from_data` use for images of ``shape``
-    ``[C, H, W]``: 16 for small images (H·W <= :data:`SMALL_IMAGE_PIXELS`), else 64 (the paper's
-    MNIST width).
+    ``[C, H, W]``: 16 for images up to MNIST's 28×28 (H·W <= :data:`SMALL_IMAGE_PIXELS`), else
+    64 (the paper's MNIST width; 128 is its CIFAR-10 width).
 
-    Why 16: on the 8×8 digits at equal CPU time the narrow network takes 2.5× the steps of the
-    width-32 one and its samples come closer to real digits (``docs/sample-quality.md``).
+    Why 16, measured on 2 CPU cores: on the 8×8 digits at equal CPU time the narrow network takes
+    2.5× the steps of the width-32 one and its samples come closer to real digits
+    (``docs/sample-quality.md``); at 28×28 a training step at batch 64 takes 0.76 s at width 16
+    against 2.85 s at width 32 (``benchmarks/speed28.py``), so an hour trains 4,700 steps instead
+    of 1,260. On a GPU pass ``ngf=64`` (``--ngf 64``) for MNIST-sized images.
 
     Raises:
         ValueError: ``shape`` is not an image shape ``[C, H, W]``.
 
     Example:
-        >>> ncsn.presets.default_ngf((1, 8, 8)), ncsn.presets.default_ngf((3, 32, 32))
+        >>> ncsn.presets.default_ngf((1, 28, 28)), ncsn.presets.default_ngf((3, 32, 32))
         (16, 64)
     """
     if len(shape) != 3:
