@@ -16,6 +16,7 @@ from ncsn import (
     nets,
     presets,
     samplers,
+    sharing,
     toy,
     training,
     viz,
@@ -30,6 +31,7 @@ from ncsn._types import (
     ScoreLoss,
     ScoreModel,
 )
+from ncsn._version import __version__ as __version__
 from ncsn.ncsnv2 import (
     estimate_max_pairwise_distance,
     max_pairwise_distance,
@@ -38,8 +40,7 @@ from ncsn.ncsnv2 import (
     ncsnv2_step_size,
 )
 from ncsn.schedules import GeometricSchedule, Schedule, geometric_sigmas
-
-__version__ = "0.1.0"
+from ncsn.sharing import pretrained, save_model
 
 __all__ = [
     "CheckpointError",
@@ -67,7 +68,10 @@ __all__ = [
     "ncsnv2_step_size",
     "nets",
     "presets",
+    "pretrained",
     "samplers",
+    "save_model",
+    "sharing",
     "toy",
     "training",
     "viz",

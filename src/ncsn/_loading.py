@@ -1,5 +1,5 @@
-""":func:`ncsn.load`: a trained model from a training run, a checkpoint file, or an official
-checkpoint, with its σ grid and what its run recorded."""
+""":func:`ncsn.load`: a trained model from a training run, a checkpoint file, an official
+checkpoint, a model folder or a pretrained model, with its σ grid and what its run recorded."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ __all__ = ["LoadedModel", "load"]
 # The released code's sampler: annealed Langevin, step_lr = 2e-5 (ε = 4e-5), T = 100.
 _OFFICIAL_SAMPLING = {"sampler": "annealed", "step_size": 4e-5, "steps_per_level": 100}
 _OPTIONS = {name for names in SAMPLER_OPTIONS.values() for name in names}
+PRETRAINED_PREFIX = "pretrained:"
+"""``ncsn.load("pretrained:digits")`` (and ``ncsn sample pretrained:digits``) load a pretrained
+model shipped with the package (:func:`ncsn.pretrained`)."""
 _NOT_A_CHECKPOINT = (
     "not a checkpoint (ncsn's own, or the official [model_state_dict, optimizer_state_dict] list)"
 )
@@ -80,8 +83,9 @@ class LoadedModel(NamedTuple):
             ...     _ = ncsn.training.save_checkpoint(ncsn.training.checkpoint_path(folder, 0), state)
             ...     loaded = ncsn.load(folder)
             >>> sampler = loaded.sampler()            # the recipe's: T = 5, Technique 4's ε
-            >>> sampler.steps_per_level, sampler.denoise, loaded.sampler("cas").num_model_calls
-            (5, True, 22)
+            >>> cas = loaded.sampler("cas")           # L = 22 levels + the recorded denoising step
+            >>> sampler.steps_per_level, sampler.denoise, cas.num_model_calls
+            (5, True, 23)
             >>> x = sampler(loaded.model, ncsn.samplers.uniform_init((4, 1, 8, 8)))
         """
         if self.sigmas is None:
@@ -108,9 +112,6 @@ def _checkpoint_file(source: Path) -> Path:
         raise FileNotFoundError(f"{source}: no such checkpoint file or folder")
     if not source.is_dir():
         return source
-    if (source / "config.json").is_file():
-        # Model folders (safetensors weights with a config.json) are a planned format.
-        raise CheckpointError(f"{source}: model folders (config.json) are not supported yet")
     found = latest_checkpoint(source)
     if found is None:
         raise CheckpointError(f"{source}: folder holds no checkpoint-*.pt file")
@@ -123,11 +124,23 @@ def _check_finite(weights: dict[str, Tensor], file: Path) -> None:
             raise CheckpointError(f"{file}: the weight {key} holds NaN or infinity")
 
 
+def _model_folder(source: str | os.PathLike[str]) -> Path | None:
+    """The model folder ``source`` names (``pretrained:NAME`` or a folder with a config.json)."""
+    text = os.fspath(source)
+    if text.startswith(PRETRAINED_PREFIX):
+        from ncsn.sharing import pretrained_folder  # ncsn.sharing imports this module
+
+        return pretrained_folder(text.removeprefix(PRETRAINED_PREFIX))
+    return Path(text) if (Path(text) / "config.json").is_file() else None
+
+
 def load(
     source: str | os.PathLike[str], *, ema: bool = True, image_size: int | None = None
 ) -> LoadedModel:
     """Load a trained model: from a training run's folder (its newest checkpoint), one of its
-    checkpoint files, or an official NCSN ``checkpoint.pth``.
+    checkpoint files, an official NCSN ``checkpoint.pth``, a model folder
+    (:func:`ncsn.save_model`, ``ncsn export``), or a pretrained model (``"pretrained:digits"``,
+    :func:`ncsn.pretrained`).
 
     Our checkpoints record the network's configuration (``ncsn train`` and
     ``Trainer(config=...)`` write it, see :func:`ncsn.presets.prepare`), which rebuilds it; the
@@ -136,7 +149,8 @@ def load(
 
     Args:
         source: a run folder, a checkpoint file, or an official checkpoint.
-        ema: load the EMA weights (when the run has them) rather than the raw ones.
+        ema: load the EMA weights (when the run has them) rather than the raw ones; a model
+            folder holds one set of weights (``ema=False`` is an error there).
         image_size: the image size of an official checkpoint (default 32, 28 for one channel);
             an error for our checkpoints, which record their data shape.
 
@@ -148,7 +162,8 @@ def load(
         CheckpointError: a file that is not a usable checkpoint (named, with why): unreadable,
             refused by safe loading, holding no model configuration, weights that do not fit
             the recorded network or hold NaN or infinity.
-        ValueError: ``image_size`` for one of our checkpoints.
+        ValueError: ``image_size`` for one of our checkpoints or a model folder, ``ema=False``
+            for a model folder, an unknown pretrained name.
 
     Example:
         >>> import tempfile
@@ -161,6 +176,17 @@ def load(
         >>> type(loaded.model).__name__, len(loaded.sigmas), loaded.data["shape"], loaded.step
         ('RefineNet', 22, [1, 8, 8], 0)
     """
+    folder = _model_folder(source)
+    if folder is not None:
+        if image_size is not None or not ema:
+            given = "image_size" if image_size is not None else "ema=False"
+            raise ValueError(
+                f"{given} does not apply to the model folder {folder} (its config.json records "
+                "its data shape, and it holds one set of weights)"
+            )
+        from ncsn.sharing import load_model  # ncsn.sharing imports this module
+
+        return load_model(folder)
     file = _checkpoint_file(Path(source))
     obj = read_file(file)
     if isinstance(obj, list):

@@ -2,7 +2,13 @@
 class-conditional versions and a noisy classifier (:mod:`ncsn.nets.conditional`), adapters, and
 wrappers for faster calls (:func:`compiled`, :func:`autocast`, :func:`cuda_graphed`)."""
 
-from ncsn.nets.adapters import DenoiserScore, NoisePredictorScore, ScaledByInverseSigma
+from ncsn.nets.adapters import (
+    DenoiserScore,
+    DiffusersScore,
+    NoisePredictorScore,
+    ScaledByInverseSigma,
+    ScoreDenoiser,
+)
 from ncsn.nets.conditional import ConditionalRefineNet, ConditionalScoreMLP, NoisyClassifierMLP
 from ncsn.nets.config import build_model, model_config
 from ncsn.nets.layers import CondInstanceNorm2dPlus, InstanceNorm2dPlus
@@ -17,6 +23,7 @@ __all__ = [
     "ConditionalRefineNet",
     "ConditionalScoreMLP",
     "DenoiserScore",
+    "DiffusersScore",
     "InstanceNorm2dPlus",
     "ModelWrapper",
     "NoisePredictorScore",
@@ -24,6 +31,7 @@ __all__ = [
     "RefineNet",
     "RefineNetBaseline",
     "ScaledByInverseSigma",
+    "ScoreDenoiser",
     "ScoreMLP",
     "autocast",
     "build_model",

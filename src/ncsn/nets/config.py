@@ -7,12 +7,20 @@ A configuration is a dict of Python scalars and lists only (so checkpoints load 
 
 from __future__ import annotations
 
+import importlib
+import json
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from ncsn.nets.adapters import ScaledByInverseSigma
+from ncsn.nets.adapters import (
+    DenoiserScore,
+    DiffusersScore,
+    NoisePredictorScore,
+    ScaledByInverseSigma,
+)
 from ncsn.nets.conditional import ConditionalRefineNet, ConditionalScoreMLP, NoisyClassifierMLP
 from ncsn.nets.mlp import ScoreMLP
 from ncsn.nets.refinenet import RefineNet, RefineNetBaseline
@@ -28,6 +36,12 @@ KINDS = (
     "ConditionalScoreMLP",
     "NoisyClassifierMLP",
 )
+
+ADAPTERS = ("DenoiserScore", "NoisePredictorScore", "DiffusersScore")
+"""Adapters :func:`model_config` records too: ``{"kind": "DenoiserScore", "module": <a network
+above>}`` (``NoisePredictorScore`` alike), and :class:`~ncsn.nets.DiffusersScore` around a
+diffusers model, ``{"kind": "DiffusersScore", "network": {"class": "UNet2DModel", "config":
+{...}}, "alphas_cumprod": [...] or None, "prediction_type": ...}`` (building it needs diffusers)."""
 
 
 def model_config(model: nn.Module) -> dict[str, Any]:
@@ -98,9 +112,50 @@ def model_config(model: nn.Module) -> dict[str, Any]:
         }
     if isinstance(model, ScaledByInverseSigma) and isinstance(model.module, nn.Module):
         return {"kind": "ScaledByInverseSigma", "module": model_config(model.module)}
+    if isinstance(model, (DenoiserScore, NoisePredictorScore)) and isinstance(model.module, nn.Module):  # fmt: skip
+        return {"kind": type(model).__name__, "module": model_config(model.module)}
+    if isinstance(model, DiffusersScore):
+        return _diffusers_config(model)
     raise TypeError(
-        f"model_config supports {', '.join(KINDS)}; got {type(model).__name__}. Store your own "
+        f"model_config supports {', '.join(KINDS + ADAPTERS)}; got {type(model).__name__}. Store your own "
         "configuration for custom models."
+    )
+
+
+def _diffusers_config(model: DiffusersScore) -> dict[str, Any]:
+    network = model.module
+    config = getattr(network, "config", None)
+    if not (type(network).__module__.startswith("diffusers.") and isinstance(config, Mapping)):
+        raise TypeError(
+            "model_config supports DiffusersScore around a diffusers model (one with a .config); "
+            f"got one around {type(network).__name__}"
+        )
+    settings = {k: v for k, v in config.items() if not k.startswith("_")}
+    abar = model.alphas_cumprod
+    return {
+        "kind": "DiffusersScore",
+        "network": {"class": type(network).__name__, "config": json.loads(json.dumps(settings))},
+        "alphas_cumprod": None if abar is None else abar.tolist(),
+        "prediction_type": model.prediction_type,
+    }
+
+
+def _diffusers_score(config: dict[str, Any], generator: torch.Generator | None) -> nn.Module:
+    if generator is not None:
+        raise ValueError(
+            "generator: diffusers initialises its networks from the global RNG; build a "
+            "DiffusersScore without generator= (loading its weights needs none)"
+        )
+    network = config["network"]
+    diffusers = importlib.import_module("diffusers")  # an optional dependency
+    cls = getattr(diffusers, str(network["class"]), None)
+    if cls is None or not hasattr(cls, "from_config"):
+        raise ValueError(f"diffusers has no model class {network['class']!r}")
+    abar = config.get("alphas_cumprod")
+    return DiffusersScore(
+        cls.from_config(network["config"]),
+        None if abar is None else torch.tensor(abar, dtype=torch.float32),
+        prediction_type=config.get("prediction_type"),
     )
 
 
@@ -118,7 +173,8 @@ def build_model(config: dict[str, Any], *, generator: torch.Generator | None = N
     or ``{"kind": "NoisyClassifierMLP", "event_shape": [...], "num_classes": K, "hidden": H}``.
 
     Args:
-        config: the network's kind and settings (plain Python values).
+        config: the network's kind and settings (plain Python values), or an adapter of
+            :data:`ADAPTERS` around one.
         generator: for the initial weights (default: the global RNG, as any ``nn.Module``).
 
     Returns:
@@ -136,7 +192,9 @@ def build_model(config: dict[str, Any], *, generator: torch.Generator | None = N
         (True, [1.0, 0.5])
     """
     if not isinstance(config, dict) or "kind" not in config:
-        raise ValueError(f"config must be a dict with a 'kind' among {KINDS}; got {config!r}")
+        raise ValueError(
+            f"config must be a dict with a 'kind' among {KINDS + ADAPTERS}; got {config!r}"
+        )
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None; got {generator!r}")
     kind = config["kind"]
@@ -165,6 +223,12 @@ def build_model(config: dict[str, Any], *, generator: torch.Generator | None = N
             )
         if kind == "ScaledByInverseSigma":
             return ScaledByInverseSigma(build_model(config["module"], generator=generator))
+        if kind == "DenoiserScore":
+            return DenoiserScore(build_model(config["module"], generator=generator))
+        if kind == "NoisePredictorScore":
+            return NoisePredictorScore(build_model(config["module"], generator=generator))
+        if kind == "DiffusersScore":
+            return _diffusers_score(config, generator)
         if kind == "ConditionalRefineNet":
             return ConditionalRefineNet(
                 config["channels"],
@@ -194,4 +258,4 @@ def build_model(config: dict[str, Any], *, generator: torch.Generator | None = N
         raise ValueError(
             f"config for {kind} is missing the field {err.args[0]!r}: {config!r}"
         ) from err
-    raise ValueError(f"config kind must be one of {KINDS}; got kind={kind!r}")
+    raise ValueError(f"config kind must be one of {KINDS + ADAPTERS}; got kind={kind!r}")

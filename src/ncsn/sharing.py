@@ -1,0 +1,458 @@
+"""Models that travel: a model folder holds a trained score network as safetensors weights, a
+``config.json`` that rebuilds it with the σ grid and sampler it was made for, and a ``README.md``
+model card; the package ships a pretrained digits model in this form.
+
+=====================  ==========================================================================
+file                   what it holds
+=====================  ==========================================================================
+``model.safetensors``  the weights (the ``safetensors`` format: reading it runs no code)
+``config.json``        ``format``, ``ncsn_version``, ``model`` (:func:`ncsn.nets.model_config`),
+                       ``dtype``, ``sigmas``, ``sampling`` (:func:`ncsn.presets.build_sampler`'s
+                       settings), ``data`` (``shape``, ``logit_transform`` ...), ``metadata``
+``README.md``          the model card: what the model is, how it was made, how it scored, licence
+=====================  ==========================================================================
+
+:func:`save_model` writes a folder, :func:`load_model` (and :func:`ncsn.load`, which takes
+folders, runs and checkpoints alike) reads it back bit-exactly, and :func:`pretrained` returns
+the models shipped with the package (:data:`PRETRAINED`). A model folder is what the Hugging
+Face Hub keeps in a model repository: upload one as it is (``huggingface_hub.upload_folder``)
+and :func:`ncsn.load` reads the downloaded copy (``huggingface_hub.snapshot_download``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from ncsn._checks import CheckpointError, as_sigmas
+from ncsn._loading import LoadedModel
+from ncsn._version import __version__
+from ncsn.nets.config import build_model, model_config
+from ncsn.nets.wrappers import unwrap
+from ncsn.presets import build_sampler
+from ncsn.training import state_dict_mismatch
+
+__all__ = [
+    "CARD",
+    "CONFIG",
+    "FORMAT",
+    "PRETRAINED",
+    "WEIGHTS",
+    "is_model_folder",
+    "load_model",
+    "model_card",
+    "pretrained",
+    "pretrained_folder",
+    "save_model",
+]
+
+FORMAT = 1
+"""The version of the folder layout this library writes and reads (``config.json``'s ``format``)."""
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+CARD = "README.md"
+PRETRAINED = ("digits",)
+"""The names :func:`pretrained` knows: the models shipped in the package."""
+
+_HERE = Path(__file__).resolve().parent / "pretrained"
+_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}  # fmt: skip
+
+
+def _plain(value: object, where: str) -> None:
+    """JSON of numbers, strings, booleans, None, lists and string-keyed dicts only: what
+    ``config.json`` holds (a tensor or another object would not survive the round trip)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where} must be finite; got {value!r}")
+        return
+    if isinstance(value, (list, tuple)):
+        for k, item in enumerate(value):
+            _plain(item, f"{where}[{k}]")
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where} keys must be strings; got {key!r}")
+            _plain(item, f"{where}[{key!r}]")
+        return
+    raise TypeError(
+        f"{where} must hold plain JSON values (numbers, strings, lists, dicts); got "
+        f"{type(value).__name__} {value!r}"
+    )
+
+
+def _dtype_name(model: nn.Module) -> str:
+    dtypes = {t.dtype for t in model.state_dict().values() if t.is_floating_point()}
+    if len(dtypes) > 1:
+        names = sorted(str(d).removeprefix("torch.") for d in dtypes)
+        raise ValueError(f"model must hold one floating-point dtype; got {names}")
+    dtype = dtypes.pop() if dtypes else torch.float32
+    name = str(dtype).removeprefix("torch.")
+    if name not in _DTYPES:
+        raise ValueError(f"model dtype must be one of {list(_DTYPES)}; got {name}")
+    return name
+
+
+def save_model(
+    model: nn.Module,
+    folder: str | os.PathLike[str],
+    *,
+    sigmas: Tensor | Sequence[float] | None = None,
+    sampling: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    card: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``model`` as a model folder: ``model.safetensors``, ``config.json`` and a
+    ``README.md`` model card.
+
+    The network is any of :func:`ncsn.nets.model_config`'s kinds (adapters such as
+    :class:`~ncsn.nets.ScaledByInverseSigma` included). Wrappers (:func:`~ncsn.nets.compiled`,
+    :func:`~ncsn.nets.autocast`, :func:`~ncsn.nets.cuda_graphed`) say how a model runs on one
+    machine, not what it is: the folder holds the network inside them (wrap the loaded one
+    again). The sampler settings are checked by building the sampler before anything is written.
+
+    Args:
+        model: the trained network (usually its EMA copy).
+        folder: where to write; created if missing.
+        sigmas: ``[L]`` the σ grid to sample on (default: the network's own levels; required for
+            ``sampling`` when the network takes any σ).
+        sampling: the sampler to sample with, as :func:`ncsn.presets.build_sampler` takes it:
+            ``{"sampler": "annealed", "step_size": ..., "steps_per_level": ..., "denoise":
+            True}`` (default: none recorded; :meth:`ncsn.LoadedModel.sampler` then builds
+            annealed Langevin with NCSNv2's ε).
+        data: what the model was trained on, e.g. ``{"shape": [1, 8, 8], "logit_transform":
+            False, "source": "digits"}`` (``ncsn sample`` needs ``shape``).
+        metadata: anything else to keep (plain JSON values): training steps, the recipe, the
+            command that made it, scores; the card shows it.
+        card: the model card's Markdown (default: written from the other arguments).
+        overwrite: replace a model folder already there (default: refuse).
+
+    Returns:
+        The folder.
+
+    Raises:
+        TypeError: ``model`` is not one of the library's networks, or an argument holds
+            something JSON cannot keep.
+        ValueError: a bad σ grid or sampler setting (named), a model of mixed dtypes.
+        FileExistsError: ``folder`` already holds a model and ``overwrite`` is false.
+
+    Example:
+        >>> import tempfile
+        >>> sigmas = ncsn.geometric_sigmas(1.0, 0.01, 10)
+        >>> net = ncsn.nets.ScoreMLP(dim=2, hidden=16, sigmas=sigmas)
+        >>> sampling = {"sampler": "annealed", "step_size": 2e-5, "steps_per_level": 100}
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     folder = ncsn.save_model(net, f"{tmp}/mlp", sampling=sampling, data={"shape": [2]})
+        ...     loaded = ncsn.load(folder)
+        ...     sorted(p.name for p in folder.iterdir())
+        ['README.md', 'config.json', 'model.safetensors']
+        >>> torch.equal(loaded.model.fc1.weight, net.fc1.weight), loaded.sampler().steps_per_level
+        (True, 100)
+    """
+    net = unwrap(model)
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    config_model = model_config(net)
+    own = getattr(getattr(net, "module", net), "sigmas", None)
+    grid: Tensor | None = None
+    if sigmas is not None:
+        grid = as_sigmas(sigmas)
+        if isinstance(own, Tensor) and not torch.equal(
+            grid.cpu(), own.detach().cpu().to(grid.dtype)
+        ):
+            raise ValueError(
+                f"sigmas must be the network's own {len(own)} levels (it takes no other σ); got "
+                f"{len(grid)} levels {grid.tolist()[:3]}..."
+            )
+    elif isinstance(own, Tensor):
+        grid = own.detach().cpu()
+    settings = dict(sampling or {})
+    if settings:
+        if grid is None:
+            raise ValueError("sampling needs sigmas: the network keeps no σ grid of its own")
+        options = {k: v for k, v in settings.items() if k != "sampler"}
+        build_sampler(settings.get("sampler", "annealed"), grid, **options)
+    for name, value in (("sampling", settings), ("data", data), ("metadata", metadata)):
+        _plain(value, name)
+    if card is not None and not isinstance(card, str):
+        raise TypeError(f"card must be a str (Markdown) or None; got {type(card).__name__}")
+    config = {
+        "format": FORMAT,
+        "ncsn_version": __version__,
+        "model": config_model,
+        "dtype": _dtype_name(net),
+        "sigmas": None if grid is None else grid.tolist(),
+        "sampling": settings,
+        "data": dict(data or {}),
+        "metadata": dict(metadata or {}),
+    }
+    out = Path(folder)
+    if (out / CONFIG).exists() and not overwrite:
+        raise FileExistsError(
+            f"{out / CONFIG} exists: {out} already holds a model (overwrite=True replaces it)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    # Contiguous CPU copies: safetensors refuses views that share memory.
+    weights = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in net.state_dict().items()}
+    # Each file is written beside its place and renamed: a reader never sees half a file.
+    save_file(weights, str(out / f".{WEIGHTS}.tmp"), metadata={"format": "pt"})
+    (out / f".{CONFIG}.tmp").write_text(json.dumps(config, indent=2) + "\n", "utf-8")
+    (out / f".{CARD}.tmp").write_text(card if card is not None else model_card(config), "utf-8")
+    for name in (WEIGHTS, CONFIG, CARD):
+        (out / f".{name}.tmp").replace(out / name)
+    return out
+
+
+def _config_error(file: Path, message: str) -> CheckpointError:
+    return CheckpointError(f"{file}: {message}")
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    file = folder / CONFIG
+    try:
+        config = json.loads(file.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise _config_error(file, f"not a readable model config ({err})") from err
+    if not isinstance(config, dict):
+        raise _config_error(file, f"holds a {type(config).__name__}, not a model config")
+    fmt = config.get("format")
+    if type(fmt) is not int:
+        raise _config_error(file, f"the key 'format' must be an integer; got {fmt!r}")
+    if fmt > FORMAT:
+        raise _config_error(
+            file,
+            f"'format' {fmt} is newer than this ncsn ({__version__}) reads ({FORMAT}); the "
+            f"folder was written by ncsn {config.get('ncsn_version', '?')}: upgrade ncsn",
+        )
+    for key, kind in (("model", dict), ("sampling", dict), ("data", dict), ("metadata", dict)):
+        if not isinstance(config.get(key), kind):
+            raise _config_error(file, f"the key {key!r} must be a JSON object; got {config.get(key)!r}")  # fmt: skip
+    if config.get("dtype") not in _DTYPES:
+        raise _config_error(file, f"the key 'dtype' must be one of {list(_DTYPES)}; got {config.get('dtype')!r}")  # fmt: skip
+    sigmas = config.get("sigmas")
+    if sigmas is not None and not (
+        isinstance(sigmas, list) and all(isinstance(s, (int, float)) for s in sigmas)
+    ):
+        raise _config_error(file, f"the key 'sigmas' must be a list of numbers or null; got {sigmas!r}")  # fmt: skip
+    return config
+
+
+def is_model_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a folder with a model folder's ``config.json``.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     before = ncsn.sharing.is_model_folder(tmp)
+        ...     _ = ncsn.save_model(ncsn.nets.ScoreMLP(dim=2, hidden=8), tmp)
+        ...     before, ncsn.sharing.is_model_folder(tmp)
+        (False, True)
+    """
+    return (Path(path) / CONFIG).is_file()
+
+
+def load_model(folder: str | os.PathLike[str]) -> LoadedModel:
+    """Read a model folder written by :func:`save_model`: the network with its weights (bit for
+    bit), its σ grid, data record and sampler settings. :func:`ncsn.load` reads folders too.
+
+    Args:
+        folder: the model folder.
+
+    Returns:
+        A :class:`~ncsn.LoadedModel` (the network in eval mode on the CPU; ``file`` is the
+        weights file; ``step`` the training step recorded in ``metadata``, if any).
+
+    Raises:
+        FileNotFoundError: ``folder`` is not a folder with a ``config.json``, or lacks
+            ``model.safetensors``.
+        CheckpointError: one line naming the file and the key: a config from a newer format, a
+            missing or malformed key, a network it cannot rebuild, weights that are unreadable,
+            missing or extra tensors, tensors of another shape, NaN or infinity.
+
+    Example:
+        >>> import tempfile
+        >>> net = ncsn.nets.RefineNet(channels=1, ngf=4, sigmas=ncsn.geometric_sigmas(1.0, 0.01, 5))
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = ncsn.save_model(net, tmp, data={"shape": [1, 8, 8]}, metadata={"step": 100})
+        ...     loaded = ncsn.sharing.load_model(tmp)
+        >>> type(loaded.model).__name__, loaded.data["shape"], len(loaded.sigmas), loaded.step
+        ('RefineNet', [1, 8, 8], 5, 100)
+    """
+    source = Path(folder)
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source}: no such model folder")
+    if not (source / CONFIG).is_file():
+        raise FileNotFoundError(f"{source}: not a model folder (no {CONFIG})")
+    config = _read_config(source)
+    file = source / WEIGHTS
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: the model folder has no weights file")
+    try:
+        model = build_model(config["model"])
+    except (ValueError, TypeError) as err:
+        raise _config_error(source / CONFIG, f"the key 'model' does not rebuild a network ({err})") from err  # fmt: skip
+    model = model.to(_DTYPES[config["dtype"]])
+    try:
+        weights = load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise _config_error(file, f"not a readable safetensors file ({err})") from err
+    mismatch = state_dict_mismatch(model, weights)
+    if mismatch is not None:
+        kind = config["model"].get("kind")
+        raise _config_error(file, f"{mismatch} (for the {kind} of {CONFIG})")
+    for key, value in weights.items():
+        if value.is_floating_point() and not bool(value.isfinite().all()):
+            raise _config_error(file, f"the tensor {key} holds NaN or infinity")
+        own = model.state_dict()[key]
+        if value.dtype != own.dtype:
+            raise _config_error(file, f"the tensor {key} is {value.dtype}, {CONFIG} says {own.dtype}")  # fmt: skip
+    model.load_state_dict(weights)
+    sigmas = config.get("sigmas")
+    step = config["metadata"].get("step")
+    return LoadedModel(
+        model.eval(),
+        None if sigmas is None else torch.tensor(sigmas, dtype=torch.float32),
+        dict(config["data"]),
+        dict(config["sampling"]),
+        file,
+        step if type(step) is int else None,
+    )
+
+
+def pretrained_folder(name: str) -> Path:
+    """The model folder of the pretrained model ``name`` inside the installed package.
+
+    Raises:
+        ValueError: an unknown ``name`` (the known ones are :data:`PRETRAINED`).
+        FileNotFoundError: this copy of the package was built without that model's folder
+            (``benchmarks/pretrained.py`` writes it from the quality benchmark's weights).
+
+    Example:
+        >>> ncsn.sharing.pretrained_folder("digits").name  # doctest: +SKIP
+        'digits'
+    """
+    if name not in PRETRAINED:
+        raise ValueError(f"name must be one of {list(PRETRAINED)}; got name={name!r}")
+    folder = _HERE / name
+    if not is_model_folder(folder):
+        raise FileNotFoundError(
+            f"{folder}: the pretrained {name!r} model is not in this copy of ncsn (a source "
+            f"checkout makes it with `python benchmarks/pretrained.py --name {name}`)"
+        )
+    return folder
+
+
+def pretrained(name: str = "digits") -> LoadedModel:
+    """A pretrained model shipped with the package, ready to sample: nothing is downloaded.
+
+    ``"digits"``: the best model of the digits quality table (``benchmarks/quality.py``): the
+    paper's RefineNet, width 16, trained with NCSNv2's recipe on the 8×8 digits for 8,000 steps
+    at batch 128 (EMA weights); its sampler is annealed Langevin with T = 10 and twice
+    Technique 4's ε, with the final denoising step. Its model card (``README.md`` in
+    :func:`pretrained_folder`) gives the command that made it and its scores.
+
+    Args:
+        name: one of :data:`PRETRAINED`.
+
+    Returns:
+        A :class:`~ncsn.LoadedModel`: ``.model``, ``.sigmas``, ``.sampler()``.
+
+    Raises:
+        ValueError: an unknown ``name``.
+        FileNotFoundError: the package was built without that model.
+
+    Example:
+        >>> digits = ncsn.pretrained("digits")  # doctest: +SKIP
+        >>> x0 = ncsn.samplers.uniform_init((4, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+        >>> x = digits.sampler()(digits.model, x0, generator=torch.Generator().manual_seed(0))  # doctest: +SKIP
+        >>> x.shape  # doctest: +SKIP
+        torch.Size([4, 1, 8, 8])
+    """
+    return load_model(pretrained_folder(name))
+
+
+def _grid_text(sigmas: Sequence[float] | None) -> str:
+    if not sigmas:
+        return "none recorded (the network takes any σ)"
+    return f"{len(sigmas)} levels, σ from {sigmas[0]:.4g} down to {sigmas[-1]:.4g}"
+
+
+def model_card(config: Mapping[str, Any]) -> str:
+    """The default ``README.md`` of a model folder, from its ``config.json`` contents: a front
+    matter the Hugging Face Hub reads, what the network is, its σ grid, sampler and data, the
+    ``metadata`` (``description``, ``command``, ``quality`` and any other entry) and how to use
+    it.
+
+    Example:
+        >>> net = ncsn.nets.ScoreMLP(dim=2, hidden=8, sigmas=[1.0, 0.1])
+        >>> card = ncsn.sharing.model_card({"model": ncsn.nets.model_config(net), "sigmas": [1.0, 0.1]})
+        >>> card.splitlines()[0], "ScoreMLP" in card
+        ('---', True)
+    """
+    model = config.get("model", {})
+    meta = dict(config.get("metadata") or {})
+    data = dict(config.get("data") or {})
+    sampling = dict(config.get("sampling") or {})
+    title = meta.pop("name", None) or f"ncsn {model.get('kind', 'model')}"
+    lines = [
+        "---",
+        "library_name: ncsn",
+        f"license: {meta.pop('license', 'mit')}",
+        "tags:",
+        "- score-based-generative-modeling",
+        "- ncsn",
+        "---",
+        "",
+        f"# {title}",
+        "",
+    ]
+    if "description" in meta:
+        lines += [str(meta.pop("description")), ""]
+    settings = ", ".join(f"{k}={v}" for k, v in model.items() if k not in ("kind", "sigmas"))
+    lines += [
+        "## Model",
+        "",
+        f"- network: `{model.get('kind')}` ({settings}), {config.get('dtype', 'float32')}",
+        f"- noise levels: {_grid_text(config.get('sigmas'))}",
+        "- sampler: "
+        + (", ".join(f"{k}={v}" for k, v in sampling.items()) if sampling else "none recorded"),
+        "- data: " + (", ".join(f"{k}={v}" for k, v in data.items()) if data else "not recorded"),
+        f"- written by ncsn {config.get('ncsn_version', __version__)}, folder format "
+        f"{config.get('format', FORMAT)}",
+        "",
+    ]
+    if "command" in meta:
+        lines += ["## How it was made", "", "```", str(meta.pop("command")), "```", ""]
+    if "quality" in meta:
+        lines += ["## Quality", "", str(meta.pop("quality")), ""]
+    if meta:
+        lines += ["## Metadata", ""]
+        lines += [f"- {key}: {value}" for key, value in meta.items()]
+        lines += [""]
+    lines += [
+        "## Use",
+        "",
+        "```python",
+        "import ncsn",
+        "",
+        'loaded = ncsn.load("path/to/this/folder")',
+        "x = loaded.sampler()(loaded.model, ncsn.samplers.uniform_init((16, *loaded.data['shape'])))",
+        "```",
+        "",
+        "or `ncsn sample path/to/this/folder --output samples/`.",
+        "",
+    ]
+    return "\n".join(lines)
