@@ -691,6 +691,7 @@ def main(
     baseline: bool = True,
     inpaint: bool | None = None,
     inpaint_count: int = 200,
+    inpaint_samplers: tuple[str, ...] = INPAINT_SAMPLERS,
     append: bool = False,
     reuse: bool = False,
     phase: str = "all",
@@ -707,7 +708,11 @@ def main(
     batch_size = batch_size or spec.batch_size
     num_samples = num_samples or spec.num_samples
     inpaint = spec.inpaint if inpaint is None else inpaint
-    for name in (*samplers, *final_samplers):  # a misspelt row fails now, not after the training
+    for name in (
+        *samplers,
+        *final_samplers,
+        *inpaint_samplers,
+    ):  # a misspelt row fails now, not after the training
         _sampler(
             name, ncsn.geometric_sigmas(1.0, 0.01, 30), {"step_size": 1e-5, "steps_per_level": 1}
         )
@@ -822,7 +827,7 @@ def main(
             output=output,
             seed=seed,
             count=inpaint_count,
-            samplers=INPAINT_SAMPLERS,
+            samplers=inpaint_samplers,
         )
     return _write(output, settings, table, inpainting)
 
@@ -933,6 +938,13 @@ def _cli() -> None:
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--no-inpaint", action="store_true")
     parser.add_argument(
+        "--inpaint-samplers",
+        nargs="+",
+        default=list(INPAINT_SAMPLERS),
+        help="samplers of the inpainting rows (28×28; default: %(default)s)",
+    )
+    parser.add_argument("--inpaint-count", type=int, default=200, help="images per mask")
+    parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
     )
     parser.add_argument(
@@ -971,6 +983,8 @@ def _cli() -> None:
         num_samples=args.num_samples,
         baseline=not args.no_baseline,
         inpaint=False if args.no_inpaint else None,
+        inpaint_count=args.inpaint_count,
+        inpaint_samplers=tuple(args.inpaint_samplers),
         append=args.append,
         reuse=args.reuse,
         phase=args.phase,
