@@ -114,3 +114,49 @@ def test_a_record_from_before_the_recipe_reads_as_the_papers() -> None:
     """Checkpoints of `ncsn train` before --recipe existed trained with the paper's settings."""
     assert Settings.from_record({"data": "digits", "lr": 0.001}).recipe == "paper"
     assert Settings.from_record({"recipe": "ncsnv2"}).recipe == "ncsnv2"
+
+
+def test_a_conditional_run_builds_the_conditional_network_and_records_the_classes() -> None:
+    x, y = ncsn.data.load("digits")
+    run = prepare(x, Settings(data="digits", ngf=4, conditional=True, label_dropout=0.2), labels=y)
+    assert isinstance(run.model, ncsn.nets.ConditionalRefineNet) and run.model.num_classes == 10
+    assert run.config["data"]["classes"] == [str(c) for c in range(10)]
+    assert run.config["model"]["kind"] == "ConditionalRefineNet"
+    assert (run.loss.label_dropout, run.loss.num_classes) == (0.2, 10)  # type: ignore[attr-defined]
+    assert Settings.from_record(run.config["train"]) == run.settings
+    # unconditional runs record no classes; vectors get the conditional MLP
+    assert "classes" not in prepare(x, Settings(data="digits", ngf=4)).config["data"]
+    vectors = prepare(torch.randn(30, 2), Settings(conditional=True), labels=torch.arange(30) % 3)
+    assert isinstance(vectors.model, ncsn.nets.ConditionalScoreMLP)
+    assert vectors.config["data"]["classes"] == ["0", "1", "2"]
+
+
+def test_fashion_mnist_classes_are_named() -> None:
+    x = torch.rand(20, 1, 8, 8)
+    run = prepare(x, Settings(data="fashion-mnist", ngf=4, conditional=True), labels=torch.arange(20) % 10)  # fmt: skip
+    assert run.config["data"]["classes"][9] == "Ankle boot"
+
+
+@pytest.mark.parametrize(
+    "settings, labels, error, match",
+    [
+        (Settings(conditional=True), None, ValueError, "conditional=True needs labels: data x has none"),
+        (Settings(), torch.zeros(8, dtype=torch.long), ValueError, "labels are for a conditional run"),
+        (Settings(conditional=True, model="baseline"), torch.zeros(8, dtype=torch.long), ValueError, "needs model 'refinenet' or 'mlp'"),
+        (Settings(conditional=True), torch.zeros(8), TypeError, "labels must be an integer tensor"),
+        (Settings(conditional=True), torch.zeros(7, dtype=torch.long), ValueError, r"shape \[N\]=\[8\]; got shape \(7,\)"),
+        (Settings(conditional=True), -torch.ones(8, dtype=torch.long), ValueError, "smallest label -1"),
+    ],
+)  # fmt: skip
+def test_a_conditional_run_refuses_bad_labels_naming_them(
+    settings: Settings, labels: object, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        prepare(torch.rand(8, 1, 8, 8), settings, labels=labels)  # type: ignore[arg-type]
+
+
+def test_label_dropout_must_be_a_rate() -> None:
+    with pytest.raises(
+        ValueError, match=r"label_dropout must lie in \[0, 1\); got label_dropout=1.0"
+    ):
+        Settings(label_dropout=1.0)

@@ -157,6 +157,11 @@ def positive_float_arg(text: str) -> float:
     return float(_number(float, text, "a positive number", ok))
 
 
+def non_negative_float_arg(text: str) -> float:
+    ok = lambda v: math.isfinite(v) and v >= 0  # noqa: E731
+    return float(_number(float, text, "a number >= 0", ok))
+
+
 def rate_arg(text: str) -> float:
     return float(_number(float, text, "a number in (0, 1)", lambda v: 0.0 < v < 1.0))
 

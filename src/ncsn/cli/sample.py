@@ -5,6 +5,12 @@ finished, so the set does not depend on the number of ``torchrun`` processes and
 run finishes on rerun. A chunk file records its index and seed, and the chunk folder's manifest
 the checkpoint (file and step) and the settings: chunks of another run are refused, a torn one
 is drawn again.
+
+A class-conditional run (``ncsn train --conditional``) samples the class ``--class`` names, with
+classifier-free guidance of weight ``--guidance`` (:class:`ncsn.guidance.ClassifierFreeGuidance`;
+0, the default, is the conditional model itself), or every class in turn (``--class all``: one
+row of the grid per class); without ``--class`` it samples its null label, the unconditional
+score it learnt from label dropout.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ncsn import data, training, viz
+from ncsn import data, guidance, training, viz
 from ncsn.cli import _common as common
 
 __all__: list[str] = []  # the command is reached through ncsn.cli.main
@@ -44,6 +50,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if not shape:
         raise common.CommandError(f"{args.checkpoint}: the checkpoint does not say its data shape")
     sampler, kind = common.build_sampler(loaded, args)
+    classes = _classes(loaded, args)
     manifest = {
         "checkpoint": str(loaded.file.resolve()),
         "step": loaded.step,
@@ -53,6 +60,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "sampler": repr(sampler),
         "ema": not args.no_ema,
+        "class": args.class_name,
+        "guidance": args.guidance,
     }
     chunks = _chunk_folder(out, manifest, env)
     count = math.ceil(args.num_samples / args.batch_size)
@@ -72,8 +81,11 @@ def _cmd_sample(args: argparse.Namespace) -> int:
                 x0 = common.start_for(sampler, (n, *shape), gen, device)
                 if logit and kind in ("annealed", "langevin"):
                     x0 = data.logit_transform(x0)
+                model = _conditioned(
+                    loaded.model, classes, range(k * args.batch_size, k * args.batch_size + n), args
+                )
                 try:
-                    x = sampler(progress.watch(loaded.model), x0, generator=gen)
+                    x = sampler(progress.watch(model), x0, generator=gen)
                 except FloatingPointError as err:
                     raise common.diverged(err, kind) from err
                 chunk = {"index": k, "seed": seed, "samples": x.cpu()}
@@ -89,11 +101,13 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         return 143 if isinstance(err, training.Terminated) else 130
     _barrier(env)  # every chunk is on disk
     if env.rank == 0:
-        _finish(names, out, shape, logit)
+        labels = _labels(classes, range(args.num_samples), args)
+        _finish(names, out, shape, logit, labels)
         shutil.rmtree(chunks)
     common.say(
         f"{args.num_samples} samples in {time.perf_counter() - start:.1f} s -> {out / 'samples.pt'}"
         + (f", {out / 'samples.png'}" if len(shape) == 3 else "")
+        + (f", labels {out / 'labels.pt'}" if classes is not None and args.class_name else "")
         + (f" ({env.world_size} processes)" if env.distributed else "")
     )
     if env.distributed:
@@ -101,9 +115,73 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _finish(names: list[Path], out: Path, shape: tuple[int, ...], logit: bool) -> None:
+def _classes(loaded: Any, args: argparse.Namespace) -> list[str] | None:
+    """The class names of a conditional model (``None`` for another), ``--class`` and
+    ``--guidance`` checked against it; ``args.class_index`` becomes the class (``None`` for all,
+    or without ``--class``)."""
+    k = getattr(loaded.model, "num_classes", None)
+    args.class_index = None
+    if args.guidance is not None and args.class_name is None:
+        raise common.CommandError("--guidance guides toward a class: add --class")
+    if not isinstance(k, int):
+        if args.class_name is not None:
+            raise common.CommandError(
+                f"--class {args.class_name}: {args.checkpoint} is not class-conditional (train "
+                "one with ncsn train --conditional)"
+            )
+        return None
+    recorded = loaded.data.get("classes")
+    names = [str(c) for c in recorded] if isinstance(recorded, list) else []
+    names = names if len(names) == k else [str(c) for c in range(k)]
+    if args.class_name in (None, "all"):
+        if args.class_name == "all" and args.num_samples < k:
+            raise common.CommandError(
+                f"--class all draws one row per class: --num-samples must be at least the "
+                f"{k} classes; got {args.num_samples}"
+            )
+        return names
+    if args.class_name in names:
+        args.class_index = names.index(args.class_name)
+    elif args.class_name.isdigit() and int(args.class_name) < k:
+        args.class_index = int(args.class_name)
+    else:
+        raise common.CommandError(
+            f"--class {args.class_name}: the model's classes are 0 … {k - 1} ({', '.join(names)}), "
+            "or all"
+        )
+    return names
+
+
+def _labels(classes: list[str] | None, index: range, args: argparse.Namespace) -> Tensor | None:
+    """The classes of the samples at ``index``: ``--class``, or with ``--class all`` blocks
+    of the samples in class order (sample i has class ⌊i·K / n⌋); ``None`` without ``--class``."""
+    if classes is None or args.class_name is None:
+        return None
+    if args.class_index is not None:
+        return torch.full((len(index),), args.class_index, dtype=torch.int64)
+    return torch.arange(index.start, index.stop) * len(classes) // args.num_samples
+
+
+def _conditioned(
+    model: Any, classes: list[str] | None, index: range, args: argparse.Namespace
+) -> Any:
+    """The score model a sampler runs: the model itself, its null label (a conditional model
+    without ``--class``) or classifier-free guidance toward the samples' classes."""
+    if classes is None:
+        return model
+    labels = _labels(classes, index, args)
+    if labels is None:
+        return guidance.condition(model, None)
+    device = next(model.parameters()).device
+    return guidance.ClassifierFreeGuidance(model, labels.to(device), weight=args.guidance or 0.0)
+
+
+def _finish(
+    names: list[Path], out: Path, shape: tuple[int, ...], logit: bool, labels: Tensor | None
+) -> None:
     """``samples.pt`` in the data's units (pixels in [0, 1] for a run in logit space too) and,
-    for images, the PNG grid of the first 64."""
+    for images, the PNG grid of the first 64, or with ``--class all`` one row per class;
+    ``labels.pt`` the class of each sample of a conditional model."""
     x = torch.cat([torch.load(name, weights_only=True)["samples"] for name in names])
     if logit:
         x = common.to_images(x, logit=True)
@@ -115,9 +193,16 @@ def _finish(names: list[Path], out: Path, shape: tuple[int, ...], logit: bool) -
             file=sys.stderr,
         )
     common.save_atomic(x, out / "samples.pt")
+    if labels is not None:
+        common.save_atomic(labels, out / "labels.pt")
     if len(shape) == 3:
-        grid = common.to_images(x[:64], logit=False)
-        viz.save_image_grid(grid, out / "samples.png", scale=common.grid_scale(shape))
+        nrow, first = None, x[:64]
+        if labels is not None and int(labels[-1]) != int(labels[0]):  # --class all: one row each
+            counts = torch.bincount(labels)
+            nrow = min(int(counts.min()), 16)
+            first = torch.cat([x[labels == c][:nrow] for c in range(len(counts))])
+        grid = common.to_images(first, logit=False)
+        viz.save_image_grid(grid, out / "samples.png", nrow, scale=common.grid_scale(shape))
 
 
 def _chunk_folder(out: Path, manifest: dict[str, Any], env: training.DistEnv) -> Path:
@@ -213,6 +298,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--seed and --batch-size, not on the number of processes (default 256)",
     )
     s.add_argument("--output", default="samples")
+    s.add_argument("--class", dest="class_name", default=None, help="a class-conditional model (ncsn train --conditional): sample this class (its index or recorded name), or 'all' for one row of the grid per class (default: the model's null label, unconditional)")  # fmt: skip
+    s.add_argument("--guidance", type=common.non_negative_float_arg, default=None, help="with --class: classifier-free guidance weight w >= 0, the score (1 + w)·s(x, σ, y) − w·s(x, σ, ∅) (default 0, the conditional model)")  # fmt: skip
     common.add_sampling_options(s)
     s.set_defaults(run=_cmd_sample)
     return s

@@ -29,6 +29,7 @@ _SETTINGS = tuple(field.name for field in dataclasses.fields(presets.Settings))
 # May change on --resume (they default to the recorded values); --compile changes only round-off.
 _BOOKKEEPING = ("checkpoint_every", "keep", "log_every", "compile")
 _FLAGS = {"dequantize": "--no-dequantize", "flip": "--flip", "logit": "--logit", "bf16": "--bf16"}
+_FLAGS |= {"conditional": "--conditional"}
 _HEADER = "recipe ncsnv2, computed from the data (--recipe paper keeps the paper's settings):"
 
 
@@ -37,13 +38,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     found, settings, recorded = _settings(args, out)
     common.writable_folder(out)  # before any work: one that cannot take checkpoints is refused
     device = common.device_from(args.device)
-    x = _data(args, settings, recorded)
+    x, labels = _data(args, settings, recorded)
     with common.user_input(args):
-        run = presets.prepare(x, settings, steps=args.steps)
+        run = presets.prepare(x, settings, labels=labels, steps=args.steps)
     if run.notes and found is None and settings.recipe == "ncsnv2":
         common.say("\n".join([_HEADER, *("  " + line for line in run.notes)]))
+    if labels is not None and found is None:
+        classes = run.config["data"]["classes"]
+        common.say(
+            f"class-conditional on {len(classes)} classes ({', '.join(classes)}); labels drop "
+            f"to the null label at --label-dropout {settings.label_dropout:g}"
+        )
     with common.user_input(args):
-        trainer = _trainer(run, x, out, device, quiet=args.quiet)
+        trainer = _trainer(run, x, labels, out, device, quiet=args.quiet)
     try:
         with _one_line_warnings():
             if found is not None:
@@ -75,17 +82,28 @@ def _fit(trainer: training.Trainer, out: Path, steps: int) -> int:
 
 
 def _trainer(
-    run: presets.Run, x: Tensor, out: Path, device: torch.device, *, quiet: bool
+    run: presets.Run,
+    x: Tensor,
+    labels: Tensor | None,
+    out: Path,
+    device: torch.device,
+    *,
+    quiet: bool,
 ) -> training.Trainer:
     s = run.settings
     evaluation = None
+    train: Tensor | tuple[Tensor, Tensor] = x if labels is None else (x, labels)
     if s.eval_every:  # the loss on a 5% held-out split
         cut = max(1, len(x) // 20)
-        x, evaluation = x[cut:], training.Evaluation(x[:cut], every=s.eval_every)
+        held: Tensor | tuple[Tensor, Tensor] = (
+            x[:cut] if labels is None else (x[:cut], labels[:cut])
+        )
+        train = x[cut:] if labels is None else (x[cut:], labels[cut:])
+        evaluation = training.Evaluation(held, every=s.eval_every)
     return training.Trainer(
         run.model,
         run.loss,
-        x,
+        train,
         batch_size=s.batch_size,
         optimizer=torch.optim.Adam(run.model.parameters(), lr=s.lr),
         ema_rate=s.ema,
@@ -178,21 +196,30 @@ def _data_source(text: str) -> str:
     return str(Path(text).expanduser().resolve())
 
 
-def _data(args: argparse.Namespace, s: presets.Settings, config: dict[str, Any]) -> Tensor:
-    """The training data; a resumed run's must have the shape its run recorded."""
+def _data(
+    args: argparse.Namespace, s: presets.Settings, config: dict[str, Any]
+) -> tuple[Tensor, Tensor | None]:
+    """The training data and, for a conditional run, its labels; a resumed run's must have the
+    shape its run recorded."""
     assert s.data is not None
     options: dict[str, Any] = {"split": s.split, "download": args.download or None}
     options |= {"channels": s.channels, "size": s.size, "crop": s.crop}
     if s.data in data.TOY_NAMES:
         options["generator"] = torch.Generator().manual_seed(s.seed)
-    x = common.load_data(args, s.data, **options)
+    with common.user_input(args):
+        x, labels = data.load(s.data, **{k: v for k, v in options.items() if v is not None})
+    if s.conditional and labels is None:
+        raise common.CommandError(
+            f"--conditional trains on the labels of the data; --data {s.data} has none (digits, "
+            "mnist and fashion-mnist have)"
+        )
     recorded = config.get("data", {}).get("shape")
     if recorded is not None and list(x.shape[1:]) != list(recorded):
         raise common.CommandError(
             f"--resume: the data {s.data} now holds examples of shape {list(x.shape[1:])}; "
             f"the run trained on {recorded} (the data changed since)"
         )
-    return x
+    return x, labels if s.conditional else None
 
 
 def _newest_readable(out: Path) -> tuple[Path, dict[str, Any]]:
@@ -290,6 +317,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument("--no-dequantize", dest="dequantize", action="store_false", help="skip uniform dequantisation of images")  # fmt: skip
     t.add_argument("--flip", action="store_true", help="random horizontal flips (CIFAR-10, CelebA)")  # fmt: skip
     t.add_argument("--logit", action="store_true", help="train in logit space (λ = 1e-6)")
+    t.add_argument("--conditional", action="store_true", help="class-conditional: train on the data's labels (digits, mnist, fashion-mnist), to sample a chosen class with ncsn sample --class")  # fmt: skip
+    t.add_argument("--label-dropout", type=float, default=0.1, help="with --conditional: the rate at which labels drop to the null label, which classifier-free guidance needs (default 0.1)")  # fmt: skip
     t.add_argument("--resume", action="store_true", help="continue the run in --output from its newest checkpoint, with the settings it recorded")  # fmt: skip
     t.add_argument("--allow-data-change", action="store_true", help="with --resume: continue even though the data differ from the run's (length or content)")  # fmt: skip
     t.add_argument("--bf16", action="store_true", help="the network runs under bfloat16 autocast")  # fmt: skip

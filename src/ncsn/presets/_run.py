@@ -23,6 +23,14 @@ from ncsn.schedules import Schedule, geometric_sigmas
 
 __all__ = ["MODELS", "SMALL_IMAGE_PIXELS", "Run", "Settings", "default_ngf", "from_data", "prepare"]
 
+_CLASS_NAMES = {
+    "fashion-mnist": (
+        *("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker"),
+        *("Bag", "Ankle boot"),
+    )
+}
+"""The names of the classes of the data sets whose labels are not their names (digits' are)."""
+
 SMALL_IMAGE_PIXELS = 28 * 28
 """Images of at most this many pixels (H·W, MNIST's 28×28) get the narrow RefineNet by default."""
 
@@ -131,6 +139,12 @@ class Settings:
     keep: int = 3
     log_every: int = 50
     compile: bool = False
+    conditional: bool = False
+    """Class-conditional: a :class:`~ncsn.nets.ConditionalRefineNet` (or
+    :class:`~ncsn.nets.ConditionalScoreMLP` for vectors) trained on the data's labels."""
+    label_dropout: float = 0.1
+    """With ``conditional``: the rate at which labels drop to the null label, so the network
+    learns the unconditional score too (classifier-free guidance needs it)."""
 
     def __post_init__(self) -> None:
         for name, allowed in _CHOICES.items():
@@ -140,6 +154,10 @@ class Settings:
             value = getattr(self, name)
             if not (value is None and name in _OPTIONAL_POSITIVE):
                 (positive_float if isinstance(value, float) else positive_int)(value, name)
+        if not 0.0 <= self.label_dropout < 1.0:
+            raise ValueError(
+                f"label_dropout must lie in [0, 1); got label_dropout={self.label_dropout!r}"
+            )
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise ValueError(f"ema must lie in (0, 1); got ema={self.ema!r}")
         if self.sigmas is not None:
@@ -182,7 +200,8 @@ class Run(NamedTuple):
     """The batch transform (flip, dequantise, logit) or ``None``."""
     config: dict[str, Any]
     """The record checkpoints store (``Trainer(config=...)``): ``model`` (the network's
-    :func:`~ncsn.nets.model_config`), ``data``, ``loss``, ``train`` (:meth:`Settings.record` of
+    :func:`~ncsn.nets.model_config`), ``data`` (with ``classes``, the class names, for a
+    conditional run), ``loss``, ``train`` (:meth:`Settings.record` of
     the resolved settings) and ``sampling`` (the sampler's settings and σ grid), which
     :func:`ncsn.load` and ``ncsn sample`` read back."""
     settings: Settings
@@ -206,10 +225,22 @@ def _check_fits(kind: str, shape: tuple[int, ...]) -> None:
         )
 
 
-def _network(kind: str, shape: tuple[int, ...], sigmas: Tensor, s: Settings) -> dict[str, Any]:
+def _network(
+    kind: str, shape: tuple[int, ...], sigmas: Tensor, s: Settings, classes: int | None
+) -> dict[str, Any]:
     if kind == "mlp":
-        return {"kind": "ScoreMLP", "dim": shape[0], "hidden": s.hidden, "sigmas": sigmas.tolist()}
+        mlp = {"dim": shape[0], "hidden": s.hidden, "sigmas": sigmas.tolist()}
+        if classes is not None:
+            return {"kind": "ConditionalScoreMLP", **mlp, "num_classes": classes}
+        return {"kind": "ScoreMLP", **mlp}
     unconditional = {"channels": shape[0], "ngf": s.ngf, "logit_transform": s.logit}
+    if classes is not None:
+        return {
+            "kind": "ConditionalRefineNet",
+            **unconditional,
+            "sigmas": sigmas.tolist(),
+            "num_classes": classes,
+        }
     if kind == "baseline":
         return {"kind": "RefineNetBaseline", **unconditional}
     if kind == "scaled":
@@ -278,10 +309,42 @@ def _noise_levels(
     return sigmas, sampling, resolved, notes
 
 
+def _classes(labels: object, s: Settings, n: int, kind: str) -> list[str] | None:
+    """The class names of a conditional run (``None`` for an unconditional one), its labels
+    checked: integers ``[N]`` in ``0 … K − 1``, K the largest label plus one."""
+    if not s.conditional:
+        if labels is not None:
+            raise ValueError("labels are for a conditional run: pass Settings(conditional=True)")
+        return None
+    if kind not in ("refinenet", "mlp"):
+        raise ValueError(
+            f"conditional=True needs model 'refinenet' or 'mlp' (they have class-conditional "
+            f"forms); got model={kind!r}"
+        )
+    name = repr(s.data) if s.data else "x"
+    if labels is None:
+        raise ValueError(f"conditional=True needs labels: data {name} has none")
+    if (
+        not isinstance(labels, Tensor)
+        or labels.dtype.is_floating_point
+        or labels.dtype == torch.bool
+    ):
+        raise TypeError(f"labels must be an integer tensor [N]; got {labels!r:.80}")
+    if labels.shape != (n,) or int(labels.min()) < 0:
+        raise ValueError(
+            f"labels must be integers >= 0 of shape [N]=[{n}]; got shape {tuple(labels.shape)} "
+            f"and smallest label {int(labels.min()) if labels.numel() else None}"
+        )
+    k = int(labels.max()) + 1
+    names = _CLASS_NAMES.get(s.data or "", ())
+    return list(names) if len(names) == k else [str(c) for c in range(k)]
+
+
 def prepare(
     x: Tensor,
     settings: Settings | None = None,
     *,
+    labels: Tensor | None = None,
     steps: int | None = None,
     generator: torch.Generator | None = None,
 ) -> Run:
@@ -297,12 +360,17 @@ def prepare(
       with its EMA rate fitted to ``steps``; ``"paper"``: the paper's), or the grid given in
       ``settings.sigmas``; the baseline trains at σ_L alone;
     - DSM (or SSM) with λ(σ) = σ^power;
+    - with ``settings.conditional``, the class-conditional network (K classes, K the largest
+      of ``labels`` plus one) and the loss dropping labels to the null label at
+      ``settings.label_dropout``; the record names the classes (``config["data"]["classes"]``);
     - for images, :class:`~ncsn.data.ImageTransform` (dequantisation over the source's
       :func:`~ncsn.data.grey_levels`, flips, logit).
 
     Args:
         x: ``[N, *event]`` training data (images in ``[0, 1]``).
         settings: the run's :class:`Settings` (default: all defaults).
+        labels: ``[N]`` integer labels of ``x`` (as :func:`ncsn.data.load` returns them), for a
+            conditional run only.
         steps: the run's length, to fit the recipe's EMA rate to (default: not fitted).
         generator: for the σ₁ estimate on large data sets and the initial weights (default: a
             fresh generator seeded with ``settings.seed`` for each, as ``ncsn train`` does).
@@ -313,7 +381,9 @@ def prepare(
     Raises:
         ValueError: data the model does not fit (vectors for a RefineNet, odd image sizes),
             ``logit`` with data outside ``[0, 1]``, data with no spread, or a bad setting
-            (named as ``name=value``).
+            (named as ``name=value``); a conditional run without labels or with a model that
+            has no conditional form, labels without ``conditional``.
+        TypeError: labels that are not an integer tensor.
 
     Example:
         >>> x, _ = ncsn.data.load("digits")
@@ -334,6 +404,7 @@ def prepare(
     name = repr(s.data) if s.data else "x"
     kind = s.model or ("refinenet" if images else "mlp")
     _check_fits(kind, shape)
+    classes = _classes(labels, s, int(x.shape[0]), kind)
     if s.logit and not (float(x.min()) >= 0.0 and float(x.max()) <= 1.0):
         raise ValueError(
             f"logit=True needs data in [0, 1]; {name} holds values in "
@@ -355,16 +426,19 @@ def prepare(
             raise ValueError(f"data {name}: {err}".replace(": x has", " has")) from err
         raise
     model = build_model(
-        _network(kind, shape, sigmas, s),
+        _network(kind, shape, sigmas, s, None if classes is None else len(classes)),
         generator=torch.Generator().manual_seed(s.seed) if seeded else generator,
     )
     schedule = Schedule(sigmas)
     loss: ScoreLoss
     power = float(s.power or 0.0)
+    dropout: dict[str, Any] = {}
+    if classes is not None:
+        dropout = {"label_dropout": s.label_dropout, "num_classes": len(classes)}
     if s.loss == "dsm":
-        loss = DenoisingScoreMatching(schedule, power=power)
+        loss = DenoisingScoreMatching(schedule, power=power, **dropout)
     else:
-        loss = SlicedScoreMatching(schedule, power=power, projections=s.projections)
+        loss = SlicedScoreMatching(schedule, power=power, projections=s.projections, **dropout)
     options = {
         k: v for k, v in sampling.items() if k in ("step_size", "steps_per_level", "denoise")
     }
@@ -382,7 +456,8 @@ def prepare(
             "shape": list(shape),
             "logit_transform": s.logit,
             "sigma": float(sigmas[-1]),
-        },
+        }
+        | ({} if classes is None else {"classes": classes}),
         "loss": {"kind": s.loss, "power": s.power},
         "train": s.record(),
         "sampling": sampling | {"sigmas": sigmas.tolist()},
