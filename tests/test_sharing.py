@@ -3,6 +3,7 @@ models shipped in the package."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from torch import nn
 import ncsn
 from ncsn.sharing import CARD, CONFIG, WEIGHTS, load_model, save_model
 
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SIGMAS = ncsn.geometric_sigmas(1.0, 0.01, 5)
 SAMPLING = {"sampler": "annealed", "step_size": 1e-4, "steps_per_level": 3, "denoise": True}
 
@@ -267,3 +269,29 @@ def test_pretrained_names_are_checked() -> None:
         ncsn.pretrained("cifar")
     with pytest.raises(ValueError, match="name must be one of"):
         ncsn.load("pretrained:cifar")
+
+
+def test_the_export_script_writes_the_pretrained_folder_with_its_sampler_and_card(
+    tmp_path: Path,
+) -> None:
+    spec = importlib.util.spec_from_file_location("pretrained_script", BENCHMARKS / "pretrained.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    sigmas = ncsn.geometric_sigmas(4.8, 0.01, 22)
+    net = _trained(_seeded(lambda: ncsn.nets.RefineNet(1, 16, sigmas)))
+    weights = tmp_path / "weights-8000.pt"
+    saved = {"state_dict": net.state_dict(), "sigmas": sigmas.tolist(), "step_size": 4.7e-5}
+    torch.save(saved | {"steps_per_level": 5, "ema_rate": 0.999, "train_seconds": 1.0}, weights)
+    folder = script.export(weights, tmp_path / "digits")
+    loaded = ncsn.load(folder)
+    for key, value in net.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[key], value), key
+    expected = ncsn.samplers.AnnealedLangevin(
+        sigmas, 2 * ncsn.ncsnv2_step_size(sigmas, 10), 10, denoise=True
+    )
+    assert loaded.sampler() == expected and loaded.data["shape"] == [1, 8, 8]
+    assert loaded.step == 8000
+    card = (folder / CARD).read_text("utf-8")
+    assert script.COMMAND in card and "classifier score 9.11" in card
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 3_000_000

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 from ncsn._checks import CheckpointError, as_sigmas
@@ -208,7 +208,8 @@ def save_model(
     # Contiguous CPU copies: safetensors refuses views that share memory.
     weights = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in net.state_dict().items()}
     # Each file is written beside its place and renamed: a reader never sees half a file.
-    save_file(weights, str(out / f".{WEIGHTS}.tmp"), metadata={"format": "pt"})
+    # From bytes, so that the file gets the umask's permissions (save_file writes it 0600).
+    (out / f".{WEIGHTS}.tmp").write_bytes(save(weights, metadata={"format": "pt"}))
     (out / f".{CONFIG}.tmp").write_text(json.dumps(config, indent=2) + "\n", "utf-8")
     (out / f".{CARD}.tmp").write_text(card if card is not None else model_card(config), "utf-8")
     for name in (WEIGHTS, CONFIG, CARD):
@@ -350,7 +351,7 @@ def pretrained_folder(name: str) -> Path:
     if not is_model_folder(folder):
         raise FileNotFoundError(
             f"{folder}: the pretrained {name!r} model is not in this copy of ncsn (a source "
-            f"checkout makes it with `python benchmarks/pretrained.py --name {name}`)"
+            "checkout makes it with benchmarks/pretrained.py, whose docstring gives the commands)"
         )
     return folder
 
