@@ -464,3 +464,27 @@ def test_sigterm_during_set_up_says_nothing_was_trained(tmp_path: Path) -> None:
     )
     assert "Traceback" not in err
     assert not (out.exists() and ncsn.training.latest_checkpoint(out))
+
+
+def test_sample_every_draws_grids_beside_the_checkpoints(tmp_path: Path, cli: Runner) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--data", "digits", "--ngf", "4", "--num-levels", "4", "--batch-size", "8"]
+    result = cli(*args, "--output", str(out), "--steps", "4", "--sample-every", "2", "--quiet")
+    assert result.code == 0, result.err
+    assert f"a grid of 64 samples every 2 steps: {out / 'samples'}" in result.out
+    assert sorted(p.name for p in (out / "samples").iterdir()) == [
+        "samples-00000002.png",
+        "samples-00000004.png",
+    ]
+
+
+def test_sample_every_refuses_vectors_and_conditional_runs(tmp_path: Path, cli: Runner) -> None:
+    vectors = cli("train", *TOY_RUN, "--output", str(tmp_path / "a"), "--steps", "2", "--sample-every", "1")  # fmt: skip
+    assert vectors.code == 2
+    assert "--sample-every draws image grids; the data are not images" in vectors.err
+    conditional = cli(
+        *("train", "--data", "digits", "--conditional", "--ngf", "4", "--num-levels", "4"),
+        *("--output", str(tmp_path / "b"), "--steps", "2", "--sample-every", "1"),
+    )
+    assert conditional.code == 2
+    assert "a class-conditional run draws no grids while it trains" in conditional.err

@@ -50,7 +50,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f"to the null label at --label-dropout {settings.label_dropout:g}"
         )
     with common.user_input(args):
-        trainer = _trainer(run, x, labels, out, device, quiet=args.quiet)
+        grids = _grids(run, x, labels, args.sample_every)
+        trainer = _trainer(run, x, labels, out, device, quiet=args.quiet, samples=grids)
+    if grids is not None:
+        common.say(f"a grid of {grids.count} samples every {grids.every} steps: {out / 'samples'}")
     try:
         with _one_line_warnings():
             if found is not None:
@@ -89,6 +92,7 @@ def _trainer(
     device: torch.device,
     *,
     quiet: bool,
+    samples: training.Samples | None = None,
 ) -> training.Trainer:
     s = run.settings
     evaluation = None
@@ -116,6 +120,7 @@ def _trainer(
             keep=s.keep,
             log_every=s.log_every,
             progress=not quiet,
+            samples=samples,
         ),
         config=run.config,
         seed=s.seed,
@@ -123,6 +128,28 @@ def _trainer(
         autocast_dtype=torch.bfloat16 if s.bf16 else None,
         compile=s.compile,
     )
+
+
+def _grids(
+    run: presets.Run, x: Tensor, labels: Tensor | None, every: int | None
+) -> training.Samples | None:
+    """``--sample-every``'s grids: consistent annealed sampling (one call per level) on the run's
+    σ grid, from the EMA model."""
+    if every is None:
+        return None
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise common.CommandError(
+            f"--sample-every draws image grids; the data are not images with 1 or 3 channels "
+            f"(examples of shape {list(x.shape[1:])})"
+        )
+    if labels is not None:
+        raise common.CommandError(
+            "--sample-every: a class-conditional run draws no grids while it trains; sample "
+            "its classes afterwards with ncsn sample RUN --class all"
+        )
+    sigmas = run.config["sampling"]["sigmas"]
+    sampler = presets.build_sampler("cas", sigmas, denoise=len(sigmas) > 1)
+    return training.Samples(sampler, tuple(x.shape[1:]), every=every)
 
 
 def _settings(
@@ -314,6 +341,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=common.positive_int_arg, default=1000)
     t.add_argument("--keep", type=common.positive_int_arg, default=3, help="checkpoints to keep")
     t.add_argument("--log-every", type=common.positive_int_arg, default=50)
+    t.add_argument("--sample-every", type=common.positive_int_arg, default=None, help="images: draw a grid of 64 samples (consistent annealed sampling, fixed seed) every N steps into OUTPUT/samples/ (default: none)")  # fmt: skip
     t.add_argument("--no-dequantize", dest="dequantize", action="store_false", help="skip uniform dequantisation of images")  # fmt: skip
     t.add_argument("--flip", action="store_true", help="random horizontal flips (CIFAR-10, CelebA)")  # fmt: skip
     t.add_argument("--logit", action="store_true", help="train in logit space (λ = 1e-6)")
