@@ -30,7 +30,8 @@ def _cli_sections() -> dict[str, str]:
 
 def test_cli_reference_matches_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
     sections = _cli_sections()
-    assert set(sections) == {"train", "sample", "evaluate", "inpaint", "likelihood", "demo"}
+    commands = {"train", "sample", "evaluate", "inpaint", "restore", "likelihood", "demo"}
+    assert set(sections) == commands
     for name, section in sections.items():
         capsys.readouterr()
         with pytest.raises(SystemExit):
@@ -79,6 +80,7 @@ _ADDED = {
     "train": ["--ngf", "4", "--batch-size", "4", "--quiet"],
     "sample": ["--quiet", "--batch-size", "256"],
     "inpaint": ["--quiet", "--num-images", "2", "--completions", "2"],
+    "restore": ["--quiet", "--num-images", "2", "--samples", "2"],
     "demo": [
         "--steps",
         "2",
