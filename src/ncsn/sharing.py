@@ -34,11 +34,11 @@ from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 from ncsn._checks import CheckpointError, as_sigmas
-from ncsn._loading import LoadedModel
+from ncsn._loading import LoadedModel, load
 from ncsn._version import __version__
 from ncsn.nets.config import build_model, model_config
 from ncsn.nets.wrappers import unwrap
-from ncsn.presets import build_sampler
+from ncsn.presets import SAMPLER_OPTIONS, build_sampler
 from ncsn.training import state_dict_mismatch
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "FORMAT",
     "PRETRAINED",
     "WEIGHTS",
+    "export",
     "is_model_folder",
     "load_model",
     "model_card",
@@ -132,7 +133,8 @@ def save_model(
         sampling: the sampler to sample with, as :func:`ncsn.presets.build_sampler` takes it:
             ``{"sampler": "annealed", "step_size": ..., "steps_per_level": ..., "denoise":
             True}`` (default: none recorded; :meth:`ncsn.LoadedModel.sampler` then builds
-            annealed Langevin with NCSNv2's ε).
+            annealed Langevin with NCSNv2's ε); ``"step_size_rule": "ncsnv2"`` says ε follows
+            Technique 4, so that sampling with another T recomputes it, as for a training run.
         data: what the model was trained on, e.g. ``{"shape": [1, 8, 8], "logit_transform":
             False, "source": "digits"}`` (``ncsn sample`` needs ``shape``).
         metadata: anything else to keep (plain JSON values): training steps, the recipe, the
@@ -183,7 +185,10 @@ def save_model(
     if settings:
         if grid is None:
             raise ValueError("sampling needs sigmas: the network keeps no σ grid of its own")
-        options = {k: v for k, v in settings.items() if k != "sampler"}
+        rule = settings.get("step_size_rule", "ncsnv2")
+        if rule != "ncsnv2":
+            raise ValueError(f"sampling['step_size_rule'] must be 'ncsnv2'; got {rule!r}")
+        options = {k: v for k, v in settings.items() if k not in ("sampler", "step_size_rule")}
         build_sampler(settings.get("sampler", "annealed"), grid, **options)
     for name, value in (("sampling", settings), ("data", data), ("metadata", metadata)):
         _plain(value, name)
@@ -215,6 +220,62 @@ def save_model(
     for name in (WEIGHTS, CONFIG, CARD):
         (out / f".{name}.tmp").replace(out / name)
     return out
+
+
+def export(
+    source: str | os.PathLike[str],
+    folder: str | os.PathLike[str],
+    *,
+    ema: bool = True,
+    metadata: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write the model of a training run (its newest checkpoint's EMA weights), a checkpoint
+    file, or anything else :func:`ncsn.load` reads, as a model folder (``ncsn export``): the
+    network, its σ grid, the sampler and data the run recorded, and the step.
+
+    Args:
+        source: a run folder, a checkpoint file, an official checkpoint or a model folder.
+        folder: the model folder to write.
+        ema: the EMA weights (when the run has them) rather than the raw ones.
+        metadata: more to keep in ``config.json`` and the card (plain JSON values).
+        overwrite: replace a model folder already there.
+
+    Returns:
+        The folder.
+
+    Raises:
+        FileNotFoundError, CheckpointError: what :func:`ncsn.load` raises for ``source``.
+        FileExistsError: ``folder`` already holds a model and ``overwrite`` is false.
+        TypeError: a network :func:`ncsn.nets.model_config` does not know.
+
+    Example:
+        >>> import tempfile
+        >>> x, _ = ncsn.data.load("digits")
+        >>> run = ncsn.presets.prepare(x, ncsn.presets.Settings(data="digits", ngf=4))
+        >>> state = {"step": 7, "model": run.model.state_dict(), "config": run.config}
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = ncsn.training.save_checkpoint(ncsn.training.checkpoint_path(tmp, 7), state)
+        ...     folder = ncsn.sharing.export(tmp, f"{tmp}/model")
+        ...     loaded = ncsn.load(folder)
+        >>> loaded.step, loaded.data["shape"], loaded.sampler().steps_per_level
+        (7, [1, 8, 8], 5)
+    """
+    loaded = load(source, ema=ema)
+    keys = {"sampler", "step_size_rule"}.union(*SAMPLER_OPTIONS.values())
+    sampling = {k: v for k, v in loaded.sampling.items() if k in keys}
+    recorded: dict[str, Any] = {"exported_from": str(loaded.file)}
+    if loaded.step is not None:
+        recorded["step"] = loaded.step
+    return save_model(
+        loaded.model,
+        folder,
+        sigmas=loaded.sigmas,
+        sampling=sampling,
+        data=loaded.data,
+        metadata=recorded | dict(metadata or {}),
+        overwrite=overwrite,
+    )
 
 
 def _config_error(file: Path, message: str) -> CheckpointError:

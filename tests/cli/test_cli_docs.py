@@ -30,7 +30,7 @@ def _cli_sections() -> dict[str, str]:
 
 def test_cli_reference_matches_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
     sections = _cli_sections()
-    commands = {"train", "sample", "evaluate", "inpaint", "restore", "likelihood", "demo"}
+    commands = {"train", "sample", "evaluate", "inpaint", "restore", "likelihood", "export", "demo"}
     assert set(sections) == commands
     for name, section in sections.items():
         capsys.readouterr()
@@ -94,6 +94,7 @@ _ADDED = {
     ],
     "likelihood": ["--num-examples", "4"],
     "evaluate": [],
+    "export": [],
 }
 
 

@@ -1,5 +1,5 @@
 """The ``ncsn`` command: ``ncsn train``, ``ncsn sample``, ``ncsn evaluate``, ``ncsn inpaint``,
-``ncsn restore``, ``ncsn likelihood`` and ``ncsn demo``.
+``ncsn restore``, ``ncsn likelihood``, ``ncsn export`` and ``ncsn demo``.
 
 Every subcommand has ``--help`` and ``--threads``. A bad argument or a missing file prints one
 line and exits with status 2, a run that fails on its own (a non-finite loss, a diverging
@@ -20,7 +20,7 @@ import torch
 
 import ncsn
 from ncsn import training
-from ncsn.cli import demo, evaluate, inpaint, likelihood, restore, sample, train
+from ncsn.cli import demo, evaluate, export, inpaint, likelihood, restore, sample, train
 from ncsn.cli._common import EXIT_FAILURE, EXIT_USAGE, CommandError, Parser, one_line
 
 __all__ = ["main", "run"]
@@ -39,7 +39,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     )
     parser.add_argument("--version", action="version", version=f"ncsn {ncsn.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    commands = (train, sample, evaluate, inpaint, restore, likelihood, demo)
+    commands = (train, sample, evaluate, inpaint, restore, likelihood, export, demo)
     return parser, {
         command.__name__.rsplit(".")[-1]: command.add_parser(sub) for command in commands
     }
