@@ -22,7 +22,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -81,9 +81,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
                 x0 = common.start_for(sampler, (n, *shape), gen, device)
                 if logit and kind in ("annealed", "langevin"):
                     x0 = data.logit_transform(x0)
-                model = _conditioned(
-                    loaded.model, classes, range(k * args.batch_size, k * args.batch_size + n), args
-                )
+                index = range(k * args.batch_size, k * args.batch_size + n)
+                model = _conditioned(loaded.model, classes, index, args)
                 try:
                     x = sampler(progress.watch(model), x0, generator=gen)
                 except FloatingPointError as err:
@@ -101,7 +100,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         return 143 if isinstance(err, training.Terminated) else 130
     _barrier(env)  # every chunk is on disk
     if env.rank == 0:
-        labels = _labels(classes, range(args.num_samples), args)
+        labels = _labels(classes, range(args.num_samples), args.num_samples)
         _finish(names, out, shape, logit, labels)
         shutil.rmtree(chunks)
     common.say(
@@ -115,12 +114,21 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _classes(loaded: Any, args: argparse.Namespace) -> list[str] | None:
-    """The class names of a conditional model (``None`` for another), ``--class`` and
-    ``--guidance`` checked against it; ``args.class_index`` becomes the class (``None`` for all,
-    or without ``--class``)."""
+class _Classes(NamedTuple):
+    """A conditional model's classes and what ``--class`` asks of them."""
+
+    names: list[str]
+    """The K class names the run recorded (else ``0`` … ``K − 1``)."""
+    chosen: int | None
+    """The class of every sample (``--class C``), else ``None``."""
+    every: bool
+    """``--class all``: blocks of the samples in class order. Neither: the null label."""
+
+
+def _classes(loaded: Any, args: argparse.Namespace) -> _Classes | None:
+    """The classes of a conditional model (``None`` for another), with ``--class`` and
+    ``--guidance`` checked against them."""
     k = getattr(loaded.model, "num_classes", None)
-    args.class_index = None
     if args.guidance is not None and args.class_name is None:
         raise common.CommandError("--guidance guides toward a class: add --class")
     if not isinstance(k, int):
@@ -139,37 +147,36 @@ def _classes(loaded: Any, args: argparse.Namespace) -> list[str] | None:
                 f"--class all draws one row per class: --num-samples must be at least the "
                 f"{k} classes; got {args.num_samples}"
             )
-        return names
+        return _Classes(names, None, args.class_name == "all")
     if args.class_name in names:
-        args.class_index = names.index(args.class_name)
-    elif args.class_name.isdigit() and int(args.class_name) < k:
-        args.class_index = int(args.class_name)
-    else:
-        raise common.CommandError(
-            f"--class {args.class_name}: the model's classes are 0 … {k - 1} ({', '.join(names)}), "
-            "or all"
-        )
-    return names
+        return _Classes(names, names.index(args.class_name), False)
+    if args.class_name.isdigit() and int(args.class_name) < k:
+        return _Classes(names, int(args.class_name), False)
+    raise common.CommandError(
+        f"--class {args.class_name}: the model's classes are 0 … {k - 1} ({', '.join(names)}), "
+        "or all"
+    )
 
 
-def _labels(classes: list[str] | None, index: range, args: argparse.Namespace) -> Tensor | None:
-    """The classes of the samples at ``index``: ``--class``, or with ``--class all`` blocks
-    of the samples in class order (sample i has class ⌊i·K / n⌋); ``None`` without ``--class``."""
-    if classes is None or args.class_name is None:
+def _labels(classes: _Classes | None, index: range, num_samples: int) -> Tensor | None:
+    """The classes of the samples at ``index`` of ``num_samples``: ``--class``, or with
+    ``--class all`` blocks in class order (sample i has class ⌊i·K / n⌋); ``None`` for the null
+    label or a model without classes."""
+    if classes is None or not (classes.every or classes.chosen is not None):
         return None
-    if args.class_index is not None:
-        return torch.full((len(index),), args.class_index, dtype=torch.int64)
-    return torch.arange(index.start, index.stop) * len(classes) // args.num_samples
+    if classes.chosen is not None:
+        return torch.full((len(index),), classes.chosen, dtype=torch.int64)
+    return torch.arange(index.start, index.stop) * len(classes.names) // num_samples
 
 
 def _conditioned(
-    model: Any, classes: list[str] | None, index: range, args: argparse.Namespace
+    model: Any, classes: _Classes | None, index: range, args: argparse.Namespace
 ) -> Any:
     """The score model a sampler runs: the model itself, its null label (a conditional model
     without ``--class``) or classifier-free guidance toward the samples' classes."""
     if classes is None:
         return model
-    labels = _labels(classes, index, args)
+    labels = _labels(classes, index, args.num_samples)
     if labels is None:
         return guidance.condition(model, None)
     device = next(model.parameters()).device
