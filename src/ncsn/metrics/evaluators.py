@@ -214,7 +214,7 @@ def classifier_evaluator(
     labels_test: Tensor | None = None,
     num_classes: int | None = None,
     seed: int = 0,
-    epochs: int = 6,
+    epochs: int = 3,
     batch_size: int = 128,
     learning_rate: float = 2e-3,
     num_features: int = 128,
