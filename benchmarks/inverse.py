@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -136,20 +135,27 @@ def main(
     evaluator = ncsn.metrics.digits_evaluator(seed=seed, epochs=classifier_epochs)
     output.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
+    result = {
+        "model": description,
+        "num_images": num_images,
+        "steps_per_level": steps_per_level,
+        "step_size": step_size,
+        "classifier_accuracy_on_truth": evaluator.accuracy(images, labels),
+        "rows": rows,
+    }
     for task, (op, noise_std) in tasks(torch.Generator().manual_seed(seed)).items():
         g = torch.Generator().manual_seed(seed)
         m = inverse.measure(op, images, noise_std, generator=g)
-        results: dict[str, tuple[Tensor, int, float]] = {
-            name: (x, 0, 0.0) for name, x in baselines(m, task).items()
+        results: dict[str, tuple[Tensor, int]] = {
+            name: (x, 0) for name, x in baselines(m, task).items()
         }
         for name in samplers:
             if name in ("snips", "ddrm") and inverse.operator_svd(op) is None:
                 continue
             sampler = build(name, sigmas, m, step_size, steps_per_level)
-            start = time.perf_counter()
             x = sampler(net, sampler.start(generator=g), generator=g)
-            results[name] = (x, sampler.num_model_calls, time.perf_counter() - start)
-        for name, (x, calls, seconds) in results.items():
+            results[name] = (x, sampler.num_model_calls)
+        for name, (x, calls) in results.items():
             x = x.clamp(0.0, 1.0)
             rows.append(
                 {
@@ -161,7 +167,6 @@ def main(
                     "consistency": float(inverse.consistency(x, m).mean()),
                     "noise_norm": noise_std * math.sqrt(math.prod(op.out_shape)),
                     "accuracy": evaluator.accuracy(x, labels),
-                    "seconds": seconds,
                 }
             )
             print(_line(rows[-1]), flush=True)
@@ -169,16 +174,9 @@ def main(
         ncsn.viz.save_image_grid(
             torch.cat(grid), output / f"inverse_{_slug(task)}.png", nrow=8, scale=4
         )
-    result = {
-        "model": description,
-        "num_images": num_images,
-        "steps_per_level": steps_per_level,
-        "step_size": step_size,
-        "classifier_accuracy_on_truth": evaluator.accuracy(images, labels),
-        "rows": rows,
-    }
-    (output / "inverse.json").write_text(json.dumps(result, indent=1) + "\n")
-    (output / "inverse.md").write_text(_table(result))
+        # Written after every task: an interrupted run keeps the tasks it finished.
+        (output / "inverse.json").write_text(json.dumps(result, indent=1) + "\n")
+        (output / "inverse.md").write_text(_table(result))
     return result
 
 
