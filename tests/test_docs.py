@@ -292,6 +292,12 @@ def _check_conditional_exact(ns: dict[str, Any]) -> None:
     assert torch.allclose(ns["guided"](ns["x"], probe), ns["also"](ns["x"], probe), atol=1e-5)
 
 
+def _check_save_a_model(ns: dict[str, Any]) -> None:
+    assert sorted(p.name for p in ns["folder"].iterdir()) == ["README.md", "config.json", "model.safetensors"]  # fmt: skip
+    assert torch.equal(ns["loaded"].model.fc1.weight, ns["net"].fc1.weight)
+    assert ns["samples"].shape == (64, 2) and ns["loaded"].sampler().denoise
+
+
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "recipe-in-one-call": _check_recipe,
     "five-samplers": _check_five_samplers,
@@ -311,6 +317,7 @@ CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "digits-evaluator": _check_digits_evaluator,
     "digits-small-run": _check_digits_small_run,
     "conditional-exact": _check_conditional_exact,
+    "save-a-model": _check_save_a_model,
 }
 
 
