@@ -15,7 +15,7 @@ import ncsn
 from ncsn.cli import build_parser, parse
 from ncsn.cli._common import as_options
 
-COMMANDS = ("train", "sample", "evaluate", "inpaint", "likelihood", "demo")
+COMMANDS = ("train", "sample", "evaluate", "inpaint", "restore", "likelihood", "export", "demo")
 
 
 @pytest.mark.parametrize("command", COMMANDS)
