@@ -3,15 +3,19 @@ checkpoint, a model folder or a pretrained model, with its σ grid and what its 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from ncsn._checks import CheckpointError
 from ncsn._types import Sampler
+from ncsn._version import __version__
 from ncsn.nets.config import build_model
 from ncsn.nets.official import load_official_checkpoint
 from ncsn.presets import SAMPLER_OPTIONS, build_sampler
@@ -23,7 +27,32 @@ from ncsn.training import (
     state_dict_mismatch,
 )
 
-__all__ = ["LoadedModel", "load"]
+__all__ = [
+    "CARD",
+    "CONFIG",
+    "DTYPES",
+    "FORMAT",
+    "PRETRAINED",
+    "WEIGHTS",
+    "LoadedModel",
+    "is_model_folder",
+    "load",
+    "load_model",
+    "pretrained_folder",
+]
+
+# Model folders (written by ncsn.sharing, read here with every other kind of source).
+FORMAT = 1
+"""The version of the folder layout this library writes and reads (``config.json``'s ``format``)."""
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+CARD = "README.md"
+PRETRAINED = ("digits",)
+"""The names :func:`pretrained` knows: the models shipped in the package."""
+
+_HERE = Path(__file__).resolve().parent / "pretrained"
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}  # fmt: skip
+"""The dtypes a model folder's weights may have (``config.json``'s ``dtype``)."""
 
 # The released code's sampler: annealed Langevin, step_lr = 2e-5 (ε = 4e-5), T = 100.
 _OFFICIAL_SAMPLING = {"sampler": "annealed", "step_size": 4e-5, "steps_per_level": 100}
@@ -128,8 +157,6 @@ def _model_folder(source: str | os.PathLike[str]) -> Path | None:
     """The model folder ``source`` names (``pretrained:NAME`` or a folder with a config.json)."""
     text = os.fspath(source)
     if text.startswith(PRETRAINED_PREFIX):
-        from ncsn.sharing import pretrained_folder  # ncsn.sharing imports this module
-
         return pretrained_folder(text.removeprefix(PRETRAINED_PREFIX))
     return Path(text) if (Path(text) / "config.json").is_file() else None
 
@@ -184,8 +211,6 @@ def load(
                 f"{given} does not apply to the model folder {folder} (its config.json records "
                 "its data shape, and it holds one set of weights)"
             )
-        from ncsn.sharing import load_model  # ncsn.sharing imports this module
-
         return load_model(folder)
     file = _checkpoint_file(Path(source))
     obj = read_file(file)
@@ -248,3 +273,142 @@ def _ours(
     return LoadedModel(
         model.eval(), sigmas, data, sampling, file, None if step is None else int(step)
     )
+
+
+def _config_error(file: Path, message: str) -> CheckpointError:
+    return CheckpointError(f"{file}: {message}")
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    file = folder / CONFIG
+    try:
+        config = json.loads(file.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise _config_error(file, f"not a readable model config ({err})") from err
+    if not isinstance(config, dict):
+        raise _config_error(file, f"holds a {type(config).__name__}, not a model config")
+    fmt = config.get("format")
+    if type(fmt) is not int:
+        raise _config_error(file, f"the key 'format' must be an integer; got {fmt!r}")
+    if fmt > FORMAT:
+        raise _config_error(
+            file,
+            f"'format' {fmt} is newer than this ncsn ({__version__}) reads ({FORMAT}); the "
+            f"folder was written by ncsn {config.get('ncsn_version', '?')}: upgrade ncsn",
+        )
+    for key, kind in (("model", dict), ("sampling", dict), ("data", dict), ("metadata", dict)):
+        if not isinstance(config.get(key), kind):
+            raise _config_error(file, f"the key {key!r} must be a JSON object; got {config.get(key)!r}")  # fmt: skip
+    if config.get("dtype") not in DTYPES:
+        raise _config_error(file, f"the key 'dtype' must be one of {list(DTYPES)}; got {config.get('dtype')!r}")  # fmt: skip
+    sigmas = config.get("sigmas")
+    if sigmas is not None and not (
+        isinstance(sigmas, list) and all(isinstance(s, (int, float)) for s in sigmas)
+    ):
+        raise _config_error(file, f"the key 'sigmas' must be a list of numbers or null; got {sigmas!r}")  # fmt: skip
+    return config
+
+
+def is_model_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a folder with a model folder's ``config.json``.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     before = ncsn.sharing.is_model_folder(tmp)
+        ...     _ = ncsn.save_model(ncsn.nets.ScoreMLP(dim=2, hidden=8), tmp)
+        ...     before, ncsn.sharing.is_model_folder(tmp)
+        (False, True)
+    """
+    return (Path(path) / CONFIG).is_file()
+
+
+def load_model(folder: str | os.PathLike[str]) -> LoadedModel:
+    """Read a model folder written by :func:`save_model`: the network with its weights (bit for
+    bit), its σ grid, data record and sampler settings. :func:`ncsn.load` reads folders too.
+
+    Args:
+        folder: the model folder.
+
+    Returns:
+        A :class:`~ncsn.LoadedModel` (the network in eval mode on the CPU; ``file`` is the
+        weights file; ``step`` the training step recorded in ``metadata``, if any).
+
+    Raises:
+        FileNotFoundError: ``folder`` is not a folder with a ``config.json``, or lacks
+            ``model.safetensors``.
+        CheckpointError: one line naming the file and the key: a config from a newer format, a
+            missing or malformed key, a network it cannot rebuild, weights that are unreadable,
+            missing or extra tensors, tensors of another shape, NaN or infinity.
+
+    Example:
+        >>> import tempfile
+        >>> net = ncsn.nets.RefineNet(channels=1, ngf=4, sigmas=ncsn.geometric_sigmas(1.0, 0.01, 5))
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = ncsn.save_model(net, tmp, data={"shape": [1, 8, 8]}, metadata={"step": 100})
+        ...     loaded = ncsn.sharing.load_model(tmp)
+        >>> type(loaded.model).__name__, loaded.data["shape"], len(loaded.sigmas), loaded.step
+        ('RefineNet', [1, 8, 8], 5, 100)
+    """
+    source = Path(folder)
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source}: no such model folder")
+    if not (source / CONFIG).is_file():
+        raise FileNotFoundError(f"{source}: not a model folder (no {CONFIG})")
+    config = _read_config(source)
+    file = source / WEIGHTS
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: the model folder has no weights file")
+    try:
+        model = build_model(config["model"])
+    except (ValueError, TypeError) as err:
+        raise _config_error(source / CONFIG, f"the key 'model' does not rebuild a network ({err})") from err  # fmt: skip
+    model = model.to(DTYPES[config["dtype"]])
+    try:
+        weights = load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise _config_error(file, f"not a readable safetensors file ({err})") from err
+    mismatch = state_dict_mismatch(model, weights)
+    if mismatch is not None:
+        kind = config["model"].get("kind")
+        raise _config_error(file, f"{mismatch} (for the {kind} of {CONFIG})")
+    for key, value in weights.items():
+        if value.is_floating_point() and not bool(value.isfinite().all()):
+            raise _config_error(file, f"the tensor {key} holds NaN or infinity")
+        own = model.state_dict()[key]
+        if value.dtype != own.dtype:
+            raise _config_error(file, f"the tensor {key} is {value.dtype}, {CONFIG} says {own.dtype}")  # fmt: skip
+    model.load_state_dict(weights)
+    sigmas = config.get("sigmas")
+    step = config["metadata"].get("step")
+    return LoadedModel(
+        model.eval(),
+        None if sigmas is None else torch.tensor(sigmas, dtype=torch.float32),
+        dict(config["data"]),
+        dict(config["sampling"]),
+        file,
+        step if type(step) is int else None,
+    )
+
+
+def pretrained_folder(name: str) -> Path:
+    """The model folder of the pretrained model ``name`` inside the installed package.
+
+    Raises:
+        ValueError: an unknown ``name`` (the known ones are :data:`PRETRAINED`).
+        FileNotFoundError: this copy of the package was built without that model's folder
+            (``benchmarks/pretrained.py`` writes it from the quality benchmark's weights).
+
+    Example:
+        >>> ncsn.sharing.pretrained_folder("digits").name  # doctest: +SKIP
+        'digits'
+    """
+    if name not in PRETRAINED:
+        raise ValueError(f"name must be one of {list(PRETRAINED)}; got name={name!r}")
+    folder = _HERE / name
+    if not is_model_folder(folder):
+        raise FileNotFoundError(
+            f"{folder}: the pretrained {name!r} model is not in this copy of ncsn (a source "
+            "checkout makes it with benchmarks/pretrained.py, whose docstring gives the commands)"
+        )
+    return folder
