@@ -26,6 +26,8 @@ EXPECTED = [
     "05_composing_parts.ipynb",
     "06_samplers.ipynb",
     "07_mnist.ipynb",
+    "08_conditional.ipynb",
+    "09_inverse_problems.ipynb",
 ]
 NEEDS_MNIST = {"07_mnist.ipynb"}
 """Notebooks that read the real MNIST files (skipped, with the reason, where they are absent)."""
