@@ -430,7 +430,7 @@ def test_sigterm_during_set_up_says_nothing_was_trained(tmp_path: Path) -> None:
     big = tmp_path / "big.npy"
     import numpy as np
 
-    np.save(big, np.random.default_rng(0).normal(size=(9000, 64)).astype(np.float32))
+    np.save(big, np.random.default_rng(0).normal(size=(20000, 64)).astype(np.float32))
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -451,8 +451,7 @@ def test_sigterm_during_set_up_says_nothing_was_trained(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        _wait_for_handler(proc.pid, signal.SIGTERM)  # torch imported, the command has begun
-        time.sleep(0.5)  # loading the data; the distances take seconds longer
+        _wait_for_handler(proc.pid, signal.SIGTERM)  # torch imported, the set-up has begun
         proc.send_signal(signal.SIGTERM)
         out_text, err = proc.communicate(timeout=120)
     finally:
