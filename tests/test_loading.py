@@ -47,7 +47,10 @@ def test_the_recorded_sampler_and_others(digits_run: ncsn.presets.Run, tmp_path:
     loaded = ncsn.load(tmp_path)
     sampler = loaded.sampler()
     assert sampler == digits_run.sampler  # the recipe's, as prepare built it
-    assert loaded.sampler(steps_per_level=3).step_size == ncsn.ncsnv2_step_size(loaded.sigmas, 3)  # type: ignore[attr-defined, arg-type]
+    # a new T gets the recipe's ε for it: twice Technique 4's
+    assert loaded.sampler(steps_per_level=3).step_size == 2 * ncsn.ncsnv2_step_size(
+        loaded.sigmas, 3
+    )  # type: ignore[attr-defined, arg-type]
     assert loaded.sampler(step_size=1e-5).step_size == 1e-5  # type: ignore[attr-defined]
     assert isinstance(loaded.sampler("ode"), ncsn.samplers.ProbabilityFlowODE)
     with pytest.raises(ValueError, match="RefineNet takes only the 22 levels it was trained on"):
@@ -67,8 +70,11 @@ def test_a_network_that_takes_any_sigma_samples_on_its_training_grid_or_another(
     other = ncsn.geometric_sigmas(2.0, 0.05, 4)
     sampler = loaded.sampler(sigmas=other)
     assert torch.equal(torch.as_tensor(sampler.sigmas), other)  # type: ignore[attr-defined]
-    # the recipe's ε follows Technique 4: another grid gets its own
-    assert sampler.step_size == ncsn.ncsnv2_step_size(other, 5)  # type: ignore[attr-defined]
+    # the recipe's ε follows Technique 4 (times its scale of 2): another grid gets its own
+    assert sampler.step_size == 2 * ncsn.ncsnv2_step_size(other, 10)  # type: ignore[attr-defined]
+    # a run recorded before the scale existed keeps Technique 4's ε itself
+    del loaded.sampling["step_scale"]
+    assert loaded.sampler(sigmas=other).step_size == ncsn.ncsnv2_step_size(other, 10)  # type: ignore[attr-defined]
 
 
 def test_an_official_checkpoint_samples_with_the_released_codes_settings() -> None:

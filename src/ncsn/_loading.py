@@ -13,9 +13,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from ncsn._checks import CheckpointError
+from ncsn._checks import CheckpointError, as_sigmas
 from ncsn._types import Sampler
 from ncsn._version import __version__
+from ncsn.ncsnv2 import ncsnv2_step_size
 from ncsn.nets.config import build_model
 from ncsn.nets.official import load_official_checkpoint
 from ncsn.presets import SAMPLER_OPTIONS, build_sampler
@@ -91,7 +92,8 @@ class LoadedModel(NamedTuple):
         ``options`` replacing the recorded settings (:func:`ncsn.presets.build_sampler`).
 
         When the run's ε follows NCSNv2's Technique 4 (``step_size_rule``), a new
-        ``steps_per_level`` or grid without a ``step_size`` gets Technique 4's ε for them.
+        ``steps_per_level`` or grid without a ``step_size`` gets Technique 4's ε for them, times
+        the recorded ``step_scale`` (the recipe's 2).
 
         Args:
             name: one of :data:`ncsn.presets.SAMPLERS` (default: the recorded one, else
@@ -111,10 +113,10 @@ class LoadedModel(NamedTuple):
             >>> with tempfile.TemporaryDirectory() as folder:
             ...     _ = ncsn.training.save_checkpoint(ncsn.training.checkpoint_path(folder, 0), state)
             ...     loaded = ncsn.load(folder)
-            >>> sampler = loaded.sampler()            # the recipe's: T = 5, Technique 4's ε
+            >>> sampler = loaded.sampler()            # the recipe's: T = 10, 2 × Technique 4's ε
             >>> cas = loaded.sampler("cas")           # L = 22 levels + the recorded denoising step
             >>> sampler.steps_per_level, sampler.denoise, cas.num_model_calls
-            (5, True, 23)
+            (10, True, 23)
             >>> x = sampler(loaded.model, ncsn.samplers.uniform_init((4, 1, 8, 8)))
         """
         if self.sigmas is None:
@@ -127,12 +129,15 @@ class LoadedModel(NamedTuple):
             )
         recorded = {k: v for k, v in self.sampling.items() if k in _OPTIONS}
         rule = self.sampling.get("step_size_rule") == "ncsnv2" and "step_size" not in options
-        if rule and ("steps_per_level" in options or sigmas is not None):
-            recorded.pop("step_size", None)  # Technique 4's ε for the new T or grid
-        settings = recorded | options
         grid = self.sigmas if sigmas is None else sigmas
         if len(grid) == 1:
             grid = torch.tensor([float(self.data.get("sigma", grid[0]))])
+        elif rule and ("steps_per_level" in options or sigmas is not None):
+            # Technique 4's ε for the new T or grid, times the recorded scale
+            steps = options.get("steps_per_level", recorded.get("steps_per_level", 100))
+            scale = float(self.sampling.get("step_scale", 1.0))
+            recorded["step_size"] = scale * ncsnv2_step_size(as_sigmas(grid), steps)
+        settings = recorded | options
         return build_sampler(name or self.sampling.get("sampler", "annealed"), grid, **settings)
 
 

@@ -151,11 +151,11 @@ def main(
     )
     run = ncsn.presets.prepare(train_x, settings, steps=steps)
     sigmas = run.schedule.sigmas
-    step_size = (
-        2.0 * ncsn.ncsnv2_step_size(sigmas, steps_per_level) if step_size is None else step_size
-    )
-    run.config["sampling"]["step_size"] = step_size  # recorded for `ncsn sample RUN`
-    del run.config["sampling"]["step_size_rule"]
+    if step_size is None:  # the recipe's: twice Technique 4's ε for T
+        step_size = run.config["sampling"]["step_size"]
+    else:  # recorded for `ncsn sample RUN`
+        run.config["sampling"]["step_size"] = step_size
+        del run.config["sampling"]["step_size_rule"]
     trainer = train_digits(output / "run", train_x, run, steps=steps, progress=progress)
     model = trainer.ema_model().eval()
     lines_of_log = (output / "run" / "metrics.jsonl").read_text().splitlines()

@@ -32,7 +32,7 @@ import torch
 from safetensors.torch import save
 from torch import Tensor, nn
 
-from ncsn._checks import as_sigmas
+from ncsn._checks import as_sigmas, positive_float
 from ncsn._loading import (
     CARD,
     CONFIG,
@@ -133,7 +133,8 @@ def save_model(
             ``{"sampler": "annealed", "step_size": ..., "steps_per_level": ..., "denoise":
             True}`` (default: none recorded; :meth:`ncsn.LoadedModel.sampler` then builds
             annealed Langevin with NCSNv2's ε); ``"step_size_rule": "ncsnv2"`` says ε follows
-            Technique 4, so that sampling with another T recomputes it, as for a training run.
+            Technique 4 (times ``"step_scale"``, default 1), so that sampling with another T recomputes
+            it, as for a training run.
         data: what the model was trained on, e.g. ``{"shape": [1, 8, 8], "logit_transform":
             False, "source": "digits"}`` (``ncsn sample`` needs ``shape``).
         metadata: anything else to keep (plain JSON values): training steps, the recipe, the
@@ -187,7 +188,10 @@ def save_model(
         rule = settings.get("step_size_rule", "ncsnv2")
         if rule != "ncsnv2":
             raise ValueError(f"sampling['step_size_rule'] must be 'ncsnv2'; got {rule!r}")
-        options = {k: v for k, v in settings.items() if k not in ("sampler", "step_size_rule")}
+        if "step_scale" in settings:
+            positive_float(settings["step_scale"], "sampling['step_scale']")
+        rules = ("sampler", "step_size_rule", "step_scale")
+        options = {k: v for k, v in settings.items() if k not in rules}
         build_sampler(settings.get("sampler", "annealed"), grid, **options)
     for name, value in (("sampling", settings), ("data", data), ("metadata", metadata)):
         _plain(value, name)
@@ -258,10 +262,10 @@ def export(
         ...     folder = ncsn.sharing.export(tmp, f"{tmp}/model")
         ...     loaded = ncsn.load(folder)
         >>> loaded.step, loaded.data["shape"], loaded.sampler().steps_per_level
-        (7, [1, 8, 8], 5)
+        (7, [1, 8, 8], 10)
     """
     loaded = load(source, ema=ema)
-    keys = {"sampler", "step_size_rule"}.union(*SAMPLER_OPTIONS.values())
+    keys = {"sampler", "step_size_rule", "step_scale"}.union(*SAMPLER_OPTIONS.values())
     sampling = {k: v for k, v in loaded.sampling.items() if k in keys}
     recorded: dict[str, Any] = {"exported_from": str(loaded.file)}
     if loaded.step is not None:

@@ -316,9 +316,10 @@ def test_train_computes_the_recipe_from_the_data_prints_and_records_it(
     assert config.pop("sampling") | {"sigmas": None} == {
         "sigmas": None,
         "sampler": "annealed",
-        "step_size": expected.step_size,
+        "step_size": 2 * ncsn.ncsnv2_step_size(expected.sigmas, 10),
         "step_size_rule": "ncsnv2",
-        "steps_per_level": 5,
+        "step_scale": 2.0,
+        "steps_per_level": 10,
         "denoise": True,
     }
     # `ncsn sample RUN` with no options samples with the recorded settings
@@ -328,7 +329,8 @@ def test_train_computes_the_recipe_from_the_data_prints_and_records_it(
 
     g = torch.Generator().manual_seed(chunk_seed(0, 0))
     x0 = ncsn.samplers.uniform_init((3, 1, 8, 8), generator=g)
-    sampler = ncsn.samplers.AnnealedLangevin(model.sigmas, expected.step_size, 5, denoise=True)
+    step_size = 2 * ncsn.ncsnv2_step_size(model.sigmas, 10)
+    sampler = ncsn.samplers.AnnealedLangevin(model.sigmas, step_size, 10, denoise=True)
     want = sampler(model.eval(), x0, generator=g)
     assert main(["sample", str(out), "--num-samples", "3", "--quiet", "--output", str(tmp_path / "s")]) == 0  # fmt: skip
     assert torch.equal(torch.load(tmp_path / "s" / "samples.pt", weights_only=True), want)
@@ -471,10 +473,14 @@ def test_sample_every_draws_grids_beside_the_checkpoints(tmp_path: Path, cli: Ru
     result = cli(*args, "--output", str(out), "--steps", "4", "--sample-every", "2", "--quiet")
     assert result.code == 0, result.err
     assert f"a grid of 64 samples every 2 steps: {out / 'samples'}" in result.out
+    assert "with the digits evaluator's figures in scores.jsonl" in result.out
     assert sorted(p.name for p in (out / "samples").iterdir()) == [
         "samples-00000002.png",
         "samples-00000004.png",
+        "scores.jsonl",
     ]
+    scores = [json.loads(line) for line in (out / "samples" / "scores.jsonl").read_text().splitlines()]  # fmt: skip
+    assert [sorted(s) for s in scores] == [["classifier_score", "confident", "step"]] * 2
 
 
 def test_sample_every_refuses_vectors_and_conditional_runs(tmp_path: Path, cli: Runner) -> None:

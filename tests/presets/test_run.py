@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -16,7 +18,8 @@ def test_from_data_builds_the_recipes_setup() -> None:
     assert isinstance(setup.model, ncsn.nets.RefineNet)
     torch.testing.assert_close(setup.model.sigmas, r.sigmas)
     assert isinstance(setup.sampler, ncsn.samplers.AnnealedLangevin)
-    assert setup.sampler.denoise and setup.sampler.step_size == r.step_size
+    assert setup.sampler.denoise and setup.sampler.steps_per_level == 10
+    assert setup.sampler.step_size == 2 * ncsn.ncsnv2_step_size(r.sigmas, 10)
     assert torch.isfinite(setup.loss(setup.model, x[:4], generator=torch.Generator()))
     vectors = ncsn.presets.from_data(torch.randn(50, 3), hidden=8)
     assert isinstance(vectors.model, ncsn.nets.ScoreMLP)
@@ -38,10 +41,17 @@ def test_prepare_builds_what_ncsn_train_builds_and_records_it() -> None:
     assert config["model"] == ncsn.nets.model_config(run.model)
     assert config["data"] == {"source": "digits", "shape": [1, 8, 8], "logit_transform": False, "sigma": float(r.sigmas[-1])}  # fmt: skip
     assert Settings.from_record(config["train"]) == run.settings
-    assert (
-        config["sampling"]["step_size"] == r.step_size
-        and config["sampling"]["steps_per_level"] == 5
-    )
+    # the tuned sampler of the digits quality table: T = 10, twice Technique 4's ε
+    assert config["sampling"] | {"sigmas": None} == {
+        "sigmas": None,
+        "sampler": "annealed",
+        "step_size": 2 * ncsn.ncsnv2_step_size(r.sigmas, 10),
+        "step_size_rule": "ncsnv2",
+        "step_scale": 2.0,
+        "steps_per_level": 10,
+        "denoise": True,
+    }
+    assert run.sampler.step_size == config["sampling"]["step_size"]
     # the initial weights come from the seed: the same settings build the same network
     again = prepare(x, Settings(data="digits", ngf=4, seed=3), steps=1000)
     for a, b in zip(run.model.parameters(), again.model.parameters(), strict=True):
@@ -114,6 +124,20 @@ def test_a_record_from_before_the_recipe_reads_as_the_papers() -> None:
     """Checkpoints of `ncsn train` before --recipe existed trained with the paper's settings."""
     assert Settings.from_record({"data": "digits", "lr": 0.001}).recipe == "paper"
     assert Settings.from_record({"recipe": "ncsnv2"}).recipe == "ncsnv2"
+
+
+def test_a_record_from_before_the_tuned_sampler_keeps_ncsnv2s() -> None:
+    """Runs before `step_scale` existed sampled with T = 5 and Technique 4's ε itself: resuming one
+    must not change its sampler; new runs get the digits table's best (T = 10, ε × 2)."""
+    old = Settings.from_record({"recipe": "ncsnv2"})
+    assert (old.steps_per_level, old.step_scale) == (5, 1.0)
+    assert (Settings().steps_per_level, Settings().step_scale) == (10, 2.0)
+    assert Settings.from_record(Settings().record()) == Settings()
+    x, _ = ncsn.data.load("digits")
+    run = prepare(x[:64], dataclasses.replace(old, data="digits", ngf=4))
+    assert run.config["sampling"]["step_size"] == ncsn.ncsnv2_step_size(run.schedule.sigmas, 5)
+    with pytest.raises(ValueError, match="step_scale"):
+        Settings(step_scale=-1.0)
 
 
 def test_a_conditional_run_builds_the_conditional_network_and_records_the_classes() -> None:

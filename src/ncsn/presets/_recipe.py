@@ -65,10 +65,11 @@ def fitted_ema(ema_rate: float, steps: int | None) -> tuple[float, str]:
     return ema_rate, f"EMA of the weights at {ema_rate:g} (Technique 5)"
 
 
-def sampling_note(steps_per_level: int, step_size: float) -> str:
+def sampling_note(steps_per_level: int, step_size: float, step_scale: float = 1.0) -> str:
+    rule = "Technique 4" if step_scale == 1 else f"{step_scale:g} × Technique 4's"
     return (
         f"sampling: annealed Langevin, T = {steps_per_level} steps per level, ε = "
-        f"{step_size:.4g} (Technique 4), then the denoising step"
+        f"{step_size:.4g} ({rule}), then the denoising step"
     )
 
 
