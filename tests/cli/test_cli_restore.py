@@ -108,3 +108,18 @@ def test_output_is_checked_before_loading(
     cli("restore", str(tmp_path), "--task", "denoise", "--output", "/proc/x").one_line(
         2, "--output /proc/x: cannot write there"
     )
+
+
+@pytest.mark.parametrize("command", ["restore", "sample", "inpaint", "likelihood"])
+def test_every_command_that_takes_a_model_says_what_it_takes(command: str, cli: Runner) -> None:
+    outcome = cli(command, "--help")
+    assert outcome.code == 0
+    said = " ".join(outcome.out.split())
+    assert "a model folder (ncsn export) or pretrained:digits" in said, said
+
+
+def test_restore_takes_the_pretrained_model(tmp_path: Path, cli: Runner) -> None:
+    args = ["--task", "super-resolution", "--data", "digits", "--split", "test", *FEW]
+    outcome = cli("restore", "pretrained:digits", *args, "--output", str(tmp_path))
+    assert outcome.code == 0, outcome
+    assert _restored(tmp_path).shape == (6, 1, 8, 8)

@@ -3,6 +3,7 @@ that drawing them changes nothing in training."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,47 @@ def test_a_diverging_grid_is_a_warning_and_training_goes_on(tmp_path: Path) -> N
     assert trainer.step == 2 and not (tmp_path / "run" / "samples").exists()
 
 
+def test_a_scored_grid_logs_its_figures(tmp_path: Path) -> None:
+    seen: list[Tensor] = []
+
+    def score(images: Tensor) -> dict[str, float]:
+        seen.append(images)
+        return {"mean": float(images.mean()), "count": len(images)}
+
+    samples = Samples(_cas(), (1, 8, 8), every=2, count=4, score=score)
+    trainer = _trainer(tmp_path / "run", samples)
+    trainer.fit(4)
+    lines = (tmp_path / "run" / "samples" / "scores.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["step"] for r in records] == [2, 4] and all(r["count"] == 4.0 for r in records)
+    # the figures are those of the very images written as the grid
+    assert records[-1]["mean"] == float(seen[-1].mean())
+    assert torch.equal(seen[-1], samples.draw(trainer.ema_model()))
+
+
+@pytest.mark.parametrize(
+    ("figures", "error", "match"),
+    [
+        ([1.0], TypeError, "score must return a mapping of names to numbers; got list"),
+        ({"fd": "low"}, TypeError, "score's figure 'fd' is not a number: 'low'"),
+        ({"fd": float("nan")}, ValueError, "score's figure 'fd' is not finite: nan"),
+    ],
+)
+def test_a_bad_score_is_named(figures: object, error: type, match: str) -> None:
+    samples = Samples(_cas(), (1, 8, 8), count=2, score=lambda images: figures)  # type: ignore[arg-type, return-value]
+    with pytest.raises(error, match=match):
+        samples.figures(torch.zeros(2, 1, 8, 8))
+
+
+def test_the_digits_evaluator_gives_a_grids_figures() -> None:
+    evaluator = ncsn.metrics.digits_evaluator(seed=0)
+    real, _ = ncsn.data.load_digits("test")
+    noise = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    good, bad = evaluator.figures(real[:64]), evaluator.figures(noise)
+    assert good["classifier_score"] > 8 and good["confident"] > 0.9
+    assert bad["classifier_score"] < good["classifier_score"] / 2
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
@@ -82,6 +124,7 @@ def test_a_diverging_grid_is_a_warning_and_training_goes_on(tmp_path: Path) -> N
         ({"every": 0}, ValueError, "every"),
         ({"count": -1}, ValueError, "count"),
         ({"sampler": "cas"}, TypeError, "sampler must be a callable Sampler; got 'cas'"),
+        ({"score": "fid"}, TypeError, "score must be a callable of the images or None; got 'fid'"),
     ],
 )
 def test_bad_samples_settings_are_named(kwargs: dict[str, object], error: type, match: str) -> None:

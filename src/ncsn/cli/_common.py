@@ -278,12 +278,16 @@ _REMEDY = {
 }
 
 
+MODEL_HELP = (
+    "a run folder (its newest checkpoint), a checkpoint file, an official checkpoint.pth, a model "
+    "folder (ncsn export) or pretrained:digits"
+)
+"""What every command that takes a trained model accepts (:func:`ncsn.load`)."""
+
+
 def add_sampling_options(p: argparse.ArgumentParser) -> None:
     """The options of ``ncsn sample`` and ``ncsn inpaint`` that choose and set the sampler."""
-    p.add_argument(
-        "checkpoint",
-        help="a run folder (its newest checkpoint), a checkpoint file, an official checkpoint.pth, a model folder (ncsn export) or pretrained:digits",
-    )
+    p.add_argument("checkpoint", help=MODEL_HELP)
     p.add_argument("--sampler", choices=presets.SAMPLERS, default="annealed", help="annealed Langevin (L·T calls), consistent annealed sampling (L), predictor-corrector, or the probability-flow ODE (default: the run's, else annealed)")  # fmt: skip
     p.add_argument("--step-size", type=positive_float_arg, default=presets.OFFICIAL_STEP_SIZE, help="Langevin ε, the paper's convention (default: the run's, else 4e-5)")  # fmt: skip
     p.add_argument("--steps-per-level", type=positive_int_arg, default=100, help="T, Langevin steps per level (default: the run's, else 100)")  # fmt: skip

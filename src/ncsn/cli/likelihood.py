@@ -102,7 +102,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "dimension for images (uniform dequantisation), nats per example for vectors, each with "
         "its standard error over the examples.",
     )
-    p.add_argument("checkpoint", help="a run folder (its newest checkpoint), a checkpoint file, a model folder (ncsn export) or pretrained:digits")  # fmt: skip
+    p.add_argument("checkpoint", help=common.MODEL_HELP)
     p.add_argument("--data", required=True, help="the data to score (same sources as train)")
     p.add_argument("--split", default=None, help="the split where the source has one (e.g. test; default: its own, train); a toy draws --num-examples fresh points")  # fmt: skip
     p.add_argument("--download", action="store_true", help="download mnist or fashion-mnist if not found")  # fmt: skip

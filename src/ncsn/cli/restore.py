@@ -181,10 +181,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         description="Measure images with a linear operator and noise, y = A·x + σ_y·n, and sample "
         "the posterior p(x | y) with the model as the prior (ncsn.inverse).",
     )
-    r.add_argument(
-        "checkpoint",
-        help="a run folder (its newest checkpoint), a checkpoint file, or an official checkpoint.pth",
-    )
+    r.add_argument("checkpoint", help=common.MODEL_HELP)
     r.add_argument("--task", choices=TASKS, required=True, help="the operator A")
     r.add_argument("--sampler", choices=SAMPLERS, default="ddrm", help="the posterior sampler: annealed Langevin with the measurement term or SNIPS (L·T calls), DDRM or DPS (L calls; default ddrm)")  # fmt: skip
     r.add_argument("--noise-std", type=common.positive_float_arg, default=0.05, help="σ_y, the measurement noise in pixel units (default 0.05)")  # fmt: skip

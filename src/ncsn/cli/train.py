@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ncsn import data, presets, training
+from ncsn import data, metrics, presets, training
 from ncsn.cli import _common as common
 
 __all__: list[str] = []  # the command is reached through ncsn.cli.main
@@ -53,7 +53,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         grids = _grids(run, x, labels, args.sample_every)
         trainer = _trainer(run, x, labels, out, device, quiet=args.quiet, samples=grids)
     if grids is not None:
-        common.say(f"a grid of {grids.count} samples every {grids.every} steps: {out / 'samples'}")
+        scored = " (with the digits evaluator's figures in scores.jsonl)" if grids.score else ""
+        common.say(
+            f"a grid of {grids.count} samples every {grids.every} steps: {out / 'samples'}{scored}"
+        )
     try:
         with _one_line_warnings():
             if found is not None:
@@ -134,7 +137,7 @@ def _grids(
     run: presets.Run, x: Tensor, labels: Tensor | None, every: int | None
 ) -> training.Samples | None:
     """``--sample-every``'s grids: consistent annealed sampling (one call per level) on the run's
-    σ grid, from the EMA model."""
+    σ grid, from the EMA model; on the digits, scored by the digits evaluator."""
     if every is None:
         return None
     if x.ndim != 4 or x.shape[1] not in (1, 3):
@@ -149,7 +152,10 @@ def _grids(
         )
     sigmas = run.config["sampling"]["sigmas"]
     sampler = presets.build_sampler("cas", sigmas, denoise=len(sigmas) > 1)
-    return training.Samples(sampler, tuple(x.shape[1:]), every=every)
+    score = None
+    if run.settings.data == "digits" and not run.settings.logit:
+        score = metrics.digits_evaluator(seed=0).figures
+    return training.Samples(sampler, tuple(x.shape[1:]), every=every, score=score)
 
 
 def _settings(

@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from ncsn._checks import check_batch, check_nonempty, positive_float, positive_int
 from ncsn.data import load_digits
+from ncsn.metrics.features import inception_score
 
 __all__ = ["ClassifierEvaluator", "DigitsEvaluator", "classifier_evaluator", "digits_evaluator"]
 
@@ -147,6 +148,23 @@ class ClassifierEvaluator:
     def predict(self, x: Tensor) -> Tensor:
         """Predicted class ``[B]`` (int64)."""
         return self.logits(x).argmax(dim=1)
+
+    def figures(self, x: Tensor) -> dict[str, float]:
+        """Two quality figures of samples ``x`` ``[B, C, H, W]`` in [0, 1], to follow a run as it
+        trains (:class:`ncsn.training.Samples`'s ``score``): the classifier score (the
+        Inception-style score in one split; from 1 for noise to the number of classes) and the
+        fraction of samples classified with probability above 0.9 (``confident``).
+
+        Example:
+            >>> evaluator = ncsn.metrics.digits_evaluator(seed=0)
+            >>> x, _ = ncsn.data.load_digits("test")
+            >>> {k: round(v, 1) for k, v in evaluator.figures(x[:64]).items()}
+            {'classifier_score': 9.4, 'confident': 1.0}
+        """
+        p = self.probabilities(x)
+        score = inception_score(p, splits=1).mean
+        confident = float((p.max(dim=1).values > 0.9).to(torch.float64).mean())
+        return {"classifier_score": float(score), "confident": confident}
 
     def accuracy(self, x: Tensor, labels: Tensor) -> float:
         """Fraction of the images ``x`` ``[B, C, H, W]`` classified as ``labels`` ``[B]``."""

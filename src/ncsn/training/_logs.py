@@ -22,6 +22,7 @@ from ncsn.training.settings import Output
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 SAMPLES_DIR = "samples"
+SCORES_FILE = "scores.jsonl"
 
 
 class Logs:
@@ -95,8 +96,19 @@ class Logs:
             warnings.warn(f"no sample grid at step {step}: {err}", RuntimeWarning, stacklevel=2)
             return None
         path = save_image_grid(images, self.folder / SAMPLES_DIR / f"samples-{step:08d}.png")
+        figures = samples.figures(images)
+        if figures:
+            with open(self.folder / SAMPLES_DIR / SCORES_FILE, "a", encoding="utf-8") as file:
+                file.write(json.dumps({"step": step} | figures) + "\n")
+            if not self.bar.disable:
+                self.bar.write(
+                    f"samples at step {step}: "
+                    + ", ".join(f"{name} {value:.4g}" for name, value in figures.items())
+                )
         if self.writer is not None:
             self.writer.add_image("samples", image_grid(images), step)
+            for name, value in figures.items():
+                self.writer.add_scalar(f"samples/{name}", value, step)
         return path
 
     def __enter__(self) -> Logs:

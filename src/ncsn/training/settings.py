@@ -4,7 +4,9 @@ trains (:class:`Samples`)."""
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
@@ -115,7 +117,9 @@ class Samples:
     The :class:`~ncsn.training.Trainer` draws ``count`` images with ``sampler`` from the same
     uniform noise at every draw (a generator seeded with ``seed``, so grids of successive steps
     differ only by the training between them) and writes them as ``samples/samples-{step:08d}.png``
-    in the run folder and as the TensorBoard image ``samples``. The draw uses its own generator:
+    in the run folder and as the TensorBoard image ``samples``. With ``score``, the grid's
+    quality figures follow it: one JSON line ``{"step": ..., name: value, ...}`` per grid in
+    ``samples/scores.jsonl`` and the TensorBoard scalars ``samples/NAME``. The draw uses its own generator:
     it changes nothing in training, and a resumed run trains bit-exactly as before. A cheap
     sampler suits it: consistent annealed sampling takes one network call per level.
 
@@ -125,9 +129,13 @@ class Samples:
         every: steps between grids.
         count: images in a grid.
         seed: the seed of the uniform noise and of the sampler's noise.
+        score: a function of the grid's images ``[count, C, H, W]`` in [0, 1] returning named
+            quality figures ``{name: float}``, e.g. a classifier's
+            (:meth:`ncsn.metrics.ClassifierEvaluator.figures`, what ``ncsn train --data digits
+            --sample-every N`` uses) or a score of your own feature extractor; ``None``: none.
 
     Raises:
-        TypeError: a ``sampler`` that is not callable.
+        TypeError: a ``sampler`` or ``score`` that is not callable.
         ValueError: ``shape`` not ``[C, H, W]`` with 1 or 3 channels; ``every`` or ``count``
             below 1.
 
@@ -144,10 +152,13 @@ class Samples:
     every: int = 1000
     count: int = 64
     seed: int = 0
+    score: Callable[[Tensor], Mapping[str, float]] | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.sampler):
             raise TypeError(f"sampler must be a callable Sampler; got {self.sampler!r}")
+        if self.score is not None and not callable(self.score):
+            raise TypeError(f"score must be a callable of the images or None; got {self.score!r}")
         shape = tuple(self.shape)
         if len(shape) != 3 or shape[0] not in (1, 3) or min(shape) < 1:
             raise ValueError(f"shape must be an image shape [C, H, W] with C = 1 or 3; got {shape}")
@@ -173,3 +184,27 @@ class Samples:
         finally:
             model.train(was_training)
         return x.detach().float().clamp(0, 1).cpu()
+
+    def figures(self, images: Tensor) -> dict[str, float]:
+        """``score(images)`` checked: plain finite floats by name (empty without ``score``).
+
+        Raises:
+            TypeError: ``score`` returned something other than a mapping of names to numbers.
+            ValueError: a figure that is not finite (named).
+        """
+        if self.score is None:
+            return {}
+        figures = self.score(images)
+        if not isinstance(figures, Mapping) or not all(isinstance(k, str) for k in figures):
+            raise TypeError(
+                f"score must return a mapping of names to numbers; got {type(figures).__name__}"
+            )
+        checked = {}
+        for name, value in figures.items():
+            try:
+                checked[name] = float(value)
+            except (TypeError, ValueError):
+                raise TypeError(f"score's figure {name!r} is not a number: {value!r}") from None
+            if not math.isfinite(checked[name]):
+                raise ValueError(f"score's figure {name!r} is not finite: {checked[name]}")
+        return checked
