@@ -298,6 +298,11 @@ def _check_save_a_model(ns: dict[str, Any]) -> None:
     assert ns["samples"].shape == (64, 2) and ns["loaded"].sampler().denoise
 
 
+def _check_pretrained_digits(ns: dict[str, Any]) -> None:
+    assert ns["digits"].step == 8000 and ns["digits"].sampler().num_model_calls == 221
+    assert ns["x"].shape == (16, 1, 8, 8) and bool(ns["x"].isfinite().all())
+
+
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "recipe-in-one-call": _check_recipe,
     "five-samplers": _check_five_samplers,
@@ -318,6 +323,7 @@ CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "digits-small-run": _check_digits_small_run,
     "conditional-exact": _check_conditional_exact,
     "save-a-model": _check_save_a_model,
+    "pretrained-digits": _check_pretrained_digits,
 }
 
 

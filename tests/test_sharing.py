@@ -291,6 +291,7 @@ def test_the_export_script_writes_the_pretrained_folder_with_its_sampler_and_car
         sigmas, 2 * ncsn.ncsnv2_step_size(sigmas, 10), 10, denoise=True
     )
     assert loaded.sampler() == expected and loaded.data["shape"] == [1, 8, 8]
+    assert loaded.sampler(steps_per_level=5).step_size == 2 * ncsn.ncsnv2_step_size(sigmas, 5)
     assert loaded.step == 8000
     card = (folder / CARD).read_text("utf-8")
     assert script.COMMAND in card and "classifier score 9.11" in card

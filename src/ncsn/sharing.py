@@ -375,7 +375,7 @@ def model_card(config: Mapping[str, Any]) -> str:
         "import ncsn",
         "",
         'loaded = ncsn.load("path/to/this/folder")',
-        "x = loaded.sampler()(loaded.model, ncsn.samplers.uniform_init((16, *loaded.data['shape'])))",
+        'x = loaded.sampler()(loaded.model, ncsn.samplers.uniform_init((16, *loaded.data["shape"])))',
         "```",
         "",
         "or `ncsn sample path/to/this/folder --output samples/`.",

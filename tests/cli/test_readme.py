@@ -12,12 +12,29 @@ import torch
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def _run_quickstart() -> dict[str, object]:
+def _run_block(index: int) -> dict[str, object]:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-    assert blocks, "the README has a Python example"
+    assert len(blocks) >= 2, "the README has the pretrained example and the quickstart"
     namespace: dict[str, object] = {}
-    exec(compile(blocks[0], str(README), "exec"), namespace)
+    exec(compile(blocks[index], str(README), "exec"), namespace)
     return namespace
+
+
+def _run_quickstart() -> dict[str, object]:
+    return _run_block(1)
+
+
+def test_readme_first_example_samples_the_pretrained_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    namespace = _run_block(0)
+    x = namespace["x"]
+    assert isinstance(x, torch.Tensor) and x.shape == (64, 1, 8, 8) and bool(x.isfinite().all())
+    assert (tmp_path / "digits.png").exists()
+    ncsn = namespace["ncsn"]
+    evaluator = ncsn.metrics.digits_evaluator(seed=0)  # type: ignore[attr-defined]
+    assert evaluator.figures(x.clamp(0, 1))["confident"] >= 0.75  # digits, not noise
 
 
 @pytest.mark.slow
