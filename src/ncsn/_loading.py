@@ -36,6 +36,8 @@ __all__ = [
     "PRETRAINED",
     "WEIGHTS",
     "LoadedModel",
+    "hub_folder",
+    "hub_repo",
     "is_model_folder",
     "load",
     "load_model",
@@ -61,6 +63,11 @@ _OPTIONS = {name for names in SAMPLER_OPTIONS.values() for name in names}
 PRETRAINED_PREFIX = "pretrained:"
 """``ncsn.load("pretrained:digits")`` (and ``ncsn sample pretrained:digits``) load a pretrained
 model shipped with the package (:func:`ncsn.pretrained`)."""
+HUB_PREFIX = "hf:"
+"""``ncsn.load("hf:OWNER/NAME")`` (or ``hf:OWNER/NAME@REVISION``; ``ncsn sample hf:OWNER/NAME``
+alike) downloads a model folder from the Hugging Face Hub into its cache and loads it: the one
+way ncsn downloads a model, and only when a source names the Hub (``huggingface_hub``, the
+``hub`` extra)."""
 _NOT_A_CHECKPOINT = (
     "not a checkpoint (ncsn's own, or the official [model_state_dict, optimizer_state_dict] list)"
 )
@@ -159,11 +166,58 @@ def _check_finite(weights: dict[str, Tensor], file: Path) -> None:
 
 
 def _model_folder(source: str | os.PathLike[str]) -> Path | None:
-    """The model folder ``source`` names (``pretrained:NAME`` or a folder with a config.json)."""
+    """The model folder ``source`` names (``pretrained:NAME``, ``hf:OWNER/NAME[@REVISION]`` or a
+    folder with a config.json)."""
     text = os.fspath(source)
     if text.startswith(PRETRAINED_PREFIX):
         return pretrained_folder(text.removeprefix(PRETRAINED_PREFIX))
+    if text.startswith(HUB_PREFIX):
+        return hub_folder(text.removeprefix(HUB_PREFIX))
     return Path(text) if (Path(text) / "config.json").is_file() else None
+
+
+def hub_repo(name: str) -> tuple[str, str | None]:
+    """``OWNER/NAME[@REVISION]`` as the Hub repository id and revision (``None``: the default
+    branch).
+
+    Raises:
+        ValueError: not of that form (named).
+
+    Example:
+        >>> ncsn.sharing.hub_repo("me/digits@v1"), ncsn.sharing.hub_repo("me/digits")
+        (('me/digits', 'v1'), ('me/digits', None))
+    """
+    repo_id, at, revision = name.partition("@")
+    owner, slash, model = repo_id.partition("/")
+    if not (owner and slash and model) or "/" in model or (at and not revision):
+        raise ValueError(f"a Hub model is named OWNER/NAME or OWNER/NAME@REVISION; got {name!r}")
+    return repo_id, revision or None
+
+
+def hub_folder(name: str) -> Path:
+    """The local copy of the Hub model folder ``OWNER/NAME[@REVISION]``, downloaded into the
+    Hugging Face cache (only its weights, config and card) unless it is there already.
+
+    Raises:
+        ValueError: a name not of that form.
+        ImportError: ``huggingface_hub`` is not installed.
+    """
+    repo_id, revision = hub_repo(name)
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise ImportError(
+            f"{HUB_PREFIX}{name}: loading from the Hugging Face Hub needs huggingface_hub "
+            "(pip install 'ncsn[hub]')"
+        ) from None
+    path = snapshot_download(
+        repo_id,
+        revision=revision,
+        allow_patterns=[WEIGHTS, CONFIG, CARD],
+        library_name="ncsn",
+        library_version=__version__,
+    )
+    return Path(str(path))
 
 
 def load(

@@ -41,6 +41,8 @@ from ncsn._loading import (
     PRETRAINED,
     WEIGHTS,
     LoadedModel,
+    hub_folder,
+    hub_repo,
     is_model_folder,
     load,
     load_model,
@@ -58,11 +60,14 @@ __all__ = [
     "PRETRAINED",
     "WEIGHTS",
     "export",
+    "hub_folder",
+    "hub_repo",
     "is_model_folder",
     "load_model",
     "model_card",
     "pretrained",
     "pretrained_folder",
+    "push_to_hub",
     "save_model",
 ]
 
@@ -308,6 +313,61 @@ def pretrained(name: str = "digits") -> LoadedModel:
         torch.Size([4, 1, 8, 8])
     """
     return load_model(pretrained_folder(name))
+
+
+def push_to_hub(
+    folder: str | os.PathLike[str],
+    repo: str,
+    *,
+    token: str | None = None,
+    private: bool = False,
+    commit_message: str | None = None,
+) -> str:
+    """Upload the model folder ``folder`` to the Hugging Face Hub repository ``repo``
+    (``OWNER/NAME``, or ``OWNER/NAME@BRANCH``), creating the repository if it is missing; then
+    ``ncsn.load("hf:OWNER/NAME")`` loads it anywhere. The folder is read back first (a folder that
+    does not load is not uploaded), and only its weights, config and card are sent.
+
+    Needs ``huggingface_hub`` (the ``hub`` extra) and a token with write access (``token``, else
+    ``huggingface-cli login``'s).
+
+    Args:
+        folder: a model folder (:func:`save_model`, ``ncsn export``).
+        repo: the Hub repository, ``OWNER/NAME[@BRANCH]``.
+        token: a Hub token (default: the logged-in one).
+        private: create a missing repository as private.
+        commit_message: the commit's message (default: names the model and its training step).
+
+    Returns:
+        The URL of the commit.
+
+    Raises:
+        ValueError: ``repo`` not of the form ``OWNER/NAME[@BRANCH]``.
+        FileNotFoundError, CheckpointError: ``folder`` is not a model folder that loads.
+        ImportError: ``huggingface_hub`` is not installed.
+
+    Example:
+        >>> ncsn.sharing.push_to_hub("my-digits", "me/ncsn-digits")  # doctest: +SKIP
+        'https://huggingface.co/me/ncsn-digits/commit/...'
+    """
+    repo_id, revision = hub_repo(repo)
+    loaded = load_model(folder)
+    try:
+        from huggingface_hub import HfApi
+    except ImportError:
+        raise ImportError("push_to_hub needs huggingface_hub (pip install 'ncsn[hub]')") from None
+    api = HfApi(token=token, library_name="ncsn", library_version=__version__)
+    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    step = f" at step {loaded.step}" if loaded.step is not None else ""
+    info = api.upload_folder(
+        repo_id=repo_id,
+        folder_path=os.fspath(folder),
+        revision=revision,
+        commit_message=commit_message or f"ncsn model folder: {type(loaded.model).__name__}{step}",
+        allow_patterns=[WEIGHTS, CONFIG, CARD],
+        repo_type="model",
+    )
+    return str(getattr(info, "commit_url", info))
 
 
 def _grid_text(sigmas: Sequence[float] | None) -> str:

@@ -115,7 +115,7 @@ def test_every_command_that_takes_a_model_says_what_it_takes(command: str, cli: 
     outcome = cli(command, "--help")
     assert outcome.code == 0
     said = " ".join(outcome.out.split())
-    assert "a model folder (ncsn export) or pretrained:digits" in said, said
+    assert "a model folder (ncsn export), pretrained:digits or hf:OWNER/NAME" in said, said
 
 
 def test_restore_takes_the_pretrained_model(tmp_path: Path, cli: Runner) -> None:

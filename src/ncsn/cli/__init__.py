@@ -100,6 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"{prefix}: error: this needs the package {err.name!r} (pip install {err.name})", file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
+    except ImportError as err:  # ours, naming the extra to install (hf:OWNER/NAME without the hub)
+        print(f"{prefix}: error: {one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
     except OSError as err:  # e.g. a full disk while saving (what was saved before is kept)
         where = f" ({err.filename})" if err.filename else ""
         print(f"{prefix}: error: {err.strerror or one_line(err)}{where}", file=sys.stderr)

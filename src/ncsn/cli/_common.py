@@ -280,7 +280,7 @@ _REMEDY = {
 
 MODEL_HELP = (
     "a run folder (its newest checkpoint), a checkpoint file, an official checkpoint.pth, a model "
-    "folder (ncsn export) or pretrained:digits"
+    "folder (ncsn export), pretrained:digits or hf:OWNER/NAME (the Hugging Face Hub)"
 )
 """What every command that takes a trained model accepts (:func:`ncsn.load`)."""
 
