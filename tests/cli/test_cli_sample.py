@@ -36,9 +36,9 @@ def _expected(run: Path, name: str, n: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(chunk_seed(0, 0))  # one chunk: n <= --batch-size
     sampler: ncsn.Sampler
     if name == "annealed":
-        # The run's recipe recorded the denoising step and Technique 4's rule for ε: a new T
-        # gets the ε for that T.
-        step_size = ncsn.ncsnv2_step_size(sigmas, 2)
+        # The run's recipe recorded the denoising step and its rule for ε (twice Technique 4's):
+        # a new T gets the ε for that T.
+        step_size = 2 * ncsn.ncsnv2_step_size(sigmas, 2)
         sampler = ncsn.samplers.AnnealedLangevin(sigmas, step_size, 2, denoise=True)
         x0 = ncsn.samplers.uniform_init((n, 2), generator=g)
     else:

@@ -367,8 +367,8 @@ def test_explicit_levels_replace_the_recipes(tmp_path: Path) -> None:
         torch.tensor(config["model"]["sigmas"]), ncsn.geometric_sigmas(3.0, 0.01, 6)
     )
     assert config["train"]["ema"] == 0.9
-    assert config["sampling"]["step_size"] == ncsn.ncsnv2_step_size(
-        ncsn.geometric_sigmas(3.0, 0.01, 6), 5
+    assert config["sampling"]["step_size"] == 2 * ncsn.ncsnv2_step_size(
+        ncsn.geometric_sigmas(3.0, 0.01, 6), 10
     )
 
 
