@@ -42,9 +42,10 @@ def default_ngf(shape: Sequence[int]) -> int:
 
     Why 16, measured on 2 CPU cores: on the 8×8 digits at equal CPU time the narrow network takes
     2.5× the steps of the width-32 one and its samples come closer to real digits
-    (``docs/sample-quality.md``); at 28×28 a training step at batch 64 takes 0.76 s at width 16
-    against 2.85 s at width 32 (``benchmarks/speed28.py``), so an hour trains 4,700 steps instead
-    of 1,260. On a GPU pass ``ngf=64`` (``--ngf 64``) for MNIST-sized images.
+    (``docs/sample-quality.md``); at 28×28 a training step at batch 64 takes 0.85 s at width 16
+    against 2.17 s at width 32 and 6.06 s at width 64 (``benchmarks/speed28.py``, eager float32),
+    so an hour trains about 4,200 steps instead of 1,660 or 590. On a GPU pass ``ngf=64``
+    (``--ngf 64``) for MNIST-sized images.
 
     Raises:
         ValueError: ``shape`` is not an image shape ``[C, H, W]``.
