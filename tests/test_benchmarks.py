@@ -118,3 +118,10 @@ def test_quality_table_on_mnist_resumes_and_scores_inpainting(tmp_path: Path) ->
     for row in result["inpainting"]:
         assert 0.0 <= row["label_accuracy"] <= 1.0
     assert json.loads((tmp_path / "quality.json").read_text()) == result
+    # more rows appended later keep the table's rows and its inpainting table; a row scored again
+    # replaces its line instead of adding a second one
+    more = {**settings, "final_samplers": ("ode",), "inpaint": False, "append": True}
+    quality.main(**more, phase="sample")
+    appended = quality.main(**more, phase="score")
+    assert [row["row"] for row in appended["rows"]] == [*names, "ncsnv2 / ode / 3 steps"]
+    assert appended["inpainting"] == result["inpainting"]
