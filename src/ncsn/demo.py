@@ -124,7 +124,7 @@ DATASETS: Mapping[str, DemoData] = MappingProxyType(
     }
 )
 """The demo's defaults per dataset: the embedded digits (about 4 minutes on 2 CPU cores, nothing
-to download), and the short versions on MNIST and Fashion-MNIST (about 10 minutes)."""
+to download), and the short versions on MNIST and Fashion-MNIST (8 minutes measured on 2 cores)."""
 
 _Sampler = ncsn.samplers.AnnealedLangevin | ncsn.samplers.ConsistentAnnealedSampling
 _SAMPLER_NAMES = {"annealed": "annealed Langevin dynamics", "cas": "consistent annealed sampling"}

@@ -52,7 +52,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     d: argparse.ArgumentParser = sub.add_parser(
         "demo",
         help="the paper's toy figure and a small NCSN on digits (about 4 minutes on 2 CPU cores; "
-        "--data mnist: a short MNIST version, about 10 minutes)",
+        "--data mnist: a short MNIST version, about 8 minutes)",
         description="Reproduce Fig. 3 with exact scores, train a small NCSN on the embedded "
         "digits (or MNIST, Fashion-MNIST), sample, inpaint and score (ncsn.demo.main).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
