@@ -126,6 +126,10 @@ DATASETS: Mapping[str, DemoData] = MappingProxyType(
 """The demo's defaults per dataset: the embedded digits (about 4 minutes on 2 CPU cores, nothing
 to download), and the short versions on MNIST and Fashion-MNIST (8 minutes measured on 2 cores)."""
 
+_NETWORKS = {"refinenet": "RefineNet", "scaled": "1/sigma-scaled RefineNet"}
+"""How the demo names the network :func:`ncsn.presets.default_model` picks: the σ-conditioned
+RefineNet on the 8×8 digits, NCSNv2's 1/σ-scaled one at 28×28."""
+
 _Sampler = ncsn.samplers.AnnealedLangevin | ncsn.samplers.ConsistentAnnealedSampling
 _SAMPLER_NAMES = {"annealed": "annealed Langevin dynamics", "cas": "consistent annealed sampling"}
 
@@ -318,11 +322,12 @@ def main(
     lines += toy_figure(output, seed=seed, plots=plots)
 
     size = "x".join(str(n) for n in train[0].shape[2:])
+    run, sampler = _prepare(train[0], spec, seed)
+    network = _NETWORKS[run.settings.model or "refinenet"]
     log(
-        f"[2/4] training a RefineNet (ngf {spec.ngf}) on the {size} {spec.examples} "
+        f"[2/4] training a {network} (ngf {spec.ngf}) on the {size} {spec.examples} "
         f"for {spec.steps} steps"
     )
-    run, sampler = _prepare(train[0], spec, seed)
     trainer = train_run(output / "run", train[0], run, steps=spec.steps, progress=progress)
     model = trainer.ema_model().eval()
     lines_of_log = (output / "run" / "metrics.jsonl").read_text().splitlines()
@@ -332,7 +337,7 @@ def main(
     parameters = sum(p.numel() for p in model.parameters())
     sigmas = run.schedule.sigmas
     lines += [
-        f"NCSN on the {spec.examples}: RefineNet ngf {spec.ngf}, {parameters:,} parameters,",
+        f"NCSN on the {spec.examples}: {network} ngf {spec.ngf}, {parameters:,} parameters,",
         f"  {trainer.step} steps of batch {spec.batch_size}"
         + (f", final loss {records[-1]['loss']:.3f}" if records else ""),
         f"  NCSNv2's recipe: sigma {float(sigmas[0]):.2f} -> {float(sigmas[-1]):g}, "

@@ -126,6 +126,26 @@ def test_a_record_from_before_the_recipe_reads_as_the_papers() -> None:
     assert Settings.from_record({"recipe": "ncsnv2"}).recipe == "ncsnv2"
 
 
+def test_images_larger_than_8x8_get_the_scaled_network_by_default() -> None:
+    """The MNIST table's best network (1/σ-scaled) is the default above 8×8; the digits keep the
+    σ-conditioned one (their table's best), and so do conditional runs (no scaled form)."""
+    x = torch.rand(16, 1, 28, 28)
+    run = prepare(x, Settings(ngf=4))
+    assert isinstance(run.model, ncsn.nets.ScaledByInverseSigma) and run.settings.model == "scaled"
+    assert run.config["model"] == ncsn.nets.model_config(run.model)
+    assert Settings.from_record(run.config["train"]).model == "scaled"
+    # a run recorded before this default rebuilds the network it recorded
+    old = dataclasses.replace(run.settings, model="refinenet", sigmas=None)
+    assert isinstance(prepare(x, old).model, ncsn.nets.RefineNet)
+    labels = torch.arange(16) % 2
+    conditional = prepare(x, Settings(ngf=4, conditional=True), labels=labels)
+    assert isinstance(conditional.model, ncsn.nets.ConditionalRefineNet)
+    assert ncsn.presets.default_model((3, 9, 8)) == "scaled"
+    assert ncsn.presets.default_model((1, 8, 8)) == "refinenet"
+    with pytest.raises(ValueError, match=r"shape must be \[D\] or an image shape \[C, H, W\]; got \[2, 3\]"):
+        ncsn.presets.default_model((2, 3))
+
+
 def test_a_record_from_before_the_tuned_sampler_keeps_ncsnv2s() -> None:
     """Runs before `step_scale` existed sampled with T = 5 and Technique 4's ε itself: resuming one
     must not change its sampler; new runs get the digits table's best (T = 10, ε × 2)."""
