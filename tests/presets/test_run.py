@@ -142,7 +142,9 @@ def test_images_larger_than_8x8_get_the_scaled_network_by_default() -> None:
     assert isinstance(conditional.model, ncsn.nets.ConditionalRefineNet)
     assert ncsn.presets.default_model((3, 9, 8)) == "scaled"
     assert ncsn.presets.default_model((1, 8, 8)) == "refinenet"
-    with pytest.raises(ValueError, match=r"shape must be \[D\] or an image shape \[C, H, W\]; got \[2, 3\]"):
+    with pytest.raises(
+        ValueError, match=r"shape must be \[D\] or an image shape \[C, H, W\]; got \[2, 3\]"
+    ):
         ncsn.presets.default_model((2, 3))
 
 
