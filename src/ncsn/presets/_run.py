@@ -80,11 +80,11 @@ def default_model(shape: Sequence[int], *, conditional: bool = False) -> str:
     scaled network has no class-conditional form).
 
     Why, measured on 2 CPU cores (``docs/sample-quality.md``): on MNIST at 28×28 the scaled
-    network, width 16, reaches a Fréchet distance of 41.3 (11× the real floor) after 2,400 steps,
-    where the σ-conditioned one is at 104.7 (28×) after 4,700 — with L = 96 levels each of its
-    per-level normalisation parameters sees a 96th of the batches, while the scaled network shares
-    every weight across σ; on the 8×8 digits the σ-conditioned network is the better one (0.85×
-    the floor against 1.05×).
+    network, width 16, reaches a Fréchet distance of 18.3 (5× the real floor) after 4,700 steps,
+    where the σ-conditioned one is at 104.7 (28×) after as many — with L = 96 levels each of the
+    latter's per-level normalisation parameters sees a 96th of the batches, while the scaled
+    network shares every weight across σ; on the 8×8 digits the σ-conditioned network is the
+    better one (0.85× the floor against 1.05×).
 
     Raises:
         ValueError: ``shape`` is neither a vector ``[D]`` nor an image ``[C, H, W]`` shape.
