@@ -328,7 +328,20 @@ class _Averages:
             return
         state = torch.load(self._path(step), weights_only=True)
         for rate, ema in self.emas.items():
-            ema.load_state_dict(state[str(rate)])
+            if str(rate) in state:
+                ema.load_state_dict(state[str(rate)])
+                continue
+            # A budget added after the run began: start its average from the saved one nearest
+            # in rate. By the budget the start weighs rate ** (budget - step), printed here.
+            nearest = min(state, key=lambda saved: abs(float(saved) - rate))
+            ema.load_state_dict(state[nearest])
+            budget = max(b for b, r in self.rates.items() if r == rate)
+            print(
+                f"== the EMA at rate {rate:.5f} (budget {budget}) was not saved; started at step "
+                f"{step} from the rate-{float(nearest):.5f} average, which weighs "
+                f"{rate ** max(budget - step, 0):.4f} by step {budget}",
+                flush=True,
+            )
 
     def model_for(self, budget: int) -> nn.Module:
         rate = self.rates[budget]
@@ -930,9 +943,10 @@ def _cli() -> None:
     parser.add_argument("--budgets", type=int, nargs="+", default=None)
     parser.add_argument(
         "--recipes",
-        nargs="+",
+        nargs="*",
         default=["ncsnv2", "paper"],
-        help="row specs recipe[:network[:ngf]], e.g. ncsnv2:scaled:32 or ncsnv2:refinenet:16",
+        help="row specs recipe[:network[:ngf]], e.g. ncsnv2:scaled:32 or ncsnv2:refinenet:16 "
+        "(none: only the baseline row)",
     )
     parser.add_argument(
         "--samplers",

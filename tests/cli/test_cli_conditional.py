@@ -111,3 +111,10 @@ def test_conditional_training_needs_labelled_data(
     result.one_line(2, "--conditional trains on the labels of the data", "has none")
     result = cli("train", "--data", "digits", "--conditional", "--model", "scaled", *TINY, "--output", str(tmp_path / "s"))  # fmt: skip
     result.one_line(2, "needs model 'refinenet' or 'mlp'")
+
+
+def test_compile_of_a_conditional_run_is_refused(
+    conditional_run: Path, tmp_path: Path, cli: Runner
+) -> None:
+    result = cli("sample", str(conditional_run), "--compile", "--output", str(tmp_path))
+    result.one_line(2, "--compile: ", "is class-conditional", "without --compile")

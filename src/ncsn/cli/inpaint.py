@@ -45,7 +45,7 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
         try:
             completions = samplers.inpaint(
                 sampler,
-                progress.watch(loaded.model),
+                progress.watch(common.score_model(loaded, args)),
                 observed,
                 known_k.to(device),
                 init=init,

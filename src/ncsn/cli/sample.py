@@ -51,6 +51,11 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         raise common.CommandError(f"{args.checkpoint}: the checkpoint does not say its data shape")
     sampler, kind = common.build_sampler(loaded, args)
     classes = _classes(loaded, args)
+    if classes is not None and args.compile:
+        raise common.CommandError(
+            f"--compile: {args.checkpoint} is class-conditional, and ncsn.nets.compiled calls a "
+            "network with (x, σ) only; sample it without --compile"
+        )
     manifest = {
         "checkpoint": str(loaded.file.resolve()),
         "step": loaded.step,
@@ -72,6 +77,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         common.say(f"kept {kept} finished chunk(s) in {chunks}")
     start = time.perf_counter()
     logit = bool(loaded.data.get("logit_transform"))
+    network = common.score_model(loaded, args)
     try:
         with common.Progress(sampler, args.quiet, repeats=len(todo)) as progress:
             for k in todo:
@@ -82,7 +88,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
                 if logit and kind in ("annealed", "langevin"):
                     x0 = data.logit_transform(x0)
                 index = range(k * args.batch_size, k * args.batch_size + n)
-                model = _conditioned(loaded.model, classes, index, args)
+                model = _conditioned(network, classes, index, args)
                 try:
                     x = sampler(progress.watch(model), x0, generator=gen)
                 except FloatingPointError as err:
