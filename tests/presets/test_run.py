@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -146,6 +147,32 @@ def test_images_larger_than_8x8_get_the_scaled_network_by_default() -> None:
         ValueError, match=r"shape must be \[D\] or an image shape \[C, H, W\]; got \[2, 3\]"
     ):
         ncsn.presets.default_model((2, 3))
+
+
+def test_images_larger_than_8x8_record_consistent_annealed_sampling(tmp_path: Path) -> None:
+    """MNIST's samplers table: at 28×28 CAS is the best sampler (scaled network) or ties (the
+    σ-conditioned one) at a tenth of the calls, so such runs record it and `ncsn sample RUN` uses
+    it; the annealed settings stay recorded for --sampler annealed. The digits keep annealed."""
+    x = torch.rand(16, 1, 28, 28)
+    for model in ("scaled", "refinenet"):
+        run = prepare(x, Settings(ngf=4, model=model), steps=100)
+        assert run.config["sampling"]["sampler"] == "cas"
+        assert isinstance(run.sampler, ncsn.samplers.ConsistentAnnealedSampling)
+        assert run.sampler.denoise and run.sampler.num_model_calls == len(run.schedule.sigmas) + 1
+        assert any(note.startswith("sampling: consistent annealed") for note in run.notes)
+    state = {"step": 0, "model": run.model.state_dict(), "config": run.config}
+    ncsn.training.save_checkpoint(ncsn.training.checkpoint_path(tmp_path, 0), state)
+    loaded = ncsn.load(tmp_path)
+    assert isinstance(loaded.sampler(), ncsn.samplers.ConsistentAnnealedSampling)
+    annealed = loaded.sampler("annealed")
+    assert isinstance(annealed, ncsn.samplers.AnnealedLangevin)
+    assert annealed.steps_per_level == 10 and annealed.denoise
+    assert annealed.step_size == 2 * ncsn.ncsnv2_step_size(run.schedule.sigmas, 10)
+    digits, _ = ncsn.data.load("digits")
+    assert prepare(digits[:64], Settings(ngf=4)).config["sampling"]["sampler"] == "annealed"
+    assert (
+        prepare(torch.randn(50, 3), Settings(hidden=8)).config["sampling"]["sampler"] == "annealed"
+    )
 
 
 def test_a_record_from_before_the_tuned_sampler_keeps_ncsnv2s() -> None:
