@@ -100,8 +100,13 @@ def default_model(shape: Sequence[int], *, conditional: bool = False) -> str:
         return "mlp"
     if len(shape) != 3:
         raise ValueError(f"shape must be [D] or an image shape [C, H, W]; got {list(shape)}")
-    small = shape[1] * shape[2] <= _CONDITIONED_MAX_PIXELS
-    return "refinenet" if small or conditional else "scaled"
+    return "scaled" if _larger_than_digits(shape) and not conditional else "refinenet"
+
+
+def _larger_than_digits(shape: Sequence[int]) -> bool:
+    """Whether ``shape`` is an image ``[C, H, W]`` of more than :data:`_CONDITIONED_MAX_PIXELS`
+    pixels: where the defaults switch from the digits' choices to MNIST's."""
+    return len(shape) == 3 and shape[1] * shape[2] > _CONDITIONED_MAX_PIXELS
 
 
 _CHOICES = {"recipe": ("ncsnv2", "paper"), "model": (*MODELS, None), "loss": ("dsm", "ssm")}
@@ -347,14 +352,15 @@ def _noise_levels(
         sampling |= {"step_size_rule": "ncsnv2", "step_scale": s.step_scale}
         sampling |= {"steps_per_level": s.steps_per_level, "denoise": True}
         annealed = sampling_note(s.steps_per_level, sampling["step_size"], s.step_scale)
-        if len(sigmas) > 1 and x.dim() == 4 and x.shape[2] * x.shape[3] > _CONDITIONED_MAX_PIXELS:
+        if len(sigmas) > 1 and _larger_than_digits(x.shape[1:]):
             # MNIST's samplers table at 28×28: CAS is the best sampler of the scaled network (FD
             # 22.3 against the tuned annealed sampler's 27.3) and ties for the σ-conditioned one
             # (105.3 against 106.1), at a tenth of the calls; the digits' best is annealed.
             sampling["sampler"] = "cas"
             notes.append(
                 f"sampling: consistent annealed sampling ({len(sigmas)} levels, one model call "
-                f"each), then the denoising step; with --sampler annealed: {annealed.removeprefix('sampling: ')}"
+                "each), then the denoising step; with --sampler annealed: "
+                + annealed.removeprefix("sampling: ")
             )
         else:
             notes.append(annealed)
