@@ -243,6 +243,45 @@ def test_compile_matches_the_eager_sampler() -> None:
         assert torch.equal(again, got)
 
 
+class _SmallConditional(nn.Module):
+    """_Small with a label embedding: a ConditionalScoreModel with 3 classes (and null label 3)."""
+
+    num_classes = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = _Small()
+        self.embed = nn.Embedding(4, 16)
+        with torch.no_grad():
+            self.embed.weight.copy_(torch.randn(4, 16, generator=torch.Generator().manual_seed(1)))
+
+    def forward(self, x: Tensor, sigma: Tensor, y: Tensor) -> Tensor:
+        hidden = torch.tanh(self.net.fc1(x) + self.embed(y))
+        return self.net.fc2(hidden) / sigma[:, None]
+
+
+@pytest.mark.filterwarnings(INDUCTOR_WARNING)
+def test_compiled_and_autocast_pass_a_conditional_models_labels_through() -> None:
+    """compiled(net) and autocast(net) of a conditional model are conditional models: they show
+    num_classes and pass y on, so guidance takes them; cuda_graphed (x, σ only) is refused."""
+    net, x = _SmallConditional(), _start((8, 3))
+    sigma, y = torch.full((8,), 0.5), torch.tensor([0, 1, 2, 3] * 2)
+    expected = net(x, sigma, y)
+    fast = ncsn.nets.compiled(net)
+    assert fast.num_classes == 3
+    torch.testing.assert_close(fast(x, sigma, y), expected, rtol=1e-6, atol=1e-6)
+    guided = ncsn.guidance.ClassifierFreeGuidance(fast, 1, weight=2.0)  # type: ignore[arg-type]
+    reference = ncsn.guidance.ClassifierFreeGuidance(net, 1, weight=2.0)
+    torch.testing.assert_close(guided(x, sigma), reference(x, sigma), rtol=1e-6, atol=1e-6)
+    half = ncsn.nets.autocast(net, torch.bfloat16)
+    assert half.num_classes == 3
+    torch.testing.assert_close(half(x, sigma, y), expected, rtol=0.05, atol=0.05)
+    assert half(x, sigma, y).dtype == torch.float32
+    assert not hasattr(ncsn.nets.compiled(_Small()), "num_classes")  # unconditional stays so
+    with pytest.raises(TypeError, match="model must be a ConditionalScoreModel"):
+        ncsn.guidance.condition(ncsn.nets.cuda_graphed(net), 1)  # type: ignore[arg-type]
+
+
 @pytest.mark.slow
 @pytest.mark.filterwarnings(INDUCTOR_WARNING)
 def test_compile_with_a_level_conditioned_network_matches_the_eager_sampler() -> None:

@@ -14,6 +14,7 @@ from PIL import Image
 import ncsn
 from ncsn.cli import main
 from ncsn.cli.sample import chunk_seed
+from ncsn.training import trainer
 
 TINY = ["--ngf", "4", "--steps", "2", "--batch-size", "8", "--quiet"]
 FAST = ["--steps-per-level", "1", "--quiet"]
@@ -113,8 +114,36 @@ def test_conditional_training_needs_labelled_data(
     result.one_line(2, "needs model 'refinenet' or 'mlp'")
 
 
-def test_compile_of_a_conditional_run_is_refused(
-    conditional_run: Path, tmp_path: Path, cli: Runner
+def test_compile_samples_a_conditional_run_through_the_compiled_network(
+    conditional_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    result = cli("sample", str(conditional_run), "--compile", "--output", str(tmp_path))
-    result.one_line(2, "--compile: ", "is class-conditional", "without --compile")
+    """--compile with --class and --guidance: guidance runs on ncsn.nets.compiled(model), which
+    passes the labels through; compiled here by dynamo alone (backend "eager": no C++ build),
+    so the samples equal the eager ones to round-off."""
+    wrapped: list[object] = []
+    real = ncsn.nets.compiled
+
+    def eager_backend(model: ncsn.ScoreModel, **options: object) -> ncsn.ScoreModel:
+        wrapped.append(model)
+        return real(model, backend="eager")
+
+    monkeypatch.setattr(ncsn.nets, "compiled", eager_backend)
+    args = ["sample", str(conditional_run), "--class", "7", "--guidance", "2", "--num-samples", "4"]
+    assert main([*args, *FAST, "--compile", "--output", str(tmp_path)]) == 0
+    assert len(wrapped) == 1
+    model = ncsn.load(conditional_run).model
+    guided = ncsn.guidance.ClassifierFreeGuidance(model, 7, weight=2.0)  # type: ignore[arg-type]
+    got = torch.load(tmp_path / "samples.pt")
+    torch.testing.assert_close(got, _python(conditional_run, guided, 4), rtol=1e-5, atol=1e-5)
+
+
+def test_train_conditional_with_compile_passes_the_labels_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--conditional --compile: the Trainer's compiled network takes (x, σ, y) (dynamo with the
+    "eager" backend here, so no C++ build), and the run trains like an eager one."""
+    real = ncsn.nets.compiled
+    monkeypatch.setattr(trainer, "compiled", lambda model, **o: real(model, backend="eager"))
+    out = tmp_path / "run"
+    assert main(["train", "--data", "digits", "--conditional", *TINY, "--compile", "--output", str(out)]) == 0  # fmt: skip
+    assert ncsn.training.latest_checkpoint(out).name == "checkpoint-00000002.pt"

@@ -51,11 +51,6 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         raise common.CommandError(f"{args.checkpoint}: the checkpoint does not say its data shape")
     sampler, kind = common.build_sampler(loaded, args)
     classes = _classes(loaded, args)
-    if classes is not None and args.compile:
-        raise common.CommandError(
-            f"--compile: {args.checkpoint} is class-conditional, and ncsn.nets.compiled calls a "
-            "network with (x, σ) only; sample it without --compile"
-        )
     manifest = {
         "checkpoint": str(loaded.file.resolve()),
         "step": loaded.step,

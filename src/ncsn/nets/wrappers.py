@@ -32,13 +32,23 @@ _COMPILER_WORKS: set[str] = set()
 
 
 class ModelWrapper(nn.Module):
-    """Base of the wrappers: holds ``model`` (a module or any callable ScoreModel)."""
+    """Base of the wrappers: holds ``model`` (a module or any callable ScoreModel).
+
+    A wrapper whose class sets ``forwards_labels`` passes a
+    :class:`~ncsn.ConditionalScoreModel`'s labels through (``wrapper(x, sigma, y)``) and shows
+    its ``num_classes``, so that it is a conditional model too (:mod:`ncsn.guidance` takes it).
+    """
+
+    forwards_labels = False
 
     def __init__(self, model: ScoreModel) -> None:
         super().__init__()
         if not callable(model):
             raise TypeError(f"model must be a callable ScoreModel; got {type(model).__name__}")
         self.model = model  # registered as a submodule when it is one
+        number = getattr(model, "num_classes", None)
+        if self.forwards_labels and number is not None:
+            self.num_classes = number
 
     def extra_repr(self) -> str:
         return ""
@@ -99,12 +109,14 @@ class Compiled(ModelWrapper):
         self.options = {"dynamic": False, **options}
         self._compiled: Any = None
 
-    def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
+    forwards_labels = True
+
+    def forward(self, x: Tensor, sigma: Tensor, *labels: Tensor) -> Tensor:
         check_batch(x)
         if self._compiled is None:
             _require_compiler(x.device)
             self._compiled = torch.compile(self.model, **self.options)
-        out: Tensor = self._compiled(x, sigma)
+        out: Tensor = self._compiled(x, sigma, *labels)
         return out
 
 
@@ -120,10 +132,13 @@ def compiled(model: ScoreModel, **options: Any) -> Compiled:
     automatic dynamic shapes crashed its inductor backend on RefineNet. It
     needs a working compiler (a C++ compiler on the CPU, Triton on CUDA): where there is none the
     first call raises :class:`RuntimeError` before any work; nothing falls back silently.
-    Gradients flow through it, so the Trainer uses it too.
+    Gradients flow through it, so the Trainer uses it too. A
+    :class:`~ncsn.ConditionalScoreModel` stays one: its labels pass through
+    (``compiled(net)(x, sigma, y)``) and its ``num_classes`` shows, so :mod:`ncsn.guidance` takes it.
 
     Args:
-        model: a :class:`~ncsn.ScoreModel` (usually an :class:`torch.nn.Module`).
+        model: a :class:`~ncsn.ScoreModel` or :class:`~ncsn.ConditionalScoreModel` (usually an
+            :class:`torch.nn.Module`).
         **options: keyword arguments of :func:`torch.compile` (``mode=``, ``dynamic=`` ...).
 
     Returns:
@@ -154,7 +169,9 @@ class Autocast(ModelWrapper):
             raise ValueError(f"dtype must be torch.bfloat16 or torch.float16; got dtype={dtype!r}")
         self.dtype = dtype
 
-    def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
+    forwards_labels = True
+
+    def forward(self, x: Tensor, sigma: Tensor, *labels: Tensor) -> Tensor:
         check_batch(x)
         device_type = x.device.type
         if not torch.amp.is_autocast_available(device_type):
@@ -165,7 +182,7 @@ class Autocast(ModelWrapper):
         # No weight-cast cache: it must be off inside CUDA-graph capture, and it is cleared at
         # every exit of the context anyway.
         with torch.autocast(device_type, dtype=self.dtype, cache_enabled=False):
-            out = self.model(x, sigma)
+            out = self.model(x, sigma, *labels)
         check_output(out, x)
         return out.to(x.dtype)  # the caller's tensors keep their own precision
 
@@ -176,10 +193,11 @@ def autocast(model: ScoreModel, dtype: torch.dtype = torch.bfloat16) -> Autocast
     A sampler's chain state, noise and update stay in x's dtype: a reduced-precision score
     (bfloat16 keeps about 3 significant digits; measured 2e-2 relative on a RefineNet score,
     1.2–1.35× faster sampling on a CPU with AVX-512 bfloat16), not a reduced-precision chain. In
-    training the loss and the parameters stay in float32 too (mixed precision).
+    training the loss and the parameters stay in float32 too (mixed precision). A
+    :class:`~ncsn.ConditionalScoreModel`'s labels pass through, as in :func:`compiled`.
 
     Args:
-        model: a :class:`~ncsn.ScoreModel`.
+        model: a :class:`~ncsn.ScoreModel` or :class:`~ncsn.ConditionalScoreModel`.
         dtype: ``torch.bfloat16`` (default) or ``torch.float16`` (float16 training needs a
             gradient scaler: :class:`torch.amp.GradScaler`).
 
