@@ -57,6 +57,31 @@ def test_the_command_draws_what_the_library_draws(
     torch.testing.assert_close(_restored(tmp_path), expected.detach().clamp(0, 1))
 
 
+@pytest.mark.parametrize("sampler", ["ddrm", "dps"])
+def test_compile_restores_through_the_compiled_network(
+    sampler: str, image_run: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--compile hands the posterior sampler ncsn.nets.compiled(model) (compiled by dynamo with
+    the "eager" backend here: no C++ build); DPS differentiates through it. The restorations
+    equal the eager command's to round-off."""
+    run, _ = image_run
+    wrapped: list[object] = []
+    real = ncsn.nets.compiled
+
+    def eager_backend(model: ncsn.ScoreModel, **options: object) -> ncsn.ScoreModel:
+        wrapped.append(model)
+        return real(model, backend="eager")
+
+    args = ["restore", str(run), "--task", "deblur", "--sampler", sampler, *FEW]
+    assert main([*args, "--output", str(tmp_path / "eager")]) == 0
+    monkeypatch.setattr(ncsn.nets, "compiled", eager_backend)
+    assert main([*args, "--compile", "--output", str(tmp_path / "compiled")]) == 0
+    assert len(wrapped) == 1
+    torch.testing.assert_close(
+        _restored(tmp_path / "compiled"), _restored(tmp_path / "eager"), rtol=1e-5, atol=1e-5
+    )
+
+
 def _library_sampler(
     name: str, sigmas: torch.Tensor, m: inverse.Measurement
 ) -> inverse.PosteriorLangevin | inverse.SNIPS | inverse.DDRM | inverse.DPS:

@@ -74,9 +74,8 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         sampler = _sampler(args, loaded.sigmas.to(device), measurement)
     with common.Progress(sampler, args.quiet) as progress:
         try:
-            restored = sampler(
-                progress.watch(loaded.model), sampler.start(generator=gen), generator=gen
-            )
+            model = progress.watch(common.score_model(loaded, args))
+            restored = sampler(model, sampler.start(generator=gen), generator=gen)
         except FloatingPointError as err:
             raise _diverged(err, args.sampler) from err
     restored = restored.detach().clamp(0, 1).cpu()
@@ -203,6 +202,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     r.add_argument("--zeta", type=common.positive_float_arg, default=1.0, help="dps: ζ, the weight of the measurement gradient (default 1)")  # fmt: skip
     r.add_argument("--no-ema", action="store_true", help="the raw weights instead of the EMA weights")  # fmt: skip
     r.add_argument("--image-size", type=common.positive_int_arg, default=None, help="image size of an official checkpoint (default 32; 28 for 1 channel)")  # fmt: skip
+    r.add_argument("--compile", action="store_true", help="call the network through torch.compile (ncsn.nets.compiled): faster after a first call that compiles for minutes (dps differentiates through it); the samples differ by round-off only")  # fmt: skip
     r.add_argument("--seed", type=common.seed_arg, default=0)
     r.add_argument("--output", default="restored")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
