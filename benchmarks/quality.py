@@ -363,6 +363,7 @@ def train(
     runs: Path,
     seed: int,
     reuse: bool,
+    lr: float | None = None,
 ) -> None:
     """Train ``recipe`` to the last budget, saving each budget's weights (resuming a run that
     left checkpoints)."""
@@ -392,6 +393,7 @@ def train(
         setup.loss,
         train_x,
         batch_size=batch_size,
+        optimizer=None if lr is None else torch.optim.Adam(setup.model.parameters(), lr=lr),
         transform=_Dequantize(dataset.levels),
         callback=averages,
         output=ncsn.training.Output(
@@ -700,6 +702,7 @@ def main(
     final_samplers: tuple[str, ...] | None = None,
     ngf: int | None = None,
     batch_size: int | None = None,
+    lr: float | None = None,
     num_samples: int | None = None,
     baseline: bool = True,
     inpaint: bool | None = None,
@@ -751,6 +754,7 @@ def main(
                 runs=runs,
                 seed=seed,
                 reuse=reuse or phase == "train",
+                lr=lr,
             )
         if baseline:
             train_baseline(
@@ -786,6 +790,7 @@ def main(
         "dataset": dataset,
         "ngf": ngf,
         "batch_size": batch_size,
+        "lr": 1e-3 if lr is None else lr,
         "budgets": list(budgets),
         "num_samples": num_samples,
         "reference": len(scorer.reference),
@@ -903,10 +908,11 @@ def _table(
     lines += [
         "",
         f"{s['num_samples']} samples per row against {s['reference']} held-out {s['dataset']} "
-        f"images; RefineNet ngf {s['ngf']}, batch {s['batch_size']}, seed {s['seed']}; real "
-        f"floor FD {s['floor']:.2f}; ± is the spread of the FD over {BOOTSTRAP} bootstrap redraws "
-        f"of the samples; held-out NN distance {s['held_out_nn_distance']:.2f}; classifier test "
-        f"accuracy {s['classifier_test_accuracy']:.3f}; {s['machine']}.",
+        f"images; RefineNet ngf {s['ngf']}, batch {s['batch_size']}, Adam lr "
+        f"{s.get('lr', 1e-3):g}, seed {s['seed']}; real floor FD {s['floor']:.2f}; ± is the "
+        f"spread of the FD over {BOOTSTRAP} bootstrap redraws of the samples; held-out NN "
+        f"distance {s['held_out_nn_distance']:.2f}; classifier test accuracy "
+        f"{s['classifier_test_accuracy']:.3f}; {s['machine']}.",
     ]
     if s["dataset"] == "digits":
         lines.append(
@@ -960,6 +966,9 @@ def _cli() -> None:
     )
     parser.add_argument("--ngf", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument(
+        "--lr", type=float, default=None, help="Adam's learning rate (default: the paper's 1e-3)"
+    )
     parser.add_argument("--num-samples", type=int, default=None)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--no-inpaint", action="store_true")
@@ -1006,6 +1015,7 @@ def _cli() -> None:
         final_samplers=tuple(args.final_samplers) if args.final_samplers is not None else None,
         ngf=args.ngf,
         batch_size=args.batch_size,
+        lr=args.lr,
         num_samples=args.num_samples,
         baseline=not args.no_baseline,
         inpaint=False if args.no_inpaint else None,

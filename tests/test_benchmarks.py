@@ -9,6 +9,9 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
+
+import ncsn
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -35,10 +38,16 @@ def test_quality_table_writes_every_row_and_its_columns(tmp_path: Path) -> None:
         samplers=("annealed", "annealed+denoise", "pc"),
         ngf=4,
         batch_size=8,
+        lr=2e-3,
         num_samples=8,
         baseline=False,
         output=tmp_path,
     )
+    # --lr reaches the optimizer and the table's settings
+    checkpoint = ncsn.training.latest_checkpoint(tmp_path / "quality_runs" / "ncsnv2" / "trainer")
+    assert checkpoint is not None
+    saved = torch.load(checkpoint, weights_only=True)
+    assert saved["optimizer"]["param_groups"][0]["lr"] == result["settings"]["lr"] == 2e-3
     names = [row["row"] for row in result["rows"]]
     assert names == [
         "real vs real (floor)",
