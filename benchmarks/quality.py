@@ -364,9 +364,11 @@ def train(
     seed: int,
     reuse: bool,
     lr: float | None = None,
+    lr_decay: str | None = None,
 ) -> None:
     """Train ``recipe`` to the last budget, saving each budget's weights (resuming a run that
-    left checkpoints)."""
+    left checkpoints). ``lr_decay="cosine"`` lowers Adam's step along a half cosine to 0 at the
+    last budget (so only the last budget's row is a run of its own length)."""
     run = runs / recipe.replace(":", "_")
     weights = {b: run / f"weights-{b}.pt" for b in budgets}
     if reuse and all(w.exists() for w in weights.values()):
@@ -388,12 +390,17 @@ def train(
     folder.mkdir(parents=True, exist_ok=True)
     every = 100
     averages = _Averages(setup.model, rates, run, every)
+    optimizer = torch.optim.Adam(setup.model.parameters(), lr=1e-3 if lr is None else lr)
+    if lr_decay not in (None, "cosine"):
+        raise ValueError(f"lr_decay must be None or 'cosine'; got lr_decay={lr_decay!r}")
+    cosine = ncsn.training.cosine_decay(optimizer, max(budgets)) if lr_decay else None
     trainer = ncsn.training.Trainer(
         setup.model,
         setup.loss,
         train_x,
         batch_size=batch_size,
-        optimizer=None if lr is None else torch.optim.Adam(setup.model.parameters(), lr=lr),
+        optimizer=optimizer,
+        scheduler=cosine,
         transform=_Dequantize(dataset.levels),
         callback=averages,
         output=ncsn.training.Output(
@@ -703,6 +710,7 @@ def main(
     ngf: int | None = None,
     batch_size: int | None = None,
     lr: float | None = None,
+    lr_decay: str | None = None,
     num_samples: int | None = None,
     baseline: bool = True,
     inpaint: bool | None = None,
@@ -755,6 +763,7 @@ def main(
                 seed=seed,
                 reuse=reuse or phase == "train",
                 lr=lr,
+                lr_decay=lr_decay,
             )
         if baseline:
             train_baseline(
@@ -791,6 +800,7 @@ def main(
         "ngf": ngf,
         "batch_size": batch_size,
         "lr": 1e-3 if lr is None else lr,
+        "lr_decay": lr_decay,
         "budgets": list(budgets),
         "num_samples": num_samples,
         "reference": len(scorer.reference),
@@ -909,7 +919,8 @@ def _table(
         "",
         f"{s['num_samples']} samples per row against {s['reference']} held-out {s['dataset']} "
         f"images; RefineNet ngf {s['ngf']}, batch {s['batch_size']}, Adam lr "
-        f"{s.get('lr', 1e-3):g}, seed {s['seed']}; real floor FD {s['floor']:.2f}; ± is the "
+        f"{s.get('lr', 1e-3):g}{' with cosine decay' if s.get('lr_decay') else ''}, seed "
+        f"{s['seed']}; real floor FD {s['floor']:.2f}; ± is the "
         f"spread of the FD over {BOOTSTRAP} bootstrap redraws of the samples; held-out NN "
         f"distance {s['held_out_nn_distance']:.2f}; classifier test accuracy "
         f"{s['classifier_test_accuracy']:.3f}; {s['machine']}.",
@@ -969,6 +980,12 @@ def _cli() -> None:
     parser.add_argument(
         "--lr", type=float, default=None, help="Adam's learning rate (default: the paper's 1e-3)"
     )
+    parser.add_argument(
+        "--lr-decay",
+        choices=["cosine"],
+        default=None,
+        help="lower Adam's step along a half cosine to 0 at the last budget (default: constant)",
+    )
     parser.add_argument("--num-samples", type=int, default=None)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--no-inpaint", action="store_true")
@@ -1016,6 +1033,7 @@ def _cli() -> None:
         ngf=args.ngf,
         batch_size=args.batch_size,
         lr=args.lr,
+        lr_decay=args.lr_decay,
         num_samples=args.num_samples,
         baseline=not args.no_baseline,
         inpaint=False if args.no_inpaint else None,

@@ -185,6 +185,84 @@ def test_checkpoints_hold_everything_needed_to_continue(tmp_path: Path) -> None:
     assert torch.equal(net.fc1.weight, t.ema_model().get_parameter("fc1.weight"))
 
 
+def _cosine(net: nn.Module, steps: int, ours: bool = False) -> tuple[torch.optim.Adam, Any]:
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    if ours:
+        return optimizer, ncsn.training.cosine_decay(optimizer, steps)
+    return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+
+
+@pytest.mark.parametrize("ours", [False, True], ids=["CosineAnnealingLR", "cosine_decay"])
+def test_a_scheduler_steps_once_per_update_and_resumes_exactly(tmp_path: Path, ours: bool) -> None:
+    steps = 10
+    net = tiny_mlp(0)
+    optimizer, cosine = _cosine(net, steps, ours)
+    seen: list[float] = []
+    straight = trainer(net, optimizer=optimizer, scheduler=cosine, batch_size=12)
+    straight.callback = lambda _: seen.append(optimizer.param_groups[0]["lr"])
+    straight.fit(steps)
+    # after update k the step size of update k + 1: the half cosine from 1e-2 down to 0
+    expected = [5e-3 * (1 + np.cos(np.pi * k / steps)) for k in range(1, steps + 1)]
+    np.testing.assert_allclose(seen, expected, rtol=1e-12, atol=1e-15)
+
+    net = tiny_mlp(0)
+    optimizer, cosine = _cosine(net, steps, ours)
+    first = trainer(
+        net, optimizer=optimizer, scheduler=cosine, batch_size=12, output=quiet(tmp_path)
+    )
+    first.fit(steps // 2)
+    saved = load_checkpoint(tmp_path)["scheduler"]["class"]
+    assert saved == ("LambdaLR" if ours else "CosineAnnealingLR")
+    net = tiny_mlp(7)
+    optimizer, cosine = _cosine(net, steps, ours)
+    resumed = trainer(net, optimizer=optimizer, scheduler=cosine, batch_size=12)
+    resumed.restore(tmp_path)
+    assert cosine.last_epoch == steps // 2
+    resumed.fit(steps)
+    _equal_states(straight.model.state_dict(), resumed.model.state_dict(), "model")
+    _equal_states(straight.optimizer.state_dict(), resumed.optimizer.state_dict(), "optimizer")
+    _equal_states(straight.scheduler.state_dict(), resumed.scheduler.state_dict(), "scheduler")
+
+
+def test_a_run_continues_only_with_the_scheduler_it_was_trained_with(tmp_path: Path) -> None:
+    net = tiny_mlp(0)
+    optimizer, cosine = _cosine(net, 10)
+    trainer(net, optimizer=optimizer, scheduler=cosine, output=quiet(tmp_path / "cos")).fit(2)
+    trainer(output=quiet(tmp_path / "plain")).fit(2)
+    with pytest.raises(
+        CheckpointError,
+        match=r"trained with a CosineAnnealingLR scheduler and this Trainer has none "
+        r"\(scheduler=None\); continue it with the same kind of scheduler",
+    ):
+        trainer().restore(tmp_path / "cos")
+    net = tiny_mlp(0)
+    optimizer, _ = _cosine(net, 10)
+    linear = torch.optim.lr_scheduler.LinearLR(optimizer)
+    with pytest.raises(
+        CheckpointError, match=r"CosineAnnealingLR scheduler and this Trainer has a LinearLR"
+    ):
+        trainer(net, optimizer=optimizer, scheduler=linear).restore(tmp_path / "cos")
+    net = tiny_mlp(0)
+    optimizer, cosine = _cosine(net, 10)
+    with pytest.raises(CheckpointError, match=r"trained without a learning-rate scheduler"):
+        trainer(net, optimizer=optimizer, scheduler=cosine).restore(tmp_path / "plain")
+
+
+def test_a_scheduler_must_drive_the_trainers_optimizer() -> None:
+    net = tiny_mlp(0)
+    optimizer, cosine = _cosine(net, 10)
+    with pytest.raises(ValueError, match="scheduler CosineAnnealingLR needs optimizer="):
+        trainer(net, scheduler=cosine)
+    other, _ = _cosine(net, 10)
+    with pytest.raises(ValueError, match="built on another optimizer than optimizer="):
+        trainer(net, optimizer=other, scheduler=cosine)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
+    with pytest.raises(TypeError, match="got ReduceLROnPlateau steps on a metric"):
+        trainer(net, optimizer=optimizer, scheduler=plateau)
+    with pytest.raises(TypeError, match="LRScheduler that steps once per optimiser step; got str"):
+        trainer(net, optimizer=optimizer, scheduler="cosine")
+
+
 # ------------------------------------------------------------------------------- data sources
 
 

@@ -6,6 +6,8 @@
 * :func:`train_step` — one optimiser step over a batch or its :class:`MicroBatch` es (the kernel
   for one's own loop), returning a :class:`StepResult`; its halves :func:`accumulate_gradients`
   and :func:`apply_update`.
+* :func:`cosine_decay` — a learning-rate schedule for the Trainer's ``scheduler=`` (any PyTorch
+  scheduler fits; it is saved with the run).
 * :class:`EMA` — exponential moving average of the weights (an ``nn.Module``).
 * :func:`save_checkpoint`, :func:`load_checkpoint`, :func:`latest_checkpoint` — atomic files
   read with ``torch.load(weights_only=True)``; :class:`CheckpointError` for unusable files;
@@ -53,6 +55,7 @@ from ncsn.training.step import (
     TrainStep,
     accumulate_gradients,
     apply_update,
+    cosine_decay,
     train_step,
 )
 from ncsn.training.trainer import Trainer, TrainSummary
@@ -76,6 +79,7 @@ __all__ = [
     "accumulate_gradients",
     "apply_update",
     "checkpoint_path",
+    "cosine_decay",
     "distributed_env",
     "init_process_group",
     "interruptible",

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, Protocol
 
 import torch
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import LRScheduler
 
 from ncsn._checks import CheckpointError
 from ncsn.training._sources import Source
@@ -287,6 +288,7 @@ class RunParts(Protocol):
     run_id: str
     model: nn.Module
     optimizer: torch.optim.Optimizer
+    scheduler: LRScheduler | None
     ema: EMA | None
     scaler: torch.amp.GradScaler | None
     data: Source
@@ -301,7 +303,8 @@ def training_state(run: RunParts) -> dict[str, Any]:
     """The checkpoint of a run: everything needed to continue it exactly, as plain values.
 
     Keys: ``step``, ``model`` (the plain model's ``state_dict``, never a wrapper's),
-    ``optimizer``, ``ema`` (the averaged model's ``state_dict``, or ``None``), ``ema_rate``,
+    ``optimizer``, ``scheduler`` (``{"class": name, "state": state_dict}`` of the learning-rate
+    scheduler, or ``None``), ``ema`` (the averaged model's ``state_dict``, or ``None``), ``ema_rate``,
     ``rng`` (``{"seed": …}``: all randomness derives from the seed and the step), ``data`` (the
     position ``{"epoch", "offset"}`` of an indexed source), ``data_fingerprint`` (its
     ``length``, example ``shape`` and ``fingerprint``; ``None`` for a sampler), ``batch_size``,
@@ -321,6 +324,9 @@ def training_state(run: RunParts) -> dict[str, Any]:
         "step": run.step,
         "model": run.model.state_dict(),
         "optimizer": run.optimizer.state_dict(),
+        "scheduler": None
+        if run.scheduler is None
+        else {"class": type(run.scheduler).__name__, "state": run.scheduler.state_dict()},
         "ema": None if run.ema is None else run.ema.state_dict(),
         "ema_rate": None if run.ema is None else run.ema.rate,
         "rng": {"seed": run.seed, "derivation": "splitmix64(seed, stream, counters)"},
@@ -349,6 +355,24 @@ class Restored(NamedTuple):
     run_id: str | None
 
 
+def _restore_scheduler(
+    scheduler: LRScheduler | None, saved: Mapping[str, Any] | None, where: object
+) -> None:
+    """Load a checkpoint's scheduler state: a run trained with a schedule continues only with
+    the same kind of scheduler, and one trained without it only without one."""
+    mine = None if scheduler is None else type(scheduler).__name__
+    theirs = None if saved is None else saved["class"]
+    if mine != theirs:
+        was = f"with a {theirs} scheduler" if theirs else "without a learning-rate scheduler"
+        now = f"has a {mine} scheduler" if mine else "has none (scheduler=None)"
+        raise CheckpointError(
+            f"{where}: the run was trained {was} and this Trainer {now}; continue it with "
+            f"{'the same kind of scheduler' if theirs else 'none'}"
+        )
+    if scheduler is not None and saved is not None:
+        scheduler.load_state_dict(saved["state"])
+
+
 def restore_state(
     checkpoint: Mapping[str, Any],
     where: str | os.PathLike[str],
@@ -358,8 +382,9 @@ def restore_state(
     allow_data_change: bool = False,
 ) -> Restored:
     """Check that ``checkpoint`` fits ``run`` (:func:`check_fits`; ``shards`` only with
-    ``check_shards``), then load it into the run's model, optimizer, EMA, gradient scaler and
-    data position. The rest (step, seed, ...) is returned for the caller to take.
+    ``check_shards``), then load it into the run's model, optimizer, learning-rate scheduler,
+    EMA, gradient scaler and data position. The rest (step, seed, ...) is returned for the
+    caller to take.
 
     Raises:
         CheckpointError: naming what does not fit, or what could not be loaded.
@@ -386,6 +411,7 @@ def restore_state(
         )
         run.model.load_state_dict(checkpoint["model"])
         run.optimizer.load_state_dict(checkpoint["optimizer"])
+        _restore_scheduler(run.scheduler, checkpoint.get("scheduler"), where)
         if run.ema is not None:
             run.ema.load_state_dict(checkpoint["ema"])
         if run.scaler is not None and checkpoint.get("scaler") is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import operator
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -19,8 +20,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
-from ncsn._checks import positive_float
+from ncsn._checks import positive_float, positive_int
 from ncsn._types import ScoreLoss
 from ncsn.nets.wrappers import unwrap
 from ncsn.training.ema import EMA
@@ -32,6 +34,8 @@ __all__ = [
     "accumulate_gradients",
     "apply_update",
     "check_optimizer_params",
+    "check_scheduler",
+    "cosine_decay",
     "train_step",
 ]
 
@@ -108,6 +112,78 @@ def check_optimizer_params(optimizer: object, model: nn.Module) -> None:
             "optimizer holds none of the model's parameters: it was built for another model "
             "(or a copy of it); build it from model.parameters()"
         )
+
+
+def check_scheduler(scheduler: object, optimizer: object) -> LRScheduler | None:
+    """``scheduler`` if it is a learning-rate scheduler of ``optimizer`` that steps without a
+    metric, or ``None``; raise otherwise (a scheduler of another optimizer would change nothing,
+    silently).
+
+    Raises:
+        TypeError: not a ``torch.optim.lr_scheduler.LRScheduler``, or one that needs a metric
+            (``ReduceLROnPlateau``: step it from a callback).
+        ValueError: a scheduler without the ``optimizer`` it was built on, or of another one.
+
+    Example:
+        >>> net = torch.nn.Linear(2, 2)
+        >>> optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+        >>> cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=100)
+        >>> ncsn.training.step.check_scheduler(cosine, optimizer) is cosine
+        True
+    """
+    if scheduler is None:
+        return None
+    plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    if plateau or not isinstance(scheduler, LRScheduler):
+        what = "ReduceLROnPlateau steps on a metric" if plateau else type(scheduler).__name__
+        raise TypeError(
+            "scheduler must be a torch.optim.lr_scheduler.LRScheduler that steps once per "
+            f"optimiser step; got {what} (a scheduler on a metric: step it in callback=)"
+        )
+    if optimizer is None:
+        raise ValueError(
+            f"scheduler {type(scheduler).__name__} needs optimizer=, the optimizer it was built "
+            "on (the default Adam is built after it)"
+        )
+    if scheduler.optimizer is not optimizer:
+        raise ValueError(
+            f"scheduler {type(scheduler).__name__} was built on another optimizer than "
+            "optimizer=; build it on the one the Trainer is given"
+        )
+    return scheduler
+
+
+def cosine_decay(optimizer: torch.optim.Optimizer, steps: int) -> LambdaLR:
+    r"""A scheduler that lowers ``optimizer``'s step size along a half cosine to 0 at ``steps``.
+
+    Update :math:`k = 1, 2, \dots` takes the step size
+    :math:`\eta_k = \eta \cdot \tfrac12\bigl(1 + \cos(\pi \min(k - 1, S) / S)\bigr)`, with
+    :math:`\eta` the optimizer's ``lr`` and :math:`S` = ``steps``: the full ``lr`` first, 0 from
+    update :math:`S + 1` on. Each step size is a function of the update's number alone, so a
+    restored run (the scheduler's state is in every checkpoint) goes on along the same curve.
+    Give it to :class:`~ncsn.training.Trainer` as ``scheduler=``.
+
+    Raises:
+        ValueError: ``steps`` not a positive int.
+
+    Example:
+        >>> net = torch.nn.Linear(2, 2)
+        >>> optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+        >>> cosine = ncsn.training.cosine_decay(optimizer, steps=4)
+        >>> lrs = []
+        >>> for _ in range(5):
+        ...     lrs.append(round(optimizer.param_groups[0]["lr"], 6))
+        ...     optimizer.step()
+        ...     cosine.step()
+        >>> lrs
+        [0.001, 0.000854, 0.0005, 0.000146, 0.0]
+    """
+    steps = positive_int(steps, "steps")
+
+    def factor(done: int) -> float:  # ``done`` updates made: the factor of update done + 1
+        return 0.5 * (1.0 + math.cos(math.pi * (min(done, steps) / steps)))
+
+    return LambdaLR(optimizer, factor)
 
 
 def _check_value(value: object) -> Tensor:

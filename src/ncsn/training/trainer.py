@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
 
 from ncsn._checks import check_bool, positive_float, positive_int
 from ncsn._types import ScoreLoss
@@ -52,6 +53,7 @@ from ncsn.training.step import (
     accumulate_gradients,
     apply_update,
     check_optimizer_params,
+    check_scheduler,
 )
 
 __all__ = ["TrainSummary", "Trainer"]
@@ -87,6 +89,10 @@ class Trainer:
             ``sample(n, *, generator)``.
         batch_size: the *global* batch size, over all processes and shards (paper: 128).
         optimizer: default ``Adam(model.parameters(), lr=1e-3)`` (the paper's).
+        scheduler: a learning-rate scheduler of ``optimizer`` (which must then be given), e.g.
+            ``torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)``: stepped
+            after every optimiser step and saved in every checkpoint, so a restored run goes on
+            along the same curve.
         ema_rate: keep an :class:`~ncsn.training.EMA` with this decay (NCSNv2: 0.999).
         max_grad_norm: clip the total gradient norm to this value.
         transform: ``transform(x, *, generator)`` for every micro-batch (e.g. dequantisation).
@@ -127,6 +133,7 @@ class Trainer:
         *,
         batch_size: int = 128,
         optimizer: torch.optim.Optimizer | None = None,
+        scheduler: LRScheduler | None = None,
         ema_rate: float | None = None,
         max_grad_norm: float | None = None,
         transform: BatchTransform | None = None,
@@ -167,6 +174,7 @@ class Trainer:
         self.max_grad_norm = None if clip is None else positive_float(clip, "max_grad_norm")
         if optimizer is not None:
             check_optimizer_params(optimizer, model)
+        self.scheduler = check_scheduler(scheduler, optimizer)
         self.output, self.evaluation = output or Output(), evaluation
         self.config = dict(config or {})
         self._writer_cls = summary_writer(self.output.tensorboard) if self.output.path else None
@@ -237,6 +245,8 @@ class Trainer:
                 ema=self.ema,
                 scaler=self.scaler,
             )
+            if self.scheduler is not None:
+                self.scheduler.step()
             if position is not None:
                 self.data.advance(position)
             self.step += 1
@@ -349,7 +359,8 @@ class Trainer:
         Raises:
             FileNotFoundError: a missing file or a folder without checkpoints.
             CheckpointError: a corrupt file, one of another run (``run.json``), or one that does
-                not fit (data, weights, EMA, ``batch_size``, ``shards``), naming both values.
+                not fit (data, weights, EMA, scheduler, ``batch_size``, ``shards``), naming both
+                values.
         """
         ckpt = load_checkpoint(path, map_location=self.device)
         check_run(ckpt, path, self.output.path)
