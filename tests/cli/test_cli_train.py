@@ -91,6 +91,38 @@ def test_resume_rebuilds_the_recorded_grid_itself_not_a_rounded_sigma_1(tmp_path
             assert torch.equal(value, b[part][key]), (part, key)
 
 
+def test_lr_decay_cosine_is_recorded_and_resumes_along_the_same_curve(
+    tmp_path: Path, cli: Runner
+) -> None:
+    out, straight = tmp_path / "run", tmp_path / "straight"
+    decayed = [*TOY_RUN, "--lr-decay", "cosine", "--steps", "8"]
+    assert main(["train", *decayed, "--output", str(straight)]) == 0
+    ended = load_checkpoint(straight)
+    assert ended["config"]["train"]["lr_decay_steps"] == 8
+    assert ended["scheduler"]["class"] == "LambdaLR"
+    assert ended["optimizer"]["param_groups"][0]["lr"] == 0.0  # 0.01 down to 0 at step 8
+    # a run stopped at step 4 (its later checkpoints gone) resumes, with no options, along the
+    # same curve: the straight run, bit for bit
+    assert main(["train", *decayed, "--output", str(out)]) == 0
+    for path in ncsn.training.list_checkpoints(out):
+        if load_checkpoint(path)["step"] > 4:
+            path.unlink()
+    assert main(["train", "--output", str(out), "--steps", "8", "--resume", "--quiet"]) == 0
+    resumed = load_checkpoint(out)
+    assert resumed["scheduler"] == ended["scheduler"]
+    for part in ("model", "ema"):
+        for key, value in ended[part].items():
+            assert torch.equal(value, resumed[part][key]), (part, key)
+    before = _snapshot(out)
+    cli("train", "--output", str(out), "--steps", "12", "--resume").one_line(
+        2, "--steps 12 goes past step 8, where the run's --lr-decay cosine brings the learning"
+    )
+    cli(
+        "train", "--output", str(out), "--steps", "8", "--resume", "--lr-decay", "constant"
+    ).one_line(2, "--lr-decay constant (the run's: cosine)", "--resume continues")
+    assert _snapshot(out) == before
+
+
 @pytest.mark.parametrize(
     "option, message",
     [

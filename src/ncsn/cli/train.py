@@ -107,12 +107,15 @@ def _trainer(
         )
         train = x[cut:] if labels is None else (x[cut:], labels[cut:])
         evaluation = training.Evaluation(held, every=s.eval_every)
+    optimizer = torch.optim.Adam(run.model.parameters(), lr=s.lr)
+    decay = s.lr_decay_steps
     return training.Trainer(
         run.model,
         run.loss,
         train,
         batch_size=s.batch_size,
-        optimizer=torch.optim.Adam(run.model.parameters(), lr=s.lr),
+        optimizer=optimizer,
+        scheduler=None if decay is None else training.cosine_decay(optimizer, decay),
         ema_rate=s.ema,
         max_grad_norm=s.grad_clip,
         transform=run.transform,
@@ -175,12 +178,10 @@ def _settings(
         if args.data is None:
             raise common.CommandError("--data is required (except with --resume)")
         args.data = _data_source(args.data)
+        options = {k: getattr(args, k) for k in _SETTINGS if k in args}
+        options["lr_decay_steps"] = args.steps if args.lr_decay == "cosine" else None
         with common.user_input(args):
-            return (
-                None,
-                presets.Settings(**{k: getattr(args, k) for k in _SETTINGS if k in args}),
-                {},
-            )
+            return None, presets.Settings(**options), {}
     if found is None:
         raise common.CommandError(f"--resume: {out} holds no checkpoint to resume from")
     found, checkpoint = _newest_readable(out)
@@ -193,6 +194,7 @@ def _settings(
             "(written from Python or by an older ncsn); continue it with Trainer.restore"
         ) from err
     _refuse_changes(args, recorded, found)
+    _check_decay(args, recorded, found)
     if recorded.sigmas is None and "sigmas" in config.get("sampling", {}):
         recorded = dataclasses.replace(recorded, sigmas=tuple(config["sampling"]["sigmas"]))
     bookkeeping = {k: getattr(args, k) for k in _BOOKKEEPING if k in args.given}
@@ -219,6 +221,24 @@ def _refuse_changes(args: argparse.Namespace, recorded: presets.Settings, found:
         raise common.CommandError(
             f"--resume continues {found.parent} with its recorded settings, and these options "
             f"differ: {'; '.join(changed)}. Drop them, or train into another --output"
+        )
+
+
+def _check_decay(args: argparse.Namespace, recorded: presets.Settings, found: Path) -> None:
+    """``--resume`` keeps the run's learning-rate schedule, which ends at its recorded step."""
+    end = recorded.lr_decay_steps
+    theirs = "constant" if end is None else "cosine"
+    if "lr_decay" in args.given and args.lr_decay != theirs:
+        raise common.CommandError(
+            f"--resume continues {found.parent} with its recorded settings, and these options "
+            f"differ: --lr-decay {args.lr_decay} (the run's: {theirs}). Drop it, or train into "
+            "another --output"
+        )
+    if end is not None and args.steps > end:
+        raise common.CommandError(
+            f"--steps {args.steps} goes past step {end}, where the run's --lr-decay cosine "
+            f"brings the learning rate to 0; resume with --steps {end} at most, or train a new "
+            "run for longer"
         )
 
 
@@ -341,6 +361,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument("--steps", type=common.positive_int_arg, required=True, help="total optimiser steps (with --resume: the final step)")  # fmt: skip
     t.add_argument("--batch-size", type=common.positive_int_arg, default=128)
     t.add_argument("--lr", type=common.positive_float_arg, default=1e-3)
+    t.add_argument("--lr-decay", choices=["constant", "cosine"], default="constant", help="cosine: lower the learning rate along a half cosine to 0 at --steps (recorded; --resume keeps it)")  # fmt: skip
     t.add_argument("--ema", type=common.rate_arg, default=None, help="EMA rate in (0, 1) (default: 0.999, at most 1 − 10/steps; off with --recipe paper)")  # fmt: skip
     t.add_argument("--grad-clip", type=common.positive_float_arg, default=None, help="clip the gradient norm")  # fmt: skip
     t.add_argument("--eval-every", type=common.positive_int_arg, default=None, help="evaluate the loss on a 5%% held-out split every N steps")  # fmt: skip

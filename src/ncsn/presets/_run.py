@@ -116,7 +116,7 @@ _POSITIVE = (
 )
 _OPTIONAL_POSITIVE = (
     *("ngf", "sigma_max", "sigma_min", "num_levels", "grad_clip", "eval_every", "channels"),
-    *("size", "crop"),
+    *("size", "crop", "lr_decay_steps"),
 )
 
 
@@ -175,6 +175,10 @@ class Settings:
     batch_size: int = 128
     lr: float = 1e-3
     """Adam's learning rate."""
+    lr_decay_steps: int | None = None
+    """Lower Adam's step along a half cosine to 0 at this step
+    (:func:`ncsn.training.cosine_decay`; ``ncsn train --lr-decay cosine`` sets it to
+    ``--steps``); ``None``: a constant step."""
     ema: float | None = None
     """EMA rate in (0, 1) (default: the recipe's; none with the paper's recipe)."""
     grad_clip: float | None = None
