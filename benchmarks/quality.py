@@ -365,10 +365,12 @@ def train(
     reuse: bool,
     lr: float | None = None,
     lr_decay: str | None = None,
+    bf16: bool = False,
 ) -> None:
     """Train ``recipe`` to the last budget, saving each budget's weights (resuming a run that
     left checkpoints). ``lr_decay="cosine"`` lowers Adam's step along a half cosine to 0 at the
-    last budget (so only the last budget's row is a run of its own length)."""
+    last budget (so only the last budget's row is a run of its own length); ``bf16`` runs the
+    network under bfloat16 autocast (the weights, optimizer and samplers stay float32)."""
     run = runs / recipe.replace(":", "_")
     weights = {b: run / f"weights-{b}.pt" for b in budgets}
     if reuse and all(w.exists() for w in weights.values()):
@@ -407,6 +409,7 @@ def train(
             folder, checkpoint_every=every, keep=2, log_every=100, progress=False
         ),
         seed=seed,
+        autocast_dtype=torch.bfloat16 if bf16 else None,
     )
     if ncsn.training.latest_checkpoint(folder) is not None:
         trainer.restore(folder)
@@ -711,6 +714,7 @@ def main(
     batch_size: int | None = None,
     lr: float | None = None,
     lr_decay: str | None = None,
+    bf16: bool = False,
     num_samples: int | None = None,
     baseline: bool = True,
     inpaint: bool | None = None,
@@ -764,6 +768,7 @@ def main(
                 reuse=reuse or phase == "train",
                 lr=lr,
                 lr_decay=lr_decay,
+                bf16=bf16,
             )
         if baseline:
             train_baseline(
@@ -801,6 +806,7 @@ def main(
         "batch_size": batch_size,
         "lr": 1e-3 if lr is None else lr,
         "lr_decay": lr_decay,
+        "bf16": bf16,
         "budgets": list(budgets),
         "num_samples": num_samples,
         "reference": len(scorer.reference),
@@ -919,7 +925,8 @@ def _table(
         "",
         f"{s['num_samples']} samples per row against {s['reference']} held-out {s['dataset']} "
         f"images; RefineNet ngf {s['ngf']}, batch {s['batch_size']}, Adam lr "
-        f"{s.get('lr', 1e-3):g}{' with cosine decay' if s.get('lr_decay') else ''}, seed "
+        f"{s.get('lr', 1e-3):g}{' with cosine decay' if s.get('lr_decay') else ''}"
+        f"{', bf16 autocast' if s.get('bf16') else ''}, seed "
         f"{s['seed']}; real floor FD {s['floor']:.2f}; ± is the "
         f"spread of the FD over {BOOTSTRAP} bootstrap redraws of the samples; held-out NN "
         f"distance {s['held_out_nn_distance']:.2f}; classifier test accuracy "
@@ -986,6 +993,9 @@ def _cli() -> None:
         default=None,
         help="lower Adam's step along a half cosine to 0 at the last budget (default: constant)",
     )
+    parser.add_argument(
+        "--bf16", action="store_true", help="train the network under bfloat16 autocast"
+    )
     parser.add_argument("--num-samples", type=int, default=None)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--no-inpaint", action="store_true")
@@ -1034,6 +1044,7 @@ def _cli() -> None:
         batch_size=args.batch_size,
         lr=args.lr,
         lr_decay=args.lr_decay,
+        bf16=args.bf16,
         num_samples=args.num_samples,
         baseline=not args.no_baseline,
         inpaint=False if args.no_inpaint else None,

@@ -40,18 +40,20 @@ def test_quality_table_writes_every_row_and_its_columns(tmp_path: Path) -> None:
         batch_size=8,
         lr=2e-3,
         lr_decay="cosine",
+        bf16=True,
         num_samples=8,
         baseline=False,
         output=tmp_path,
     )
-    # --lr and --lr-decay reach the optimizer and the table's settings: from 2e-3 to 0 at the
-    # last budget
+    # --lr, --lr-decay and --bf16 reach the trainer and the table's settings: Adam's step from
+    # 2e-3 to 0 at the last budget
     checkpoint = ncsn.training.latest_checkpoint(tmp_path / "quality_runs" / "ncsnv2" / "trainer")
     assert checkpoint is not None
     saved = torch.load(checkpoint, weights_only=True)
     assert saved["scheduler"]["state"]["base_lrs"] == [result["settings"]["lr"]] == [2e-3]
     assert saved["step"] == 3 and saved["optimizer"]["param_groups"][0]["lr"] == 0.0
     assert result["settings"]["lr_decay"] == "cosine"
+    assert saved["autocast_dtype"] == "torch.bfloat16" and result["settings"]["bf16"] is True
     names = [row["row"] for row in result["rows"]]
     assert names == [
         "real vs real (floor)",

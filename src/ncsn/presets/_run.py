@@ -176,9 +176,9 @@ class Settings:
     lr: float = 1e-3
     """Adam's learning rate."""
     lr_decay_steps: int | None = None
-    """Lower Adam's step along a half cosine to 0 at this step
-    (:func:`ncsn.training.cosine_decay`; ``ncsn train --lr-decay cosine`` sets it to
-    ``--steps``); ``None``: a constant step."""
+    """Lower Adam's step along a half cosine to 0 at this step: ``ncsn train --lr-decay cosine``
+    sets it to ``--steps`` and gives its Trainer :func:`ncsn.training.cosine_decay` of it (in
+    Python, pass that as the Trainer's ``scheduler=``); ``None``: a constant step."""
     ema: float | None = None
     """EMA rate in (0, 1) (default: the recipe's; none with the paper's recipe)."""
     grad_clip: float | None = None
