@@ -41,6 +41,7 @@ def test_quality_table_writes_every_row_and_its_columns(tmp_path: Path) -> None:
         lr=2e-3,
         lr_decay="cosine",
         bf16=True,
+        lognormal=(0.15, 1.2),
         num_samples=8,
         baseline=False,
         output=tmp_path,
@@ -54,6 +55,7 @@ def test_quality_table_writes_every_row_and_its_columns(tmp_path: Path) -> None:
     assert saved["step"] == 3 and saved["optimizer"]["param_groups"][0]["lr"] == 0.0
     assert result["settings"]["lr_decay"] == "cosine"
     assert saved["autocast_dtype"] == "torch.bfloat16" and result["settings"]["bf16"] is True
+    assert result["settings"]["lognormal"] == [0.15, 1.2]
     names = [row["row"] for row in result["rows"]]
     assert names == [
         "real vs real (floor)",
@@ -88,6 +90,18 @@ def _mnist_files() -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def test_quality_lognormal_draws_the_training_levels_by_lognormal_weights() -> None:
+    quality = _load("quality")
+    x = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    plain, _ = quality._setup("ncsnv2:scaled:4", 4, x, 0)
+    drawn, _ = quality._setup("ncsnv2:scaled:4", 4, x, 0, lognormal=(0.15, 1.2))
+    sigmas = plain.schedule.sigmas
+    assert plain.loss.schedule.weights is None
+    torch.testing.assert_close(
+        drawn.loss.schedule.weights, ncsn.schedules.lognormal_weights(sigmas, 0.15, 1.2)
+    )
 
 
 @pytest.mark.slow

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+from torch import Tensor
 
 import ncsn
 
@@ -56,6 +59,101 @@ def test_schedule_from_user_tensor() -> None:
     # uniform over levels: each count ~ Binomial(3000, 1/3); 4 standard errors ≈ 103
     assert ((counts - 1000).abs() < 4 * (3000 * (1 / 3) * (2 / 3)) ** 0.5).all()
     assert ncsn.Schedule([0.01]).sample(4).tolist() == pytest.approx([0.01] * 4)
+
+
+def test_weighted_schedule_draws_each_level_by_its_weight() -> None:
+    weights = torch.tensor([1.0, 0.0, 2.0, 7.0])
+    schedule = ncsn.Schedule(torch.tensor([3.0, 1.0, 0.2, 0.05]), weights=weights)
+    n = 40_000
+    draws = schedule.sample(n, generator=torch.Generator().manual_seed(0))
+    counts = torch.stack([(draws == v).sum() for v in schedule.sigmas]).double()
+    p = weights.double() / weights.sum()
+    # each count ~ Binomial(n, p_i): within 5 standard errors; a zero weight is never drawn
+    assert ((counts - n * p).abs() <= 5 * (n * p * (1 - p)).sqrt()).all()
+    assert counts[1] == 0
+    again = schedule.sample(n, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(draws, again)
+
+
+def test_weighted_schedule_copies_its_weights_and_shows_them() -> None:
+    weights = torch.tensor([0.0, 1.0])
+    schedule = ncsn.Schedule([1.0, 0.1], weights=weights)
+    weights[1] = 0.0  # changing the tensor afterwards does not change the schedule
+    assert schedule.sample(3).tolist() == pytest.approx([0.1] * 3)
+    assert "weights=[0.0, 1.0]" in repr(schedule)
+    assert ncsn.Schedule([1.0, 0.1]).weights is None
+
+
+@pytest.mark.parametrize(
+    "weights, error, match",
+    [
+        ([1.0], ValueError, r"weights must have shape \[2\] \(one per level\); got \(1,\)"),
+        (torch.ones(2, 1), ValueError, r"weights must have shape \[2\]"),
+        (
+            [1.0, -0.5],
+            ValueError,
+            r"weights must be finite and non-negative; got weights=\[1.0, -0.5\]",
+        ),
+        ([1.0, float("nan")], ValueError, "weights must be finite and non-negative"),
+        ([1.0, float("inf")], ValueError, "weights must be finite and non-negative"),
+        ([0.0, 0.0], ValueError, "weights must not all be 0"),
+        ("ab", TypeError, "weights must be a 1-D tensor or sequence of numbers; got str"),
+        (torch.tensor([True, False]), TypeError, "weights must be real numbers"),
+    ],
+)
+def test_weighted_schedule_validation(weights, error, match: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(error, match=match):
+        ncsn.Schedule([1.0, 0.1], weights=weights)
+
+
+def test_lognormal_weights_discretise_a_normal_in_log_sigma() -> None:
+    sigmas = ncsn.geometric_sigmas(1e4, 1e-6, 401, dtype=torch.float64)  # ±8 spreads around 0.1
+    weights = ncsn.schedules.lognormal_weights(sigmas, 0.1, 1.5)
+    assert weights.dtype == torch.float64 and float(weights.sum()) == pytest.approx(1.0)
+    logs = sigmas.log()
+    mean = float((weights * logs).sum())
+    std = float((weights * (logs - mean) ** 2).sum().sqrt())
+    step = float(logs[0] - logs[1])
+    # the discretised normal's moments: the mean exact by symmetry, the spread within step²/12
+    assert mean == pytest.approx(math.log(0.1), abs=1e-9)
+    assert std == pytest.approx(1.5, rel=step**2 / 12)
+    # on a geometric grid the weight of each level is the normal density at it (ends: half)
+    density = torch.exp(-((logs - math.log(0.1)) ** 2) / (2 * 1.5**2))
+    ratio = weights[1:-1] / density[1:-1]
+    torch.testing.assert_close(ratio, ratio.mean().expand_as(ratio), rtol=1e-9, atol=0)
+    # the schedule draws levels by them: the median of the drawn σ is near 0.1
+    drawn = ncsn.Schedule(sigmas, weights=weights).sample(
+        20_000, generator=torch.Generator().manual_seed(1)
+    )
+    assert drawn.log().median().item() == pytest.approx(math.log(0.1), abs=0.05)
+
+
+@pytest.mark.parametrize(
+    "args, error, match",
+    [
+        (([1.0], 0.1, 1.0), ValueError, "lognormal_weights needs two or more levels"),
+        (([1.0, 0.1], 0.0, 1.0), ValueError, "median must be positive"),
+        (([1.0, 0.1], 0.1, -1.0), ValueError, "spread must be positive"),
+        (([1.0, 0.1], 1e300, 1e-3), ValueError, "every level lies too far from median"),
+        (([0.1, 1.0], 0.1, 1.0), ValueError, "sigmas must be strictly decreasing"),
+    ],
+)
+def test_lognormal_weights_validation(args, error, match: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(error, match=match):
+        ncsn.schedules.lognormal_weights(*args)
+
+
+def test_dsm_trains_only_on_the_levels_a_weighted_schedule_draws() -> None:
+    sigmas = torch.tensor([2.0, 1.0, 0.5])
+    seen: list[Tensor] = []
+
+    def model(x: Tensor, sigma: Tensor) -> Tensor:
+        seen.append(sigma)
+        return -x / sigma.view(-1, 1) ** 2
+
+    loss = ncsn.losses.DenoisingScoreMatching(ncsn.Schedule(sigmas, weights=[0.0, 1.0, 0.0]))
+    loss(model, torch.randn(64, 2), generator=torch.Generator().manual_seed(0))
+    assert seen and bool((torch.cat(seen) == 1.0).all())
 
 
 @pytest.mark.parametrize(

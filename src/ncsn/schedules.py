@@ -17,7 +17,14 @@ from torch import Tensor
 
 from ncsn._checks import as_sigmas, check_generator_type, positive_float, positive_int
 
-__all__ = ["GeometricSchedule", "Schedule", "SigmaGrid", "SigmaGridLike", "geometric_sigmas"]
+__all__ = [
+    "GeometricSchedule",
+    "Schedule",
+    "SigmaGrid",
+    "SigmaGridLike",
+    "geometric_sigmas",
+    "lognormal_weights",
+]
 
 
 def geometric_sigmas(
@@ -201,6 +208,30 @@ def _sample(sigmas: Tensor, batch: int, generator: torch.Generator | None) -> Te
     return sigmas.to(device)[index]
 
 
+def _level_weights(weights: Tensor | Sequence[float], num_levels: int) -> Tensor:
+    """Validated per-level sampling weights: 1-D of length L, finite, non-negative, not all 0
+    (a float64 copy, detached)."""
+    if not isinstance(weights, Tensor):
+        try:
+            weights = torch.as_tensor(weights, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(
+                f"weights must be a 1-D tensor or sequence of numbers; got {type(weights).__name__}"
+            ) from None
+    if weights.is_complex() or weights.dtype == torch.bool:
+        raise TypeError(f"weights must be real numbers; got dtype {weights.dtype}")
+    w = weights.detach().to("cpu", torch.float64).clone()
+    if w.dim() != 1 or w.numel() != num_levels:
+        raise ValueError(
+            f"weights must have shape [{num_levels}] (one per level); got {tuple(w.shape)}"
+        )
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+        raise ValueError(f"weights must be finite and non-negative; got weights={w.tolist()}")
+    if float(w.sum()) <= 0.0:
+        raise ValueError("weights must not all be 0: no level could be drawn")
+    return w
+
+
 @dataclass(frozen=True, eq=False)
 class Schedule:
     """A noise schedule from any user tensor of levels (a :class:`~ncsn.NoiseSchedule`).
@@ -209,17 +240,35 @@ class Schedule:
         sigmas: ``[L]`` levels; validated to be 1-D, non-empty, finite, positive and strictly
             decreasing, and copied (detached from autograd), so changing the tensor afterwards
             does not change the schedule.
+        weights: optional ``[L]`` non-negative sampling weights, one per level: training draws
+            level i with probability ``weights[i] / weights.sum()`` (default: uniformly, as the
+            paper). :func:`lognormal_weights` gives the log-normal weights of Karras et al.
+            (2022). The DSM loss's λ(σ) is unchanged: the weights move training effort between
+            levels, not the optimum of any one level.
+
+    Raises:
+        ValueError: bad levels, or weights of another length, negative, non-finite or all 0.
+        TypeError: weights that are not real numbers.
 
     Example:
         >>> schedule = ncsn.Schedule(torch.tensor([0.01]))    # the paper's single-σ baseline
         >>> schedule.sample(4, generator=torch.Generator().manual_seed(0))
         tensor([0.0100, 0.0100, 0.0100, 0.0100])
+        >>> sigmas = ncsn.geometric_sigmas(1.0, 0.01, 3)       # 1.0, 0.1, 0.01
+        >>> ncsn.Schedule(sigmas, weights=[0, 1, 0]).sample(2)
+        tensor([0.1000, 0.1000])
     """
 
     sigmas: Tensor
+    weights: Tensor | None = None
 
-    def __init__(self, sigmas: Tensor | Sequence[float]) -> None:
-        object.__setattr__(self, "sigmas", as_sigmas(sigmas).detach().clone())
+    def __init__(
+        self, sigmas: Tensor | Sequence[float], weights: Tensor | Sequence[float] | None = None
+    ) -> None:
+        levels = as_sigmas(sigmas).detach().clone()
+        object.__setattr__(self, "sigmas", levels)
+        chosen = None if weights is None else _level_weights(weights, levels.numel())
+        object.__setattr__(self, "weights", chosen)
 
     @property
     def num_levels(self) -> int:
@@ -227,14 +276,72 @@ class Schedule:
         return self.sigmas.numel()
 
     def sample(self, batch: int, *, generator: torch.Generator | None = None) -> Tensor:
-        """Draw one level per example uniformly; return their σ values ``[batch]``.
+        """Draw one level per example (uniformly, or by ``weights``); return their σ values
+        ``[batch]``.
 
         The draw happens on the generator's device (or the levels' device without one).
         """
-        return _sample(self.sigmas, batch, generator)
+        if self.weights is None:
+            return _sample(self.sigmas, batch, generator)
+        batch = positive_int(batch, "batch")
+        check_generator_type(generator)
+        device = generator.device if generator is not None else self.sigmas.device
+        index = torch.multinomial(
+            self.weights.to(device), batch, replacement=True, generator=generator
+        )
+        return self.sigmas.to(device)[index]
 
     def __repr__(self) -> str:
-        return f"Schedule(sigmas={self.sigmas.tolist()})"
+        weights = "" if self.weights is None else f", weights={self.weights.tolist()}"
+        return f"Schedule(sigmas={self.sigmas.tolist()}{weights})"
+
+
+def lognormal_weights(sigmas: Tensor | Sequence[float], median: float, spread: float) -> Tensor:
+    """Per-level weights that make the drawn log σ a normal of mean ``log(median)`` and standard
+    deviation ``spread``, discretised on the grid: wᵢ ∝ exp(−(log σᵢ − log median)² / (2·spread²))
+    times the grid's spacing in log σ around σᵢ (constant on a geometric grid).
+
+    Karras, Aittala, Aila & Laine (2022, "Elucidating the design space of diffusion-based
+    generative models", §5) train on log σ ~ N(−1.2, 1.2²) for images in [−1, 1]: for images in
+    [0, 1] that is ``median = exp(−1.2) / 2 ≈ 0.15`` and ``spread = 1.2``. Against the geometric
+    grid's uniform draw it spends less of training on the largest levels, where the data is
+    drowned and the score is nearly that of a Gaussian, and more on the middle ones.
+
+    Args:
+        sigmas: ``[L]`` strictly decreasing positive levels, L >= 2 (one level needs no weights).
+        median: the σ the draw centres on (positive).
+        spread: the standard deviation of log σ (positive).
+
+    Returns:
+        ``[L]`` float64 weights summing to 1, for :class:`Schedule`'s ``weights``.
+
+    Raises:
+        ValueError: bad levels, fewer than two, or a non-positive ``median`` or ``spread``.
+
+    Example:
+        >>> sigmas = ncsn.geometric_sigmas(16.0, 0.01, 96)
+        >>> w = ncsn.schedules.lognormal_weights(sigmas, 0.15, 1.2)
+        >>> round(float(w[sigmas > 1].sum()), 2)                 # uniform: 0.38
+        0.06
+        >>> schedule = ncsn.Schedule(sigmas, weights=w)
+    """
+    levels = as_sigmas(sigmas).detach().to("cpu", torch.float64)
+    if levels.numel() < 2:
+        raise ValueError(f"lognormal_weights needs two or more levels; got {levels.tolist()}")
+    median = positive_float(median, "median")
+    spread = positive_float(spread, "spread")
+    logs = levels.log()
+    # the width in log σ each level stands for: half the gaps to its neighbours
+    edges = torch.cat([logs[:1], (logs[1:] + logs[:-1]) / 2, logs[-1:]])
+    width = edges[:-1] - edges[1:]
+    density = torch.exp(-((logs - math.log(median)) ** 2) / (2 * spread**2))
+    weights = density * width
+    if float(weights.sum()) <= 0.0:
+        raise ValueError(
+            f"lognormal_weights: every level lies too far from median={median} for "
+            f"spread={spread} (the weights underflow to 0)"
+        )
+    return weights / weights.sum()
 
 
 @dataclass(frozen=True)
