@@ -262,12 +262,17 @@ def _network(
 
 
 def _setup(
-    spec: str, ngf: int, train_x: Tensor, seed: int
+    spec: str,
+    ngf: int,
+    train_x: Tensor,
+    seed: int,
+    lognormal: tuple[float, float] | None = None,
 ) -> tuple[ncsn.presets.Setup, dict[str, Any]]:
     """The setup and its sampling settings for a row spec ``recipe[:network[:ngf]]``: recipe
     ``paper`` or ``ncsnv2``, network ``refinenet`` (the paper's level-conditioned RefineNet, the
     default) or ``scaled`` (NCSNv2's unconditional RefineNet with the 1/σ output scaling,
-    Technique 3)."""
+    Technique 3). ``lognormal=(median, spread)`` draws the training levels by
+    :func:`ncsn.schedules.lognormal_weights` instead of uniformly."""
     recipe = spec.split(":")[0]
     gen = torch.Generator().manual_seed(seed)
     channels = train_x.shape[1]
@@ -281,7 +286,8 @@ def _setup(
     else:
         raise ValueError(f"unknown recipe {recipe!r} in {spec!r}; expected paper or ncsnv2")
     model = _network(spec, ngf, channels, sigmas, gen)
-    schedule = ncsn.Schedule(sigmas)
+    weights = None if lognormal is None else ncsn.schedules.lognormal_weights(sigmas, *lognormal)
+    schedule = ncsn.Schedule(sigmas, weights=weights)
     setup = ncsn.presets.Setup(
         model,
         ncsn.losses.DenoisingScoreMatching(schedule, power=2.0),
@@ -366,16 +372,20 @@ def train(
     lr: float | None = None,
     lr_decay: str | None = None,
     bf16: bool = False,
+    compile: bool = False,
+    lognormal: tuple[float, float] | None = None,
 ) -> None:
     """Train ``recipe`` to the last budget, saving each budget's weights (resuming a run that
     left checkpoints). ``lr_decay="cosine"`` lowers Adam's step along a half cosine to 0 at the
     last budget (so only the last budget's row is a run of its own length); ``bf16`` runs the
-    network under bfloat16 autocast (the weights, optimizer and samplers stay float32)."""
+    network under bfloat16 autocast (the weights, optimizer and samplers stay float32); ``compile``
+    calls it through ``torch.compile`` (the first call's compilation counts in the budget's time);
+    ``lognormal=(median, spread)`` draws the levels by :func:`ncsn.schedules.lognormal_weights`."""
     run = runs / recipe.replace(":", "_")
     weights = {b: run / f"weights-{b}.pt" for b in budgets}
     if reuse and all(w.exists() for w in weights.values()):
         return
-    setup, recorded = _setup(recipe, ngf, train_x, seed)
+    setup, recorded = _setup(recipe, ngf, train_x, seed, lognormal)
     if dataset.channels_last:
         setup.model.to(memory_format=torch.channels_last)
     rates = {
@@ -410,6 +420,7 @@ def train(
         ),
         seed=seed,
         autocast_dtype=torch.bfloat16 if bf16 else None,
+        compile=compile,
     )
     if ncsn.training.latest_checkpoint(folder) is not None:
         trainer.restore(folder)
@@ -715,6 +726,8 @@ def main(
     lr: float | None = None,
     lr_decay: str | None = None,
     bf16: bool = False,
+    compile: bool = False,
+    lognormal: tuple[float, float] | None = None,
     num_samples: int | None = None,
     baseline: bool = True,
     inpaint: bool | None = None,
@@ -769,6 +782,8 @@ def main(
                 lr=lr,
                 lr_decay=lr_decay,
                 bf16=bf16,
+                compile=compile,
+                lognormal=lognormal,
             )
         if baseline:
             train_baseline(
@@ -807,6 +822,8 @@ def main(
         "lr": 1e-3 if lr is None else lr,
         "lr_decay": lr_decay,
         "bf16": bf16,
+        "compile": compile,
+        "lognormal": list(lognormal) if lognormal else None,
         "budgets": list(budgets),
         "num_samples": num_samples,
         "reference": len(scorer.reference),
@@ -926,7 +943,14 @@ def _table(
         f"{s['num_samples']} samples per row against {s['reference']} held-out {s['dataset']} "
         f"images; RefineNet ngf {s['ngf']}, batch {s['batch_size']}, Adam lr "
         f"{s.get('lr', 1e-3):g}{' with cosine decay' if s.get('lr_decay') else ''}"
-        f"{', bf16 autocast' if s.get('bf16') else ''}, seed "
+        f"{', bf16 autocast' if s.get('bf16') else ''}"
+        f"{', torch.compile' if s.get('compile') else ''}"
+        + (
+            ", levels drawn log-normally (median {:g}, spread {:g})".format(*s["lognormal"])
+            if s.get("lognormal")
+            else ""
+        )
+        + ", seed "
         f"{s['seed']}; real floor FD {s['floor']:.2f}; ± is the "
         f"spread of the FD over {BOOTSTRAP} bootstrap redraws of the samples; held-out NN "
         f"distance {s['held_out_nn_distance']:.2f}; classifier test accuracy "
@@ -996,6 +1020,20 @@ def _cli() -> None:
     parser.add_argument(
         "--bf16", action="store_true", help="train the network under bfloat16 autocast"
     )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="train the network through torch.compile (its compilation counts in the time)",
+    )
+    parser.add_argument(
+        "--lognormal",
+        type=float,
+        nargs=2,
+        metavar=("MEDIAN", "SPREAD"),
+        default=None,
+        help="draw the training levels log-normally (ncsn.schedules.lognormal_weights; Karras et "
+        "al.'s for [0, 1] images: 0.15 1.2) instead of uniformly",
+    )
     parser.add_argument("--num-samples", type=int, default=None)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--no-inpaint", action="store_true")
@@ -1045,6 +1083,8 @@ def _cli() -> None:
         lr=args.lr,
         lr_decay=args.lr_decay,
         bf16=args.bf16,
+        compile=args.compile,
+        lognormal=tuple(args.lognormal) if args.lognormal else None,
         num_samples=args.num_samples,
         baseline=not args.no_baseline,
         inpaint=False if args.no_inpaint else None,
