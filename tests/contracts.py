@@ -118,6 +118,15 @@ ALL_SCHEDULES: list[tuple[str, Callable[[], ncsn.NoiseSchedule]]] = [
     ("geometric_toy", lambda: ncsn.GeometricSchedule(20.0, 1.0, 10)),
     ("schedule_from_tensor", lambda: ncsn.Schedule(torch.tensor([3.0, 1.0, 0.5, 0.1]))),
     ("single_level", lambda: ncsn.Schedule([0.01])),
+    (
+        "lognormal_weights",
+        lambda: ncsn.Schedule(
+            ncsn.geometric_sigmas(20.0, 0.01, 30),
+            weights=ncsn.schedules.lognormal_weights(
+                ncsn.geometric_sigmas(20.0, 0.01, 30), 0.5, 3.0
+            ),
+        ),
+    ),
 ]
 
 ALL_LOSSES: list[tuple[str, Callable[[ncsn.NoiseSchedule], ncsn.ScoreLoss]]] = [
