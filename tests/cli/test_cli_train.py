@@ -123,6 +123,37 @@ def test_lr_decay_cosine_is_recorded_and_resumes_along_the_same_curve(
     assert _snapshot(out) == before
 
 
+def test_level_draw_lognormal_is_recorded_trains_on_its_weights_and_resumes(
+    tmp_path: Path, cli: Runner
+) -> None:
+    out = tmp_path / "run"
+    assert (
+        main(["train", *TOY_RUN, "--level-draw", "lognormal", "--steps", "4", "--output", str(out)])
+        == 0
+    )
+    trained = load_checkpoint(out)
+    assert trained["config"]["train"]["level_draw"] == "lognormal"
+    settings = ncsn.presets.Settings.from_record(trained["config"]["train"])
+    run = ncsn.presets.prepare(torch.zeros(8, 2), settings)
+    sigmas = torch.tensor(trained["config"]["train"]["sigmas"])
+    torch.testing.assert_close(
+        run.loss.schedule.weights,
+        ncsn.schedules.lognormal_weights(sigmas, *ncsn.presets.LOGNORMAL_DRAW),
+    )
+    assert main(["train", "--output", str(out), "--steps", "6", "--resume", "--quiet"]) == 0
+    assert load_checkpoint(out)["config"]["train"]["level_draw"] == "lognormal"
+    cli(
+        "train", "--output", str(out), "--steps", "8", "--resume", "--level-draw", "uniform"
+    ).one_line(2, "--level-draw uniform (the run's: lognormal)", "--resume continues")
+    # a run without the option records the paper's uniform draw, and so do older records
+    plain = tmp_path / "plain"
+    assert main(["train", *TOY_RUN, "--steps", "2", "--output", str(plain)]) == 0
+    record = load_checkpoint(plain)["config"]["train"]
+    assert record["level_draw"] == "uniform"
+    del record["level_draw"]
+    assert ncsn.presets.Settings.from_record(record).level_draw == "uniform"
+
+
 @pytest.mark.parametrize(
     "option, message",
     [

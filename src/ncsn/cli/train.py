@@ -358,6 +358,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument("--sigma-max", type=common.positive_float_arg, default=None, help="σ₁ (default: from the data; 1 with --recipe paper)")  # fmt: skip
     t.add_argument("--sigma-min", type=common.positive_float_arg, default=None, help="σ_L (default 0.01)")  # fmt: skip
     t.add_argument("--num-levels", type=common.positive_int_arg, default=None, help="L (default: Technique 2; 10 with --recipe paper)")  # fmt: skip
+    t.add_argument("--level-draw", choices=["uniform", "lognormal"], default=None, help="how training draws the noise levels: uniform (the paper's, the default) or lognormal (around σ = 0.15 with spread 1.2 in log σ, Karras et al. 2022, for images in [0, 1]: less of the training at the largest levels)")  # fmt: skip
     t.add_argument("--steps", type=common.positive_int_arg, required=True, help="total optimiser steps (with --resume: the final step)")  # fmt: skip
     t.add_argument("--batch-size", type=common.positive_int_arg, default=128)
     t.add_argument("--lr", type=common.positive_float_arg, default=1e-3)

@@ -14,6 +14,7 @@ computed from the data, and the one function that turns data and settings into a
 from ncsn.presets._paper import OFFICIAL_STEP_SIZE, Setup, baseline, ncsn_paper
 from ncsn.presets._recipe import EXACT_DISTANCE_LIMIT, PAPER_NUM_LEVELS, Recipe, recipe
 from ncsn.presets._run import (
+    LOGNORMAL_DRAW,
     MODELS,
     SMALL_IMAGE_PIXELS,
     Run,
@@ -27,6 +28,7 @@ from ncsn.presets._sampling import SAMPLER_OPTIONS, SAMPLERS, build_sampler
 
 __all__ = [
     "EXACT_DISTANCE_LIMIT",
+    "LOGNORMAL_DRAW",
     "MODELS",
     "OFFICIAL_STEP_SIZE",
     "PAPER_NUM_LEVELS",

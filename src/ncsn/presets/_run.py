@@ -19,11 +19,11 @@ from ncsn.nets.config import build_model, model_config
 from ncsn.presets._paper import OFFICIAL_STEP_SIZE, Setup
 from ncsn.presets._recipe import PAPER_NUM_LEVELS, fitted_ema, recipe, sampling_note
 from ncsn.presets._sampling import build_sampler
-from ncsn.schedules import Schedule, geometric_sigmas
+from ncsn.schedules import Schedule, geometric_sigmas, lognormal_weights
 
 __all__ = [
     *("MODELS", "SMALL_IMAGE_PIXELS", "Run", "Settings", "default_model", "default_ngf"),
-    *("from_data", "prepare"),
+    *("from_data", "prepare", "LOGNORMAL_DRAW"),
 ]
 
 _CLASS_NAMES = {
@@ -110,6 +110,10 @@ def _larger_than_digits(shape: Sequence[int]) -> bool:
 
 
 _CHOICES = {"recipe": ("ncsnv2", "paper"), "model": (*MODELS, None), "loss": ("dsm", "ssm")}
+_CHOICES |= {"level_draw": ("uniform", "lognormal", None)}
+LOGNORMAL_DRAW = (0.15, 1.2)
+"""``(median, spread)`` of ``level_draw="lognormal"``: Karras et al.'s log σ ~ N(−1.2, 1.2²) for
+images in [−1, 1], for images in [0, 1] (:func:`ncsn.schedules.lognormal_weights`)."""
 _POSITIVE = (
     *("hidden", "projections", "steps_per_level", "batch_size", "checkpoint_every", "keep"),
     *("log_every", "lr", "step_scale"),
@@ -163,6 +167,10 @@ class Settings:
     sigmas: tuple[float, ...] | None = None
     """The σ grid itself, σ₁ first; when given it replaces ``sigma_max``/``sigma_min``/
     ``num_levels`` (a resumed run rebuilds its recorded grid exactly)."""
+    level_draw: str | None = None
+    """How training draws the levels: ``"uniform"`` (the paper's) or ``"lognormal"`` (by
+    :func:`~ncsn.schedules.lognormal_weights` with :data:`LOGNORMAL_DRAW`, for images in [0, 1]:
+    less of the training at the largest levels). Default: uniform."""
     steps_per_level: int = 10
     """T of the recipe's annealed Langevin sampler."""
     step_scale: float = 2.0
@@ -235,9 +243,11 @@ class Settings:
             raise ValueError(f"record holds unknown settings {unknown}")
         # Settings added later take what records before them meant: the paper's recipe (before
         # the recipe), Technique 4's ε and NCSNv2's T = 5 (before the tuned sampler).
-        before = {"recipe": "paper"}
+        before: dict[str, Any] = {"recipe": "paper"}
         if "step_scale" not in record:
             before |= {"step_scale": 1.0, "steps_per_level": 5}
+        if "level_draw" not in record:
+            before |= {"level_draw": "uniform"}
         values = before | dict(record)
         if values.get("sigmas") is not None:
             values["sigmas"] = tuple(values["sigmas"])
@@ -384,6 +394,28 @@ def _noise_levels(
     return sigmas, sampling, resolved, notes
 
 
+def _draw(sigmas: Tensor, s: Settings) -> tuple[Schedule, Settings, list[str]]:
+    """The training schedule on ``sigmas`` by ``s.level_draw`` (resolved), and its note."""
+    draw = s.level_draw or "uniform"
+    s = dataclasses.replace(s, level_draw=draw)
+    if draw == "uniform":
+        return Schedule(sigmas), s, []
+    if len(sigmas) < 2:
+        raise ValueError(
+            f"level_draw='lognormal' needs two or more noise levels; this run has one "
+            f"(σ = {float(sigmas[0]):g})"
+        )
+    median, spread = LOGNORMAL_DRAW
+    weights = lognormal_weights(sigmas, median, spread)
+    above = float(weights[sigmas > 1.0].sum())
+    note = (
+        f"levels drawn log-normally around σ = {median:g} (spread {spread:g} in log σ; "
+        f"{above:.0%} of the draws above σ = 1 against {float((sigmas > 1.0).double().mean()):.0%} "
+        "uniformly)"
+    )
+    return Schedule(sigmas, weights=weights), s, [note]
+
+
 def _classes(labels: object, s: Settings, n: int, kind: str) -> list[str] | None:
     """The class names of a conditional run (``None`` for an unconditional one), its labels
     checked: integers ``[N]`` in ``0 … K − 1``, K the largest label plus one."""
@@ -505,7 +537,8 @@ def prepare(
         _network(kind, shape, sigmas, s, None if classes is None else len(classes)),
         generator=torch.Generator().manual_seed(s.seed) if seeded else generator,
     )
-    schedule = Schedule(sigmas)
+    schedule, s, note = _draw(sigmas, s)
+    notes.extend(note)
     loss: ScoreLoss
     power = float(s.power or 0.0)
     dropout: dict[str, Any] = {}
