@@ -154,3 +154,21 @@ def test_quality_table_on_mnist_resumes_and_scores_inpainting(tmp_path: Path) ->
     appended = quality.main(**more, phase="score")
     assert [row["row"] for row in appended["rows"]] == [*names, "ncsnv2 / ode / 3 steps"]
     assert appended["inpainting"] == result["inpainting"]
+    # the sampling-time sweep reads the same run: the row's EMA and the raw iterate, scored
+    # against a training-split reference with its own floor
+    sweep = _load("sampler_sweep28").main(
+        weights,
+        3,
+        [("ema", "default", 1), ("raw", "0.9", 1)],
+        dataset="mnist",
+        ngf=4,
+        num_samples=4,
+        quick=True,
+        output=tmp_path / "sweep",
+    )
+    assert [(r["weights"][:3], round(r["eta"], 3)) for r in sweep["rows"]][1] == ("raw", 0.9)
+    assert sweep["floor"] > 0 and all(r["frechet_distance"] > 0 for r in sweep["rows"])
+    assert (
+        sweep["rows"][0]["model_calls"] == len(torch.load(weights / "weights-3.pt")["sigmas"]) + 1
+    )
+    assert (tmp_path / "sweep" / "sweep.md").read_text().count("\n| ") == 3
