@@ -200,11 +200,20 @@ SigmaGridLike: TypeAlias = SigmaGrid | Tensor | Sequence[float]
 :class:`SigmaGrid`, a 1-D tensor or a sequence of numbers."""
 
 
-def _sample(sigmas: Tensor, batch: int, generator: torch.Generator | None) -> Tensor:
+def _sample(
+    sigmas: Tensor,
+    batch: int,
+    generator: torch.Generator | None,
+    weights: Tensor | None = None,
+) -> Tensor:
+    """``batch`` levels drawn uniformly, or by ``weights``, on the generator's device."""
     batch = positive_int(batch, "batch")
     check_generator_type(generator)
     device = generator.device if generator is not None else sigmas.device
-    index = torch.randint(sigmas.numel(), (batch,), generator=generator, device=device)
+    if weights is None:
+        index = torch.randint(sigmas.numel(), (batch,), generator=generator, device=device)
+    else:
+        index = torch.multinomial(weights.to(device), batch, replacement=True, generator=generator)
     return sigmas.to(device)[index]
 
 
@@ -267,7 +276,10 @@ class Schedule:
     ) -> None:
         levels = as_sigmas(sigmas).detach().clone()
         object.__setattr__(self, "sigmas", levels)
-        chosen = None if weights is None else _level_weights(weights, levels.numel())
+        # kept beside the levels, so that a draw on their device copies nothing
+        chosen = (
+            None if weights is None else _level_weights(weights, levels.numel()).to(levels.device)
+        )
         object.__setattr__(self, "weights", chosen)
 
     @property
@@ -281,15 +293,7 @@ class Schedule:
 
         The draw happens on the generator's device (or the levels' device without one).
         """
-        if self.weights is None:
-            return _sample(self.sigmas, batch, generator)
-        batch = positive_int(batch, "batch")
-        check_generator_type(generator)
-        device = generator.device if generator is not None else self.sigmas.device
-        index = torch.multinomial(
-            self.weights.to(device), batch, replacement=True, generator=generator
-        )
-        return self.sigmas.to(device)[index]
+        return _sample(self.sigmas, batch, generator, self.weights)
 
     def __repr__(self) -> str:
         weights = "" if self.weights is None else f", weights={self.weights.tolist()}"
