@@ -437,6 +437,27 @@ def test_conv_mean_pool_equals_strided_slice_average() -> None:
     assert F.avg_pool2d(h, 2).shape == (2, 5, 3, 5)
 
 
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_crp_pooling_is_the_official_average_with_one_rounding(dtype: torch.dtype) -> None:
+    """The chained residual pooling's 5×5 average: in float32 exactly ``AvgPool2d(5, 1, 2)``; in
+    half precision on the CPU the same forward bit for bit and the gradient float32's rounded once
+    (PyTorch's own half kernel rounds every accumulation of its backward, and is slower)."""
+    from ncsn.nets.refinenet import _avg_pool5
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 4, 9, 7, generator=g).to(dtype).requires_grad_()
+    upstream = torch.randn(3, 4, 9, 7, generator=g).to(dtype)
+    out = _avg_pool5(x)
+    (grad,) = torch.autograd.grad(out, x, upstream)
+    native = F.avg_pool2d(x, 5, stride=1, padding=2, count_include_pad=True)
+    assert out.dtype == grad.dtype == dtype
+    assert torch.equal(out, native)
+    wide = x.detach().float().requires_grad_()
+    (wide_grad,) = torch.autograd.grad(F.avg_pool2d(wide, 5, 1, 2), wide, upstream.float())
+    assert torch.equal(grad, wide_grad.to(dtype))
+
+
 # --- errors ---------------------------------------------------------------------------------
 
 
