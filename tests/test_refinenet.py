@@ -437,7 +437,6 @@ def test_conv_mean_pool_equals_strided_slice_average() -> None:
     assert F.avg_pool2d(h, 2).shape == (2, 5, 3, 5)
 
 
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 def test_crp_pooling_is_the_official_average_with_one_rounding(dtype: torch.dtype) -> None:
     """The chained residual pooling's 5×5 average: in float32 exactly ``AvgPool2d(5, 1, 2)``; in
