@@ -156,13 +156,13 @@ def _avg_pool5(x: Tensor) -> Tensor:
     gradient is float32's rounded once, and the pooling takes float32's time. Elsewhere (a GPU, a
     compiled region, whose compiler writes its own kernel) the input's own dtype.
     """
-    if (
+    widen = (
         x.device.type == "cpu"
         and x.dtype in (torch.bfloat16, torch.float16)
         and not torch.compiler.is_compiling()
-    ):
-        return F.avg_pool2d(x.float(), 5, stride=1, padding=2).to(x.dtype)
-    return F.avg_pool2d(x, 5, stride=1, padding=2, count_include_pad=True)
+    )
+    h = x.float() if widen else x
+    return F.avg_pool2d(h, 5, stride=1, padding=2, count_include_pad=True).to(x.dtype)
 
 
 class _CRPBlock(nn.Module):
