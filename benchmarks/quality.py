@@ -246,9 +246,15 @@ def _sampler(name: str, sigmas: Tensor, recorded: dict[str, Any]) -> Any:
 
 
 def _network(
-    spec: str, ngf: int, channels: int, sigmas: Tensor, generator: torch.Generator | None = None
+    spec: str,
+    ngf: int,
+    channels: int,
+    sigmas: Tensor,
+    generator: torch.Generator | None = None,
+    sigma_data: float | None = None,
 ) -> nn.Module:
-    """The network of a row spec ``recipe[:network[:ngf]]`` on the σ grid ``sigmas``."""
+    """The network of a row spec ``recipe[:network[:ngf]]`` on the σ grid ``sigmas``
+    (``precond`` needs the data's standard deviation ``sigma_data``)."""
     parts = spec.split(":")
     network = parts[1] if len(parts) > 1 else "refinenet"
     width = int(parts[2]) if len(parts) > 2 else ngf
@@ -258,7 +264,16 @@ def _network(
         return ncsn.nets.ScaledByInverseSigma(
             ncsn.nets.RefineNetBaseline(channels, width, generator=generator)
         )
-    raise ValueError(f"unknown network {network!r} in {spec!r}; expected refinenet or scaled")
+    if network == "precond":
+        if sigma_data is None:
+            raise ValueError(f"{spec!r}: the preconditioned network needs sigma_data")
+        return ncsn.nets.Preconditioned(
+            ncsn.nets.RefineNetBaseline(channels, width, generator=generator),
+            sigma_data=sigma_data,
+        )
+    raise ValueError(
+        f"unknown network {network!r} in {spec!r}; expected refinenet, scaled or precond"
+    )
 
 
 def _setup(
@@ -267,6 +282,7 @@ def _setup(
     train_x: Tensor,
     seed: int,
     lognormal: tuple[float, float] | None = None,
+    edm_weighting: bool = False,
 ) -> tuple[ncsn.presets.Setup, dict[str, Any]]:
     """The setup and its sampling settings for a row spec ``recipe[:network[:ngf]]``: recipe
     ``paper`` or ``ncsnv2``, network ``refinenet`` (the paper's level-conditioned RefineNet, the
@@ -285,8 +301,18 @@ def _setup(
         recorded = {"step_size": r.step_size, "steps_per_level": r.steps_per_level}
     else:
         raise ValueError(f"unknown recipe {recipe!r} in {spec!r}; expected paper or ncsnv2")
-    model = _network(spec, ngf, channels, sigmas, gen)
+    if spec.split(":")[1:2] == ["precond"]:
+        recorded["sigma_data"] = float(train_x.std())
+    model = _network(spec, ngf, channels, sigmas, gen, recorded.get("sigma_data"))
     weights = None if lognormal is None else ncsn.schedules.lognormal_weights(sigmas, *lognormal)
+    if edm_weighting:
+        # Karras et al.'s loss weight λ(σ) = 1/c_out² on the denoiser, against the σ² weight of
+        # the paper's score loss: (σ² + σ_d²)/σ_d² more, folded into the level draw.
+        if weights is None or "sigma_data" not in recorded:
+            raise ValueError("edm_weighting needs lognormal and the precond network")
+        sd2 = recorded["sigma_data"] ** 2
+        weights = weights * (sigmas.double().square() + sd2) / sd2
+        weights = weights / weights.sum()
     schedule = ncsn.Schedule(sigmas, weights=weights)
     setup = ncsn.presets.Setup(
         model,
@@ -374,6 +400,7 @@ def train(
     bf16: bool = False,
     compile: bool = False,
     lognormal: tuple[float, float] | None = None,
+    edm_weighting: bool = False,
 ) -> None:
     """Train ``recipe`` to the last budget, saving each budget's weights (resuming a run that
     left checkpoints). ``lr_decay="cosine"`` lowers Adam's step along a half cosine to 0 at the
@@ -385,7 +412,7 @@ def train(
     weights = {b: run / f"weights-{b}.pt" for b in budgets}
     if reuse and all(w.exists() for w in weights.values()):
         return
-    setup, recorded = _setup(recipe, ngf, train_x, seed, lognormal)
+    setup, recorded = _setup(recipe, ngf, train_x, seed, lognormal, edm_weighting)
     if dataset.channels_last:
         setup.model.to(memory_format=torch.channels_last)
     rates = {
@@ -548,7 +575,7 @@ def _load_model(
             runs / row.recipe.replace(":", "_") / f"weights-{row.budget}.pt", weights_only=True
         )
         sigmas = torch.tensor(saved["sigmas"])
-        model = _network(row.recipe, ngf, channels, sigmas)
+        model = _network(row.recipe, ngf, channels, sigmas, sigma_data=saved.get("sigma_data"))
         sampler = _sampler(row.sampler, sigmas, saved)
     if dataset.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -728,6 +755,7 @@ def main(
     bf16: bool = False,
     compile: bool = False,
     lognormal: tuple[float, float] | None = None,
+    edm_weighting: bool = False,
     num_samples: int | None = None,
     baseline: bool = True,
     inpaint: bool | None = None,
@@ -784,6 +812,7 @@ def main(
                 bf16=bf16,
                 compile=compile,
                 lognormal=lognormal,
+                edm_weighting=edm_weighting,
             )
         if baseline:
             train_baseline(
@@ -824,6 +853,7 @@ def main(
         "bf16": bf16,
         "compile": compile,
         "lognormal": list(lognormal) if lognormal else None,
+        "edm_weighting": edm_weighting,
         "budgets": list(budgets),
         "num_samples": num_samples,
         "reference": len(scorer.reference),
@@ -1034,6 +1064,12 @@ def _cli() -> None:
         help="draw the training levels log-normally (ncsn.schedules.lognormal_weights; Karras et "
         "al.'s for [0, 1] images: 0.15 1.2) instead of uniformly",
     )
+    parser.add_argument(
+        "--edm-weighting",
+        action="store_true",
+        help="with --lognormal and a precond network: Karras et al.'s loss weight 1/c_out^2, "
+        "folded into the level draw",
+    )
     parser.add_argument("--num-samples", type=int, default=None)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--no-inpaint", action="store_true")
@@ -1085,6 +1121,7 @@ def _cli() -> None:
         bf16=args.bf16,
         compile=args.compile,
         lognormal=tuple(args.lognormal) if args.lognormal else None,
+        edm_weighting=args.edm_weighting,
         num_samples=args.num_samples,
         baseline=not args.no_baseline,
         inpaint=False if args.no_inpaint else None,

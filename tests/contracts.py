@@ -61,6 +61,12 @@ def _scaled_by_inverse_sigma() -> ncsn.ScoreModel:
     return ncsn.nets.ScaledByInverseSigma(ncsn.nets.ScoreMLP(3, hidden=16, generator=g).double())
 
 
+def _preconditioned() -> ncsn.ScoreModel:
+    g = torch.Generator().manual_seed(0)
+    net = ncsn.nets.ScoreMLP(3, hidden=16, generator=g).double()
+    return ncsn.nets.Preconditioned(net, sigma_data=0.5)
+
+
 def _conditional_mixture() -> ncsn.toy.GaussianMixture:
     return ncsn.toy.GaussianMixture([0.3, 0.7], [[-1.0, 0.0, 1.0], [1.0, 2.0, 0.0]], [0.5, 1.0])
 
@@ -103,6 +109,7 @@ ALL_SCORE_MODELS: list[ModelCase] = [
     ModelCase("score_mlp", _mlp, (3,)),
     ModelCase("score_mlp_unconditional", _mlp_unconditional, (3,)),
     ModelCase("scaled_by_inverse_sigma_mlp", _scaled_by_inverse_sigma, (3,)),
+    ModelCase("preconditioned_mlp", _preconditioned, (3,)),
     ModelCase("refinenet_tiny", _refinenet, (1, 8, 8)),
     ModelCase("refinenet_baseline_tiny", _refinenet_baseline, (1, 4, 4)),
     ModelCase("conditioned_mixture_exact", _conditioned_mixture, (3,)),

@@ -639,6 +639,30 @@ AUDIT_CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
         r"InstanceNorm2dPlus\(4\) expects x of shape \[B, 4, \*spatial\]",
     ),
     (
+        "Preconditioned/sigma 0 (inf score)",
+        lambda: nets.Preconditioned(torch.tanh, sigma_data=0.3)(X, 0.0),
+        ValueError,
+        r"sigma must be positive and finite; got sigma=0\.0",
+    ),
+    (
+        "Preconditioned/sigma on another device",
+        lambda: nets.Preconditioned(torch.tanh, sigma_data=0.3)(X, _meta((4,))),
+        ValueError,
+        r"sigma is on device meta but x is on device cpu",
+    ),
+    (
+        "Preconditioned/empty batch",
+        lambda: nets.Preconditioned(torch.tanh, sigma_data=0.3)(torch.zeros(0, 2), 1.0),
+        ValueError,
+        EMPTY_RULE,
+    ),
+    (
+        "Preconditioned/sigma_data 0",
+        lambda: nets.Preconditioned(torch.tanh, sigma_data=0.0),
+        ValueError,
+        r"sigma_data must be positive and finite; got sigma_data=0\.0",
+    ),
+    (
         "ScaledByInverseSigma/sigma 0 (inf score)",
         lambda: nets.ScaledByInverseSigma(torch.tanh)(X, 0.0),
         ValueError,

@@ -17,6 +17,7 @@ from ncsn.nets import (
     DenoiserScore,
     InstanceNorm2dPlus,
     NoisePredictorScore,
+    Preconditioned,
     RefineNet,
     RefineNetBaseline,
     ScaledByInverseSigma,
@@ -633,6 +634,69 @@ def test_scaled_by_inverse_sigma_errors() -> None:
         net(torch.zeros(2, 3), torch.ones(2))
     with pytest.raises(ValueError, match=r"sigma must be a scalar or have shape \[B\]"):
         ScaledByInverseSigma(torch.tanh)(torch.zeros(2, 3), torch.ones(3))
+
+
+def test_preconditioned_is_karras_denoiser_through_tweedie() -> None:
+    # D(x, σ) = c_skip·x + c_out·f(c_in·x), s = (D − x)/σ², written out in float64 per example.
+    f = RefineNetBaseline(1, 4, generator=torch.Generator().manual_seed(0)).double()
+    net = Preconditioned(f, sigma_data=0.31)
+    x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    sigma = torch.tensor([16.88, 0.5, 0.01], dtype=torch.float64)
+    out = net(x, sigma)
+    for i, s in enumerate(sigma.tolist()):
+        total = s**2 + 0.31**2
+        c_in, c_skip, c_out = total**-0.5, 0.31**2 / total, s * 0.31 / total**0.5
+        denoised = c_skip * x[i] + c_out * f(c_in * x[i : i + 1])[0]
+        torch.testing.assert_close(out[i], (denoised - x[i]) / s**2, rtol=1e-12, atol=1e-12)
+    assert set(net.state_dict()) == {f"module.{k}" for k in f.state_dict()}
+
+
+@pytest.mark.parametrize("event", [(3,), (2, 3, 4)])
+def test_preconditioned_with_zero_network_is_the_exact_gaussian_score(
+    event: tuple[int, ...],
+) -> None:
+    # f = 0 leaves D = c_skip·x = E[x₀ | x] for x₀ ~ N(0, σ_d² I): the score −x/(σ² + σ_d²).
+    x = torch.randn(3, *event, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    sigma = torch.tensor([0.01, 1.0, 20.0], dtype=torch.float64)
+    out = Preconditioned(torch.zeros_like, sigma_data=0.5)(x, sigma)
+    expected = -x / (sigma.view(-1, *[1] * len(event)) ** 2 + 0.25)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=0.0)
+
+
+def test_preconditioned_keeps_the_input_dtype_under_autocast_and_round_trips() -> None:
+    f = RefineNetBaseline(1, 4, generator=torch.Generator().manual_seed(0))
+    net = Preconditioned(f, sigma_data=0.3)
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert net(x, torch.tensor([2.0, 0.1])).dtype == torch.float32
+    config = ncsn.nets.model_config(net)
+    assert config["kind"] == "Preconditioned" and config["sigma_data"] == 0.3
+    rebuilt = ncsn.nets.build_model(config)
+    rebuilt.load_state_dict(net.state_dict())
+    assert rebuilt.sigma_data == 0.3
+    torch.testing.assert_close(rebuilt(x, 0.5), net(x, 0.5), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("sigma_data", [0.0, -0.3, float("nan"), float("inf")])
+def test_preconditioned_rejects_a_bad_sigma_data(sigma_data: float) -> None:
+    with pytest.raises(
+        ValueError, match=r"sigma_data must be positive and finite; got sigma_data="
+    ):
+        Preconditioned(torch.tanh, sigma_data=sigma_data)
+
+
+def test_preconditioned_errors() -> None:
+    with pytest.raises(TypeError, match="module must be callable"):
+        Preconditioned(3, sigma_data=1.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="sigma_data"):
+        Preconditioned(torch.tanh, sigma_data="0.3")  # type: ignore[arg-type]
+    net = Preconditioned(lambda x: x[:, :1], sigma_data=1.0)
+    with pytest.raises(ValueError, match=r"module output shape \(2, 1\) differs from its input"):
+        net(torch.zeros(2, 3), torch.ones(2))
+    with pytest.raises(ValueError, match=r"sigma must be positive and finite; got sigma=0\.0"):
+        Preconditioned(torch.tanh, sigma_data=1.0)(torch.zeros(2, 3), 0.0)
+    with pytest.raises(ValueError, match=r"sigma must be a scalar or have shape \[B\]"):
+        Preconditioned(torch.tanh, sigma_data=1.0)(torch.zeros(2, 3), torch.ones(3))
 
 
 def test_denoiser_and_noise_predictor_adapters_exact_gaussian() -> None:

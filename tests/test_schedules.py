@@ -143,6 +143,30 @@ def test_lognormal_weights_validation(args, error, match: str) -> None:  # type:
         ncsn.schedules.lognormal_weights(*args)
 
 
+def test_edm_weights_fold_karras_loss_weight_into_the_lognormal_draw() -> None:
+    sigmas = ncsn.geometric_sigmas(16.88, 0.01, 96, dtype=torch.float64)
+    weights = ncsn.schedules.edm_weights(sigmas, 0.31)
+    assert weights.dtype == torch.float64 and float(weights.sum()) == pytest.approx(1.0)
+    # the draw's ratio to the log-normal one is their loss weight against σ²: (σ² + σ_d²)/σ_d²
+    ratio = weights / ncsn.schedules.lognormal_weights(sigmas, 0.15, 1.2)
+    expected = (sigmas**2 + 0.31**2) / 0.31**2
+    torch.testing.assert_close(ratio / ratio[0], expected / expected[0], rtol=1e-12, atol=0)
+    # so the σ²-weighted DSM drawn by it has Karras et al.'s expected loss, per unit of the
+    # denoiser's squared error e: Σ wᵢ·e/σᵢ² ∝ Σ lognormalᵢ·e·(σᵢ² + σ_d²)/(σᵢ·σ_d)²
+    lognormal = ncsn.schedules.lognormal_weights(sigmas, 0.15, 1.2)
+    ours = (weights / sigmas**2).sum()
+    theirs = (lognormal * (sigmas**2 + 0.31**2) / (sigmas * 0.31) ** 2).sum()
+    scale = (lognormal * expected).sum()  # the normalisation of the folded draw
+    torch.testing.assert_close(ours * scale, theirs, rtol=1e-12, atol=0)
+    assert float(weights[sigmas > 1].sum()) == pytest.approx(0.64, abs=0.01)
+    with pytest.raises(
+        ValueError, match=r"sigma_data must be positive and finite; got sigma_data=0"
+    ):
+        ncsn.schedules.edm_weights(sigmas, 0)
+    with pytest.raises(ValueError, match="median must be positive"):
+        ncsn.schedules.edm_weights(sigmas, 0.3, median=-1.0)
+
+
 def test_dsm_trains_only_on_the_levels_a_weighted_schedule_draws() -> None:
     sigmas = torch.tensor([2.0, 1.0, 0.5])
     seen: list[Tensor] = []

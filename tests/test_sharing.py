@@ -37,6 +37,7 @@ NETWORKS = [
     ("score_mlp_unconditional", _seeded(lambda: ncsn.nets.ScoreMLP(3, hidden=8)), (3, 3)),
     ("score_mlp_float64", _seeded(lambda: ncsn.nets.ScoreMLP(2, hidden=8, sigmas=SIGMAS).double()), (3, 2)),
     ("scaled_by_inverse_sigma", _seeded(lambda: ncsn.nets.ScaledByInverseSigma(ncsn.nets.RefineNetBaseline(1, 4))), (2, 1, 8, 8)),
+    ("preconditioned", _seeded(lambda: ncsn.nets.Preconditioned(ncsn.nets.RefineNetBaseline(1, 4), sigma_data=0.3)), (2, 1, 8, 8)),
     ("denoiser_score", _seeded(lambda: ncsn.nets.DenoiserScore(ncsn.nets.ScoreMLP(2, hidden=8))), (3, 2)),
     ("noise_predictor_score", _seeded(lambda: ncsn.nets.NoisePredictorScore(ncsn.nets.ScoreMLP(2, hidden=8, sigmas=SIGMAS))), (3, 2)),
 ]  # fmt: skip

@@ -131,8 +131,8 @@ class LoadedModel(NamedTuple):
         if sigmas is not None and isinstance(getattr(self.model, "sigmas", None), Tensor):
             raise ValueError(
                 f"sigmas: {type(self.model).__name__} takes only the {len(self.sigmas)} levels it "
-                "was trained on; a network that takes any σ (ScaledByInverseSigma, `ncsn train "
-                "--model scaled`) can be sampled on another grid"
+                "was trained on; a network that takes any σ (ScaledByInverseSigma or Preconditioned, `ncsn "
+                "train --model scaled` or `precond`) can be sampled on another grid"
             )
         recorded = {k: v for k, v in self.sampling.items() if k in _OPTIONS}
         rule = self.sampling.get("step_size_rule") == "ncsnv2" and "step_size" not in options

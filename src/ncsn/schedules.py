@@ -22,6 +22,7 @@ __all__ = [
     "Schedule",
     "SigmaGrid",
     "SigmaGridLike",
+    "edm_weights",
     "geometric_sigmas",
     "lognormal_weights",
 ]
@@ -345,6 +346,53 @@ def lognormal_weights(sigmas: Tensor | Sequence[float], median: float, spread: f
             f"lognormal_weights: every level lies too far from median={median} for "
             f"spread={spread} (the weights underflow to 0)"
         )
+    return weights / weights.sum()
+
+
+def edm_weights(
+    sigmas: Tensor | Sequence[float],
+    sigma_data: float,
+    median: float = 0.15,
+    spread: float = 1.2,
+) -> Tensor:
+    """Per-level weights that turn the paper's σ²-weighted DSM into Karras et al.'s training
+    objective: their log-normal draw of σ (:func:`lognormal_weights`) times their loss weight,
+    folded into the draw.
+
+    Karras et al. (2022, §5) weight the denoiser's squared error ‖D(x̃, σ) − x‖² by
+    λ(σ) = (σ² + σ_d²)/(σ·σ_d)², which gives their preconditioned network
+    (:class:`ncsn.nets.Preconditioned`) a target of unit variance and an equal weight at every
+    σ. The paper's DSM at λ(σ) = σ² is ‖D − x‖²/σ², so theirs is it times (σ² + σ_d²)/σ_d²;
+    drawing level i with probability ∝ wᵢ = lognormal(σᵢ)·(σᵢ² + σ_d²)/σ_d² gives the same
+    expected loss and gradient with the loss unchanged. Against :func:`lognormal_weights` alone
+    it moves the draw towards the large levels (for MNIST, σ_d = 0.31 on [0, 1] images, the 96
+    levels from 16.9 to 0.01: 64% of the draws above σ = 1, against 6% and the uniform 39%).
+
+    Args:
+        sigmas: ``[L]`` strictly decreasing positive levels, L >= 2.
+        sigma_data: σ_d, the standard deviation of the data (positive).
+        median: the σ the log-normal draw centres on (positive; 0.15 is Karras et al.'s for
+            images in [0, 1]).
+        spread: the standard deviation of its log σ (positive).
+
+    Returns:
+        ``[L]`` float64 weights summing to 1, for :class:`Schedule`'s ``weights``.
+
+    Raises:
+        ValueError: bad levels, fewer than two, or a non-positive ``sigma_data``, ``median`` or
+            ``spread``.
+
+    Example:
+        >>> sigmas = ncsn.geometric_sigmas(16.0, 0.01, 96)
+        >>> w = ncsn.schedules.edm_weights(sigmas, sigma_data=0.31)
+        >>> round(float(w[sigmas > 1].sum()), 2)
+        0.64
+        >>> schedule = ncsn.Schedule(sigmas, weights=w)
+    """
+    weights = lognormal_weights(sigmas, median, spread)
+    sd2 = positive_float(sigma_data, "sigma_data") ** 2
+    levels = as_sigmas(sigmas).detach().to("cpu", torch.float64)
+    weights = weights * (levels.square() + sd2) / sd2
     return weights / weights.sum()
 
 

@@ -285,6 +285,24 @@ def test_a_scaled_network_is_sampled_on_its_recorded_grid_or_another(
     assert seen == [5]
 
 
+def test_a_preconditioned_run_records_its_spread_and_samples_on_another_grid(
+    tmp_path: Path,
+) -> None:
+    """`--model precond`: σ_d of the data in the record, Karras et al.'s draw, any σ."""
+    run = tmp_path / "run"
+    args = ["train", "--data", "digits", "--model", "precond", "--ngf", "4", "--steps", "2"]
+    assert main([*args, "--batch-size", "4", "--quiet", "--output", str(run)]) == 0
+    config = ncsn.training.load_checkpoint(run)["config"]
+    assert config["model"]["kind"] == "Preconditioned"
+    x, _ = ncsn.data.load("digits")
+    assert config["model"]["sigma_data"] == pytest.approx(float(x.std()), rel=1e-6)
+    assert config["train"]["level_draw"] == "edm"
+    out = tmp_path / "grid"
+    assert main(["sample", str(run), "--num-levels", "4", "--num-samples", "2", "--quiet", "--output", str(out)]) == 0  # fmt: skip
+    samples = torch.load(out / "samples.pt", weights_only=True)
+    assert samples.shape == (2, 1, 8, 8) and bool(torch.isfinite(samples).all())
+
+
 def test_the_default_network_refuses_another_grid_naming_the_scaled_model(
     image_run: tuple[Path, Path], tmp_path: Path, cli: Runner
 ) -> None:

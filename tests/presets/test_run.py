@@ -67,6 +67,7 @@ def test_prepare_builds_what_ncsn_train_builds_and_records_it() -> None:
     [
         (Settings(model="baseline", ngf=4), ncsn.nets.RefineNetBaseline, 1),
         (Settings(model="scaled", ngf=4), ncsn.nets.ScaledByInverseSigma, 21),
+        (Settings(model="precond", ngf=4), ncsn.nets.Preconditioned, 21),
         (Settings(recipe="paper", ngf=4), ncsn.nets.RefineNet, 10),
     ],
 )
@@ -125,6 +126,49 @@ def test_a_record_from_before_the_recipe_reads_as_the_papers() -> None:
     """Checkpoints of `ncsn train` before --recipe existed trained with the paper's settings."""
     assert Settings.from_record({"data": "digits", "lr": 0.001}).recipe == "paper"
     assert Settings.from_record({"recipe": "ncsnv2"}).recipe == "ncsnv2"
+
+
+def test_precond_takes_the_spread_of_the_data_and_reloads_it(tmp_path: Path) -> None:
+    x = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.5
+    run = prepare(x, Settings(model="precond", ngf=4), steps=10)
+    assert isinstance(run.model, ncsn.nets.Preconditioned)
+    assert run.model.sigma_data == pytest.approx(float(x.std()), rel=1e-6)
+    assert run.config["model"]["sigma_data"] == run.model.sigma_data
+    state = {"step": 0, "model": run.model.state_dict(), "config": run.config}
+    ncsn.training.save_checkpoint(ncsn.training.checkpoint_path(tmp_path, 0), state)
+    loaded = ncsn.load(tmp_path)
+    assert isinstance(loaded.model, ncsn.nets.Preconditioned)
+    assert loaded.model.sigma_data == run.model.sigma_data
+    # a network that takes any σ samples on another grid
+    sampler = loaded.sampler("cas", sigmas=ncsn.geometric_sigmas(2.0, 0.05, 4))
+    assert sampler.num_model_calls == 5
+    with pytest.raises(ValueError, match=r"model 'precond' scales by the spread of the data"):
+        prepare(x, Settings(model="precond", ngf=4, logit=True))
+    with pytest.raises(ValueError, match=r"conditional=True needs model 'refinenet' or 'mlp'"):
+        prepare(
+            x, Settings(model="precond", ngf=4, conditional=True), labels=torch.zeros(32).long()
+        )
+
+
+def test_precond_trains_with_karras_level_weighting_by_default() -> None:
+    x = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    run = prepare(x, Settings(model="precond", ngf=4))
+    assert run.settings.level_draw == "edm"
+    sigmas = torch.tensor(run.config["sampling"]["sigmas"])
+    torch.testing.assert_close(
+        run.loss.schedule.weights, ncsn.schedules.edm_weights(sigmas, float(x.std()))
+    )
+    assert any(note.startswith("levels drawn by Karras et al.'s weighting") for note in run.notes)
+    # the other networks keep the paper's uniform draw unless asked
+    assert prepare(x, Settings(model="scaled", ngf=4)).settings.level_draw == "uniform"
+    uniform = prepare(x, Settings(model="precond", ngf=4, level_draw="uniform"))
+    assert uniform.loss.schedule.weights is None
+    assert (
+        prepare(x, Settings(model="refinenet", ngf=4, level_draw="edm")).settings.level_draw
+        == "edm"
+    )
+    with pytest.raises(ValueError, match=r"level_draw='edm' needs two or more noise levels"):
+        prepare(x, Settings(model="baseline", ngf=4, level_draw="edm"))
 
 
 def test_images_larger_than_8x8_get_the_scaled_network_by_default() -> None:

@@ -307,7 +307,7 @@ def add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snr", type=positive_float_arg, default=0.16, help="pc: corrector snr (default 0.16)")  # fmt: skip
     p.add_argument("--corrector-steps", type=non_negative_int_arg, default=1, help="pc: corrector steps per level (default 1)")  # fmt: skip
     p.add_argument("--solver", choices=("heun", "euler"), default="heun", help="ode: Heun (2 calls a step) or Euler (default heun)")  # fmt: skip
-    p.add_argument("--num-levels", type=positive_int_arg, default=None, help="sample on L geometric levels instead of the run's grid (networks that take any σ: --model scaled)")  # fmt: skip
+    p.add_argument("--num-levels", type=positive_int_arg, default=None, help="sample on L geometric levels instead of the run's grid (networks that take any σ: --model scaled or precond)")  # fmt: skip
     p.add_argument("--sigma-max", type=positive_float_arg, default=None, help="σ₁ of that grid (default: the run's)")  # fmt: skip
     p.add_argument("--sigma-min", type=positive_float_arg, default=None, help="σ_L of that grid (default: the run's)")  # fmt: skip
     p.add_argument("--no-ema", action="store_true", help="the raw weights instead of the EMA weights")  # fmt: skip
@@ -335,7 +335,7 @@ def build_sampler(loaded: LoadedModel, args: argparse.Namespace) -> tuple[Sample
         raise CommandError(
             f"{', '.join('--' + n.replace('_', '-') for n in sorted(grid))}: "
             f"{type(loaded.model).__name__} takes only the {len(loaded.sigmas)} noise levels it "
-            "was trained on; a network trained with --model scaled takes any σ"
+            "was trained on; a network trained with --model scaled or precond takes any σ"
         )
     if grid:  # another grid, for a network that takes any σ
         high = float(loaded.sigmas[0]) if args.sigma_max is None else args.sigma_max

@@ -348,7 +348,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument("--size", type=common.positive_int_arg, default=None, help="image folders: resize to SIZE x SIZE")  # fmt: skip
     t.add_argument("--crop", type=common.positive_int_arg, default=None, help="image folders: centre-crop to CROP x CROP before resizing")  # fmt: skip
     t.add_argument("--output", required=True, help="folder for checkpoints and metrics.jsonl")
-    t.add_argument("--model", choices=presets.MODELS, default=None, help="network (default: refinenet for images of at most 8x8 pixels and --conditional, scaled for larger images, mlp for vectors); scaled: NCSNv2's unconditional RefineNet divided by σ, which takes any σ")  # fmt: skip
+    t.add_argument("--model", choices=presets.MODELS, default=None, help="network (default: refinenet for images of at most 8x8 pixels and --conditional, scaled for larger images, mlp for vectors); scaled: NCSNv2's unconditional RefineNet divided by σ, which takes any σ; precond: the same RefineNet under Karras et al.'s preconditioning (σ_d from the data), which takes any σ")  # fmt: skip
     t.add_argument("--ngf", type=common.positive_int_arg, default=None, help="RefineNet width (default: 16 for images of at most 28x28 pixels, else 64)")  # fmt: skip
     t.add_argument("--hidden", type=common.positive_int_arg, default=128, help="ScoreMLP width")
     t.add_argument("--loss", choices=["dsm", "ssm"], default="dsm")
@@ -358,7 +358,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument("--sigma-max", type=common.positive_float_arg, default=None, help="σ₁ (default: from the data; 1 with --recipe paper)")  # fmt: skip
     t.add_argument("--sigma-min", type=common.positive_float_arg, default=None, help="σ_L (default 0.01)")  # fmt: skip
     t.add_argument("--num-levels", type=common.positive_int_arg, default=None, help="L (default: Technique 2; 10 with --recipe paper)")  # fmt: skip
-    t.add_argument("--level-draw", choices=["uniform", "lognormal"], default=None, help="how training draws the noise levels: uniform (the paper's, the default) or lognormal (around σ = 0.15 with spread 1.2 in log σ, Karras et al. 2022, for images in [0, 1]: less of the training at the largest levels)")  # fmt: skip
+    t.add_argument("--level-draw", choices=["uniform", "lognormal", "edm"], default=None, help="how training draws the noise levels: uniform (the paper's; the default except for --model precond), lognormal (around σ = 0.15 with spread 1.2 in log σ, Karras et al. 2022, for images in [0, 1]: less of the training at the largest levels) or edm (that draw times Karras et al.'s loss weight (σ² + σ_d²)/σ_d²; the default for --model precond)")  # fmt: skip
     t.add_argument("--steps", type=common.positive_int_arg, required=True, help="total optimiser steps (with --resume: the final step)")  # fmt: skip
     t.add_argument("--batch-size", type=common.positive_int_arg, default=128)
     t.add_argument("--lr", type=common.positive_float_arg, default=1e-3)

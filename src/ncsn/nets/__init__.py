@@ -6,6 +6,7 @@ from ncsn.nets.adapters import (
     DenoiserScore,
     DiffusersScore,
     NoisePredictorScore,
+    Preconditioned,
     ScaledByInverseSigma,
     ScoreDenoiser,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "ModelWrapper",
     "NoisePredictorScore",
     "NoisyClassifierMLP",
+    "Preconditioned",
     "RefineNet",
     "RefineNetBaseline",
     "ScaledByInverseSigma",

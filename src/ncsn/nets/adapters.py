@@ -2,6 +2,8 @@
 
 * :class:`ScaledByInverseSigma`: NCSNv2's Technique 3, ``s(x, σ) = f(x) / σ`` for any
   unconditional network ``f``.
+* :class:`Preconditioned`: Karras et al.'s preconditioning of an unconditional network ``f``,
+  ``D(x, σ) = c_skip·x + c_out·f(c_in·x)`` and ``s = (D − x) / σ²``.
 * :class:`DenoiserScore`: a denoiser ``D(x, σ) ≈ E[x₀ | x]`` gives ``s = (D(x, σ) − x) / σ²``
   (Tweedie's formula).
 * :class:`NoisePredictorScore`: a noise predictor ``ε̂(x, σ) ≈ E[z | x]`` for ``x = x₀ + σz``
@@ -28,12 +30,20 @@ import torch
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from ncsn._checks import check_batch, check_nonempty, check_output, pad_event, sigma_vector
+from ncsn._checks import (
+    check_batch,
+    check_nonempty,
+    check_output,
+    pad_event,
+    positive_float,
+    sigma_vector,
+)
 
 __all__ = [
     "DenoiserScore",
     "DiffusersScore",
     "NoisePredictorScore",
+    "Preconditioned",
     "ScaledByInverseSigma",
     "ScoreDenoiser",
 ]
@@ -96,6 +106,71 @@ class ScaledByInverseSigma(nn.Module):
         out = self.module(x)
         check_output(out, x, "module")
         return out / pad_event(sigma_b, x)
+
+
+class Preconditioned(nn.Module):
+    """Karras et al.'s preconditioning (EDM) of an unconditional network ``f`` as a score model.
+
+    ``f`` reads the noisy input scaled to unit variance and predicts a mix of the clean data and
+    the noise chosen so that its target has unit variance at every σ; the denoiser and the score
+    are then
+
+        D(x, σ) = c_skip·x + c_out·f(c_in·x),   s(x, σ) = (D(x, σ) − x) / σ²
+
+    with c_in = 1/√(σ² + σ_d²), c_skip = σ_d²/(σ² + σ_d²) and c_out = σ·σ_d/√(σ² + σ_d²), σ_d the
+    data's standard deviation. Where NCSNv2's ``f(x)/σ`` (:class:`ScaledByInverseSigma`)
+    predicts the noise at every σ, so that its error reaches the denoised estimate multiplied by
+    σ, ``f`` here predicts the clean data at large σ (c_out → σ_d) and the noise at small σ
+    (c_out → σ): an error of ``f`` moves ``D`` by at most σ_d times itself. ``f`` sees no σ (as
+    NCSNv2's network), so it reads the noise level from its input.
+
+    Shapes: ``x: [B, *event]``, ``sigma: [B]`` (or a scalar) → ``[B, *event]``.
+
+    Args:
+        module: an unconditional network ``f(x) -> [B, *event]``; an ``nn.Module`` or any
+            callable taking one tensor.
+        sigma_data: σ_d, the standard deviation of the data (positive; e.g. ``float(x.std())``
+            of the training set).
+
+    Raises:
+        TypeError: ``module`` is not callable.
+        ValueError: ``sigma_data`` is not positive and finite; (on call) ``f(x)`` does not have
+            the shape of ``x``, ``sigma`` is not a scalar or ``[B]``, or not positive and finite
+            (a Python number is always checked, a tensor on the CPU only), or the batch is empty.
+
+    Example:
+        >>> f = ncsn.nets.RefineNetBaseline(channels=1, ngf=4)
+        >>> score = ncsn.nets.Preconditioned(f, sigma_data=0.3)
+        >>> score(torch.rand(2, 1, 8, 8), torch.tensor([1.0, 0.01])).shape
+        torch.Size([2, 1, 8, 8])
+        >>> zero = ncsn.nets.Preconditioned(torch.zeros_like, sigma_data=1.0)
+        >>> zero(torch.ones(1, 2), torch.tensor([1.0]))   # f = 0: the score of N(0, σ_d²)
+        tensor([[-0.5000, -0.5000]])
+
+    References:
+        Karras, Aittala, Aila & Laine (2022), "Elucidating the design space of diffusion-based
+        generative models", §5 and Table 1.
+    """
+
+    def __init__(
+        self, module: nn.Module | Callable[[Tensor], Tensor], *, sigma_data: float
+    ) -> None:
+        super().__init__()
+        _check_callable(module)
+        self.module = module
+        self.sigma_data = positive_float(sigma_data, "sigma_data")
+
+    def extra_repr(self) -> str:
+        return f"sigma_data={self.sigma_data:g}"
+
+    def forward(self, x: Tensor, sigma: Tensor | float) -> Tensor:
+        _check_x(x)
+        sigma_b = pad_event(_sigma(sigma, x), x)
+        total = sigma_b.square() + self.sigma_data**2  # σ² + σ_d²
+        out = self.module(x * total.rsqrt())
+        check_output(out, x, "module")
+        # s = (D − x)/σ² = c_out·f/σ² − x/(σ² + σ_d²), with c_out/σ² = σ_d / (σ·√(σ² + σ_d²))
+        return out * (self.sigma_data / sigma_b * total.rsqrt()) - x / total
 
 
 class DenoiserScore(nn.Module):

@@ -19,6 +19,7 @@ from ncsn.nets.adapters import (
     DenoiserScore,
     DiffusersScore,
     NoisePredictorScore,
+    Preconditioned,
     ScaledByInverseSigma,
 )
 from ncsn.nets.conditional import ConditionalRefineNet, ConditionalScoreMLP, NoisyClassifierMLP
@@ -32,6 +33,7 @@ KINDS = (
     "RefineNetBaseline",
     "ScoreMLP",
     "ScaledByInverseSigma",
+    "Preconditioned",
     "ConditionalRefineNet",
     "ConditionalScoreMLP",
     "NoisyClassifierMLP",
@@ -48,7 +50,7 @@ def model_config(model: nn.Module) -> dict[str, Any]:
     """The plain-data configuration that :func:`build_model` turns back into ``model``'s architecture.
 
     Supports :class:`RefineNet`, :class:`RefineNetBaseline`, :class:`ScoreMLP`,
-    :class:`ScaledByInverseSigma` wrapping one of them, the class-conditional
+    :class:`ScaledByInverseSigma` or :class:`Preconditioned` wrapping one of them, the class-conditional
     :class:`ConditionalRefineNet` and :class:`ConditionalScoreMLP`, and the
     :class:`NoisyClassifierMLP`.
 
@@ -112,6 +114,12 @@ def model_config(model: nn.Module) -> dict[str, Any]:
         }
     if isinstance(model, ScaledByInverseSigma) and isinstance(model.module, nn.Module):
         return {"kind": "ScaledByInverseSigma", "module": model_config(model.module)}
+    if isinstance(model, Preconditioned) and isinstance(model.module, nn.Module):
+        return {
+            "kind": "Preconditioned",
+            "sigma_data": model.sigma_data,
+            "module": model_config(model.module),
+        }
     if isinstance(model, (DenoiserScore, NoisePredictorScore)) and isinstance(model.module, nn.Module):  # fmt: skip
         return {"kind": type(model).__name__, "module": model_config(model.module)}
     if isinstance(model, DiffusersScore):
@@ -167,7 +175,8 @@ def build_model(config: dict[str, Any], *, generator: torch.Generator | None = N
     ``{"kind": "RefineNet", "channels": C, "ngf": W, "sigmas": [...]}`` (``logit_transform`` and
     ``norm`` optional), ``{"kind": "RefineNetBaseline", "channels": C, "ngf": W}``,
     ``{"kind": "ScoreMLP", "dim": D, "hidden": H, "sigmas": [...] or None}``,
-    ``{"kind": "ScaledByInverseSigma", "module": <one of these>}``, the class-conditional
+    ``{"kind": "ScaledByInverseSigma", "module": <one of these>}``,
+    ``{"kind": "Preconditioned", "sigma_data": σ_d, "module": <one of these>}``, the class-conditional
     ``{"kind": "ConditionalRefineNet", ..., "num_classes": K}`` and
     ``{"kind": "ConditionalScoreMLP", "dim": D, "num_classes": K, "hidden": H, "sigmas": [...]}``,
     or ``{"kind": "NoisyClassifierMLP", "event_shape": [...], "num_classes": K, "hidden": H}``.
@@ -223,6 +232,11 @@ def build_model(config: dict[str, Any], *, generator: torch.Generator | None = N
             )
         if kind == "ScaledByInverseSigma":
             return ScaledByInverseSigma(build_model(config["module"], generator=generator))
+        if kind == "Preconditioned":
+            return Preconditioned(
+                build_model(config["module"], generator=generator),
+                sigma_data=config["sigma_data"],
+            )
         if kind == "DenoiserScore":
             return DenoiserScore(build_model(config["module"], generator=generator))
         if kind == "NoisePredictorScore":

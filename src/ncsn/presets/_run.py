@@ -19,7 +19,7 @@ from ncsn.nets.config import build_model, model_config
 from ncsn.presets._paper import OFFICIAL_STEP_SIZE, Setup
 from ncsn.presets._recipe import PAPER_NUM_LEVELS, fitted_ema, recipe, sampling_note
 from ncsn.presets._sampling import build_sampler
-from ncsn.schedules import Schedule, geometric_sigmas, lognormal_weights
+from ncsn.schedules import Schedule, edm_weights, geometric_sigmas, lognormal_weights
 
 __all__ = [
     *("MODELS", "SMALL_IMAGE_PIXELS", "Run", "Settings", "default_model", "default_ngf"),
@@ -62,10 +62,12 @@ def default_ngf(shape: Sequence[int]) -> int:
     return 16 if shape[1] * shape[2] <= SMALL_IMAGE_PIXELS else 64
 
 
-MODELS = ("refinenet", "scaled", "baseline", "mlp")
+MODELS = ("refinenet", "scaled", "precond", "baseline", "mlp")
 """The networks :func:`prepare` builds: the paper's RefineNet (σ-conditioned), NCSNv2's
-unconditional RefineNet with its output divided by σ (Technique 3; takes any σ), the single-σ
-baseline, and the toy MLP (σ-conditioned) for vectors."""
+unconditional RefineNet with its output divided by σ (Technique 3; takes any σ), the same
+unconditional RefineNet under Karras et al.'s preconditioning (:class:`~ncsn.nets.Preconditioned`,
+σ_d the training data's standard deviation; takes any σ), the single-σ baseline, and the toy MLP
+(σ-conditioned) for vectors."""
 
 _CONDITIONED_MAX_PIXELS = 8 * 8
 """Images of at most this many pixels (the embedded digits) get the σ-conditioned RefineNet by
@@ -110,7 +112,7 @@ def _larger_than_digits(shape: Sequence[int]) -> bool:
 
 
 _CHOICES = {"recipe": ("ncsnv2", "paper"), "model": (*MODELS, None), "loss": ("dsm", "ssm")}
-_CHOICES |= {"level_draw": ("uniform", "lognormal", None)}
+_CHOICES |= {"level_draw": ("uniform", "lognormal", "edm", None)}
 LOGNORMAL_DRAW = (0.15, 1.2)
 """``(median, spread)`` of ``level_draw="lognormal"``: Karras et al.'s log σ ~ N(−1.2, 1.2²) for
 images in [−1, 1], for images in [0, 1] (:func:`ncsn.schedules.lognormal_weights`)."""
@@ -147,7 +149,8 @@ class Settings:
     L = 10, ε = 4e-5, T = 100, no EMA."""
     model: str | None = None
     """One of :data:`MODELS` (default :func:`default_model`: ``refinenet`` for images of at most
-    8×8 pixels and conditional runs, ``scaled`` for larger images, ``mlp`` for vectors)."""
+    8×8 pixels and conditional runs, ``scaled`` for larger images, ``mlp`` for vectors;
+    ``precond`` on request)."""
     ngf: int | None = None
     """RefineNet width (default :func:`default_ngf`)."""
     hidden: int = 128
@@ -168,9 +171,12 @@ class Settings:
     """The σ grid itself, σ₁ first; when given it replaces ``sigma_max``/``sigma_min``/
     ``num_levels`` (a resumed run rebuilds its recorded grid exactly)."""
     level_draw: str | None = None
-    """How training draws the levels: ``"uniform"`` (the paper's) or ``"lognormal"`` (by
+    """How training draws the levels: ``"uniform"`` (the paper's), ``"lognormal"`` (by
     :func:`~ncsn.schedules.lognormal_weights` with :data:`LOGNORMAL_DRAW`, for images in [0, 1]:
-    less of the training at the largest levels). Default: uniform."""
+    less of the training at the largest levels) or ``"edm"`` (by
+    :func:`~ncsn.schedules.edm_weights`: that draw times Karras et al.'s loss weight, σ_d the
+    data's spread). Default: ``"edm"`` for the ``precond`` network (their pairing), uniform
+    otherwise."""
     steps_per_level: int = 10
     """T of the recipe's annealed Langevin sampler."""
     step_scale: float = 2.0
@@ -299,7 +305,12 @@ def _check_fits(kind: str, shape: tuple[int, ...]) -> None:
 
 
 def _network(
-    kind: str, shape: tuple[int, ...], sigmas: Tensor, s: Settings, classes: int | None
+    kind: str,
+    shape: tuple[int, ...],
+    sigmas: Tensor,
+    s: Settings,
+    classes: int | None,
+    x: Tensor,
 ) -> dict[str, Any]:
     if kind == "mlp":
         mlp = {"dim": shape[0], "hidden": s.hidden, "sigmas": sigmas.tolist()}
@@ -321,7 +332,19 @@ def _network(
             "kind": "ScaledByInverseSigma",
             "module": {"kind": "RefineNetBaseline", **unconditional},
         }
+    if kind == "precond":
+        return {
+            "kind": "Preconditioned",
+            "sigma_data": _spread(x),
+            "module": {"kind": "RefineNetBaseline", **unconditional},
+        }
     return {"kind": "RefineNet", **unconditional, "sigmas": sigmas.tolist()}
+
+
+def _spread(x: Tensor) -> float:
+    """σ_d of :class:`~ncsn.nets.Preconditioned`: the standard deviation of the training data
+    over every example and pixel."""
+    return float(x.float().std())
 
 
 def _noise_levels(
@@ -394,25 +417,32 @@ def _noise_levels(
     return sigmas, sampling, resolved, notes
 
 
-def _draw(sigmas: Tensor, s: Settings) -> tuple[Schedule, Settings, list[str]]:
-    """The training schedule on ``sigmas`` by ``s.level_draw`` (resolved), and its note."""
-    draw = s.level_draw or "uniform"
+def _draw(sigmas: Tensor, s: Settings, x: Tensor) -> tuple[Schedule, Settings, list[str]]:
+    """The training schedule on ``sigmas`` by ``s.level_draw`` (resolved: Karras et al.'s
+    ``"edm"`` for their preconditioned network, else the paper's ``"uniform"``), and its note."""
+    draw = s.level_draw or ("edm" if s.model == "precond" else "uniform")
     s = dataclasses.replace(s, level_draw=draw)
     if draw == "uniform":
         return Schedule(sigmas), s, []
     if len(sigmas) < 2:
         raise ValueError(
-            f"level_draw='lognormal' needs two or more noise levels; this run has one "
+            f"level_draw={draw!r} needs two or more noise levels; this run has one "
             f"(σ = {float(sigmas[0]):g})"
         )
     median, spread = LOGNORMAL_DRAW
-    weights = lognormal_weights(sigmas, median, spread)
+    if draw == "lognormal":
+        weights = lognormal_weights(sigmas, median, spread)
+        how = f"levels drawn log-normally around σ = {median:g} (spread {spread:g} in log σ; "
+    else:
+        sigma_data = _spread(x)
+        weights = edm_weights(sigmas, sigma_data, median, spread)
+        how = (
+            f"levels drawn by Karras et al.'s weighting (log-normal around σ = {median:g}, spread "
+            f"{spread:g}, times (σ² + σ_d²)/σ_d² with σ_d = {sigma_data:.3g}; "
+        )
+    uniform = float((sigmas > 1.0).double().mean())
     above = float(weights[sigmas > 1.0].sum())
-    note = (
-        f"levels drawn log-normally around σ = {median:g} (spread {spread:g} in log σ; "
-        f"{above:.0%} of the draws above σ = 1 against {float((sigmas > 1.0).double().mean()):.0%} "
-        "uniformly)"
-    )
+    note = f"{how}{above:.0%} of the draws above σ = 1 against {uniform:.0%} uniformly)"
     return Schedule(sigmas, weights=weights), s, [note]
 
 
@@ -513,6 +543,11 @@ def prepare(
     kind = s.model or default_model(shape, conditional=s.conditional)
     _check_fits(kind, shape)
     classes = _classes(labels, s, int(x.shape[0]), kind)
+    if s.logit and kind == "precond":
+        raise ValueError(
+            "model 'precond' scales by the spread of the data in [0, 1]; train it without logit "
+            "(logit=True is for the paper's RefineNet)"
+        )
     if s.logit and not (float(x.min()) >= 0.0 and float(x.max()) <= 1.0):
         raise ValueError(
             f"logit=True needs data in [0, 1]; {name} holds values in "
@@ -534,10 +569,10 @@ def prepare(
             raise ValueError(f"data {name}: {err}".replace(": x has", " has")) from err
         raise
     model = build_model(
-        _network(kind, shape, sigmas, s, None if classes is None else len(classes)),
+        _network(kind, shape, sigmas, s, None if classes is None else len(classes), x),
         generator=torch.Generator().manual_seed(s.seed) if seeded else generator,
     )
-    schedule, s, note = _draw(sigmas, s)
+    schedule, s, note = _draw(sigmas, s, x)
     notes.extend(note)
     loss: ScoreLoss
     power = float(s.power or 0.0)
