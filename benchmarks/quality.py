@@ -980,6 +980,7 @@ def _table(
             if s.get("lognormal")
             else ""
         )
+        + (" times Karras et al.'s loss weight" if s.get("edm_weighting") else "")
         + ", seed "
         f"{s['seed']}; real floor FD {s['floor']:.2f}; ± is the "
         f"spread of the FD over {BOOTSTRAP} bootstrap redraws of the samples; held-out NN "

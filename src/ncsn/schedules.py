@@ -383,7 +383,7 @@ def edm_weights(
             ``spread``.
 
     Example:
-        >>> sigmas = ncsn.geometric_sigmas(16.0, 0.01, 96)
+        >>> sigmas = ncsn.geometric_sigmas(16.88, 0.01, 96)        # MNIST's grid
         >>> w = ncsn.schedules.edm_weights(sigmas, sigma_data=0.31)
         >>> round(float(w[sigmas > 1].sum()), 2)
         0.64
