@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -256,14 +257,20 @@ def test_under_torchrun_the_kept_chunks_of_every_process_are_counted(
 
 
 # ------------------------------------------------------------------------------- σ grids
+def _digits_run(folder: Path, model: str, steps: int) -> dict[str, Any]:
+    """Train a width-4 ``--model`` run on the digits into ``folder``; its recorded config."""
+    args = ["train", "--data", "digits", "--model", model, "--ngf", "4", "--steps", str(steps)]
+    assert main([*args, "--batch-size", "4", "--quiet", "--output", str(folder)]) == 0
+    config: dict[str, Any] = ncsn.training.load_checkpoint(folder)["config"]
+    return config
+
+
 def test_a_scaled_network_is_sampled_on_its_recorded_grid_or_another(
     tmp_path: Path, cli: Runner
 ) -> None:
     """NCSNv2's unconditional network takes any σ: the run's grid by default, or another."""
     run = tmp_path / "run"
-    args = ["train", "--data", "digits", "--model", "scaled", "--ngf", "4", "--steps", "1"]
-    assert main([*args, "--batch-size", "4", "--quiet", "--output", str(run)]) == 0
-    config = ncsn.training.load_checkpoint(run)["config"]
+    config = _digits_run(run, "scaled", 1)
     assert config["model"]["kind"] == "ScaledByInverseSigma"
     assert len(config["sampling"]["sigmas"]) == 22
     for sampler in ("annealed", "pc"):
@@ -290,9 +297,7 @@ def test_a_preconditioned_run_records_its_spread_and_samples_on_another_grid(
 ) -> None:
     """`--model precond`: σ_d of the data in the record, Karras et al.'s draw, any σ."""
     run = tmp_path / "run"
-    args = ["train", "--data", "digits", "--model", "precond", "--ngf", "4", "--steps", "2"]
-    assert main([*args, "--batch-size", "4", "--quiet", "--output", str(run)]) == 0
-    config = ncsn.training.load_checkpoint(run)["config"]
+    config = _digits_run(run, "precond", 2)
     assert config["model"]["kind"] == "Preconditioned"
     x, _ = ncsn.data.load("digits")
     assert config["model"]["sigma_data"] == pytest.approx(float(x.std()), rel=1e-6)
