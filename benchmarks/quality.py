@@ -306,13 +306,10 @@ def _setup(
     model = _network(spec, ngf, channels, sigmas, gen, recorded.get("sigma_data"))
     weights = None if lognormal is None else ncsn.schedules.lognormal_weights(sigmas, *lognormal)
     if edm_weighting:
-        # Karras et al.'s loss weight λ(σ) = 1/c_out² on the denoiser, against the σ² weight of
-        # the paper's score loss: (σ² + σ_d²)/σ_d² more, folded into the level draw.
-        if weights is None or "sigma_data" not in recorded:
+        # Karras et al.'s loss weight, folded into their log-normal draw
+        if lognormal is None or "sigma_data" not in recorded:
             raise ValueError("edm_weighting needs lognormal and the precond network")
-        sd2 = recorded["sigma_data"] ** 2
-        weights = weights * (sigmas.double().square() + sd2) / sd2
-        weights = weights / weights.sum()
+        weights = ncsn.schedules.edm_weights(sigmas, recorded["sigma_data"], *lognormal)
     schedule = ncsn.Schedule(sigmas, weights=weights)
     setup = ncsn.presets.Setup(
         model,
