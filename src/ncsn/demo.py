@@ -126,9 +126,14 @@ DATASETS: Mapping[str, DemoData] = MappingProxyType(
 """The demo's defaults per dataset: the embedded digits (about 4 minutes on 2 CPU cores, nothing
 to download), and the short versions on MNIST and Fashion-MNIST (8 minutes measured on 2 cores)."""
 
-_NETWORKS = {"refinenet": "RefineNet", "scaled": "1/sigma-scaled RefineNet"}
+_NETWORKS = {
+    "refinenet": "RefineNet",
+    "scaled": "1/sigma-scaled RefineNet",
+    "precond": "preconditioned RefineNet",
+}
 """How the demo names the network :func:`ncsn.presets.default_model` picks: the σ-conditioned
-RefineNet on the 8×8 digits, NCSNv2's 1/σ-scaled one at 28×28."""
+RefineNet on the 8×8 digits, the unconditional one under Karras et al.'s preconditioning at
+28×28 (and NCSNv2's 1/σ-scaled one where asked)."""
 
 _Sampler = ncsn.samplers.AnnealedLangevin | ncsn.samplers.ConsistentAnnealedSampling
 _SAMPLER_NAMES = {"annealed": "annealed Langevin dynamics", "cas": "consistent annealed sampling"}

@@ -206,7 +206,7 @@ def test_demo_on_mnist_runs_end_to_end_on_tiny_settings(
     for name in ("toy_fig3.png", "samples.png", "samples.pt", "inpainting.png", "summary.txt"):
         assert (tmp_path / name).exists(), name
     for phase in (
-        "[2/4] training a 1/sigma-scaled RefineNet (ngf 4) on the 28x28 MNIST digits for 2 steps",
+        "[2/4] training a preconditioned RefineNet (ngf 4) on the 28x28 MNIST digits for 2 steps",
         "[3/4] sampling 16 MNIST digits with consistent annealed sampling (97 model calls)",
         "[4/4] inpainting the right half of 8 held-out MNIST digits",
     ):

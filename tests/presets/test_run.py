@@ -171,22 +171,36 @@ def test_precond_trains_with_karras_level_weighting_by_default() -> None:
         prepare(x, Settings(model="baseline", ngf=4, level_draw="edm"))
 
 
-def test_images_larger_than_8x8_get_the_scaled_network_by_default() -> None:
-    """The MNIST table's best network (1/σ-scaled) is the default above 8×8; the digits keep the
-    σ-conditioned one (their table's best), and so do conditional runs (no scaled form)."""
+def test_images_larger_than_8x8_get_the_preconditioned_network_by_default() -> None:
+    """The 28×28 tables' best network (preconditioned) is the default above 8×8, the 1/σ-scaled
+    one where logit is asked (the preconditioning scales by the spread in [0, 1]); the digits keep
+    the σ-conditioned one (their table's best), and so do conditional runs."""
     x = torch.rand(16, 1, 28, 28)
     run = prepare(x, Settings(ngf=4))
-    assert isinstance(run.model, ncsn.nets.ScaledByInverseSigma) and run.settings.model == "scaled"
+    assert isinstance(run.model, ncsn.nets.Preconditioned) and run.settings.model == "precond"
+    assert run.settings.level_draw == "edm"
     assert run.config["model"] == ncsn.nets.model_config(run.model)
-    assert Settings.from_record(run.config["train"]).model == "scaled"
-    # a run recorded before this default rebuilds the network it recorded
-    old = dataclasses.replace(run.settings, model="refinenet", sigmas=None)
-    assert isinstance(prepare(x, old).model, ncsn.nets.RefineNet)
+    assert run.config["model"]["sigma_data"] == pytest.approx(float(x.std()))
+    assert Settings.from_record(run.config["train"]).model == "precond"
+    logit = prepare(x, Settings(ngf=4, logit=True))
+    assert isinstance(logit.model, ncsn.nets.ScaledByInverseSigma)
+    assert logit.settings.model == "scaled" and logit.settings.level_draw == "uniform"
+    # runs recorded before this default rebuild the network they recorded
+    for recorded, network in (("scaled", ncsn.nets.ScaledByInverseSigma), ("refinenet", ncsn.nets.RefineNet)):  # fmt: skip
+        old = dataclasses.replace(run.settings, model=recorded, sigmas=None, level_draw=None)
+        assert isinstance(prepare(x, old).model, network)
     labels = torch.arange(16) % 2
     conditional = prepare(x, Settings(ngf=4, conditional=True), labels=labels)
     assert isinstance(conditional.model, ncsn.nets.ConditionalRefineNet)
-    assert ncsn.presets.default_model((3, 9, 8)) == "scaled"
+    assert ncsn.presets.default_model((3, 9, 8)) == "precond"
+    assert ncsn.presets.default_model((3, 9, 8), logit=True) == "scaled"
+    assert ncsn.presets.default_model((1, 8, 8), logit=True) == "refinenet"
     assert ncsn.presets.default_model((1, 8, 8)) == "refinenet"
+    # constant images (σ₁ given, so the recipe does not refuse them first) have no σ_d
+    flat = torch.full((4, 1, 28, 28), 0.5)
+    with pytest.raises(ValueError, match=r"x has none \(std 0\); train another network \(model='scaled'"):  # fmt: skip
+        prepare(flat, Settings(ngf=4, sigma_max=1.0))
+    assert prepare(flat, Settings(ngf=4, sigma_max=1.0, model="scaled")).settings.model == "scaled"
     with pytest.raises(
         ValueError, match=r"shape must be \[D\] or an image shape \[C, H, W\]; got \[2, 3\]"
     ):
@@ -198,7 +212,7 @@ def test_images_larger_than_8x8_record_consistent_annealed_sampling(tmp_path: Pa
     σ-conditioned one) at a tenth of the calls, so such runs record it and `ncsn sample RUN` uses
     it; the annealed settings stay recorded for --sampler annealed. The digits keep annealed."""
     x = torch.rand(16, 1, 28, 28)
-    for model in ("scaled", "refinenet"):
+    for model in (None, "scaled", "refinenet"):
         run = prepare(x, Settings(ngf=4, model=model), steps=100)
         assert run.config["sampling"]["sampler"] == "cas"
         assert isinstance(run.sampler, ncsn.samplers.ConsistentAnnealedSampling)

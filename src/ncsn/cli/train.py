@@ -348,7 +348,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     t.add_argument("--size", type=common.positive_int_arg, default=None, help="image folders: resize to SIZE x SIZE")  # fmt: skip
     t.add_argument("--crop", type=common.positive_int_arg, default=None, help="image folders: centre-crop to CROP x CROP before resizing")  # fmt: skip
     t.add_argument("--output", required=True, help="folder for checkpoints and metrics.jsonl")
-    t.add_argument("--model", choices=presets.MODELS, default=None, help="network (default: refinenet for images of at most 8x8 pixels and --conditional, scaled for larger images, mlp for vectors); scaled: NCSNv2's unconditional RefineNet divided by σ, which takes any σ; precond: the same RefineNet under Karras et al.'s preconditioning (σ_d from the data), which takes any σ")  # fmt: skip
+    t.add_argument("--model", choices=presets.MODELS, default=None, help="network (default: refinenet for images of at most 8x8 pixels and --conditional, precond for larger images (scaled with --logit), mlp for vectors); scaled: NCSNv2's unconditional RefineNet divided by σ, which takes any σ; precond: the same RefineNet under Karras et al.'s preconditioning (σ_d from the data), which takes any σ")  # fmt: skip
     t.add_argument("--ngf", type=common.positive_int_arg, default=None, help="RefineNet width (default: 16 for images of at most 28x28 pixels, else 64)")  # fmt: skip
     t.add_argument("--hidden", type=common.positive_int_arg, default=128, help="ScoreMLP width")
     t.add_argument("--loss", choices=["dsm", "ssm"], default="dsm")
