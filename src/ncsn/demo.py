@@ -124,7 +124,8 @@ DATASETS: Mapping[str, DemoData] = MappingProxyType(
     }
 )
 """The demo's defaults per dataset: the embedded digits (about 4 minutes on 2 CPU cores, nothing
-to download), and the short versions on MNIST and Fashion-MNIST (8 minutes measured on 2 cores)."""
+to download), and the short versions on MNIST and Fashion-MNIST (5 to 8 minutes measured on 2
+cores)."""
 
 _NETWORKS = {
     "refinenet": "RefineNet",
