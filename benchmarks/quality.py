@@ -221,7 +221,7 @@ def _sampler(name: str, sigmas: Tensor, recorded: dict[str, Any]) -> Any:
     """The sampler a row name gives, on the model's σ grid: ``annealed[@T[xK]][+denoise]`` (the
     recipe's T and ε, or T steps per level with Technique 4's ε times K), ``cas[@eta]`` (default η =
     1 − γ/2, halfway between the deterministic end 1 − γ and η = 1; its final denoising step
-    where η < 1), ``pc`` or ``ode``."""
+    where η < 1), ``pc[@snr]`` (default snr 0.16, one corrector step) or ``ode``."""
     base, plus, suffix = name.partition("+")
     kind, _, arg = base.partition("@")
     if plus and not (suffix == "denoise" and kind == "annealed"):
@@ -236,12 +236,12 @@ def _sampler(name: str, sigmas: Tensor, recorded: dict[str, Any]) -> Any:
         gamma = float((sigmas[1:] / sigmas[:-1]).max())
         eta = float(arg) if arg else 1.0 - gamma / 2
         return ncsn.samplers.ConsistentAnnealedSampling(sigmas, eta, denoise=eta < 1)
-    if kind in ("pc", "ode") and not arg:
-        if kind == "pc":
-            return ncsn.samplers.PredictorCorrector(sigmas)
+    if kind == "pc":
+        return ncsn.samplers.PredictorCorrector(sigmas, snr=float(arg) if arg else 0.16)
+    if kind == "ode" and not arg:
         return ncsn.samplers.ProbabilityFlowODE(sigmas)
     raise ValueError(
-        f"unknown sampler {name!r}; expected annealed[@T[xK]][+denoise], cas[@eta], pc or ode"
+        f"unknown sampler {name!r}; expected annealed[@T[xK]][+denoise], cas[@eta], pc[@snr] or ode"
     )
 
 
@@ -1029,7 +1029,7 @@ def _cli() -> None:
         nargs="+",
         default=None,
         help="rows at every budget: annealed[@T[xK]][+denoise] (T steps per level, K times "
-        "Technique 4's ε), cas[@eta], pc, ode (default: the dataset's)",
+        "Technique 4's ε), cas[@eta], pc[@snr], ode (default: the dataset's)",
     )
     parser.add_argument(
         "--final-samplers", nargs="*", default=None, help="rows at the last budget only"

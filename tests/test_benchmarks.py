@@ -92,6 +92,18 @@ def _mnist_files() -> bool:
     return True
 
 
+def test_quality_sampler_names_give_their_settings() -> None:
+    quality = _load("quality")
+    sigmas = ncsn.geometric_sigmas(10.0, 0.01, 8)
+    recorded = {"steps_per_level": 5, "step_size": 1e-5}
+    assert quality._sampler("pc", sigmas, recorded).snr == 0.16
+    pc = quality._sampler("pc@0.1", sigmas, recorded)
+    assert isinstance(pc, ncsn.samplers.PredictorCorrector) and pc.snr == 0.1
+    assert quality._sampler("cas@0.9", sigmas, recorded).eta == 0.9
+    with pytest.raises(ValueError, match=r"unknown sampler 'ode@2'; expected .*pc\[@snr\]"):
+        quality._sampler("ode@2", sigmas, recorded)
+
+
 def test_quality_lognormal_draws_the_training_levels_by_lognormal_weights() -> None:
     quality = _load("quality")
     x = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0))
