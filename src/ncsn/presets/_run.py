@@ -18,7 +18,7 @@ from ncsn.ncsnv2 import ncsnv2_step_size
 from ncsn.nets.config import build_model, model_config
 from ncsn.presets._paper import OFFICIAL_STEP_SIZE, Setup
 from ncsn.presets._recipe import PAPER_NUM_LEVELS, fitted_ema, recipe, sampling_note
-from ncsn.presets._sampling import build_sampler
+from ncsn.presets._sampling import SAMPLER_OPTIONS, build_sampler
 from ncsn.schedules import Schedule, edm_weights, geometric_sigmas, lognormal_weights
 
 __all__ = [
@@ -613,11 +613,8 @@ def prepare(
         loss = DenoisingScoreMatching(schedule, power=power, **dropout)
     else:
         loss = SlicedScoreMatching(schedule, power=power, projections=s.projections, **dropout)
-    options = {
-        k: v
-        for k, v in sampling.items()
-        if k in ("step_size", "steps_per_level", "denoise", "snr", "corrector_steps")
-    }
+    taken = SAMPLER_OPTIONS[sampling["sampler"]]
+    options = {k: v for k, v in sampling.items() if k in taken}
     sampler = build_sampler(sampling["sampler"], sigmas, **options)
     transform = None
     if s.logit or (images and (s.dequantize or s.flip)):
