@@ -221,7 +221,16 @@ def _sampler(name: str, sigmas: Tensor, recorded: dict[str, Any]) -> Any:
     """The sampler a row name gives, on the model's σ grid: ``annealed[@T[xK]][+denoise]`` (the
     recipe's T and ε, or T steps per level with Technique 4's ε times K), ``cas[@eta]`` (default η =
     1 − γ/2, halfway between the deterministic end 1 − γ and η = 1; its final denoising step
-    where η < 1), ``pc[@snr]`` (default snr 0.16, one corrector step) or ``ode``."""
+    where η < 1), ``pc[@snr[xM]]`` (default snr 0.16, M = 1 corrector step per level) or ``ode``.
+    A suffix ``~K`` samples on a grid K times as fine instead: K·(L − 1) + 1 geometric levels
+    between the same σ₁ and σ_L, holding every level of the model's grid (for networks that read
+    σ itself, not the index of a level)."""
+    name, tilde, fine = name.partition("~")
+    if tilde:
+        if not fine.isdigit() or int(fine) < 1:
+            raise ValueError(f"unknown sampler {name + tilde + fine!r}: ~K takes an integer K >= 1")
+        levels = int(fine) * (len(sigmas) - 1) + 1
+        sigmas = ncsn.geometric_sigmas(float(sigmas[0]), float(sigmas[-1]), levels)
     base, plus, suffix = name.partition("+")
     kind, _, arg = base.partition("@")
     if plus and not (suffix == "denoise" and kind == "annealed"):
@@ -237,11 +246,15 @@ def _sampler(name: str, sigmas: Tensor, recorded: dict[str, Any]) -> Any:
         eta = float(arg) if arg else 1.0 - gamma / 2
         return ncsn.samplers.ConsistentAnnealedSampling(sigmas, eta, denoise=eta < 1)
     if kind == "pc":
-        return ncsn.samplers.PredictorCorrector(sigmas, snr=float(arg) if arg else 0.16)
+        snr, _, steps = arg.partition("x")
+        return ncsn.samplers.PredictorCorrector(
+            sigmas, snr=float(snr) if snr else 0.16, corrector_steps=int(steps) if steps else 1
+        )
     if kind == "ode" and not arg:
         return ncsn.samplers.ProbabilityFlowODE(sigmas)
     raise ValueError(
-        f"unknown sampler {name!r}; expected annealed[@T[xK]][+denoise], cas[@eta], pc[@snr] or ode"
+        f"unknown sampler {name!r}; expected annealed[@T[xK]][+denoise], cas[@eta], "
+        "pc[@snr[xM]] or ode, each with an optional ~K"
     )
 
 
@@ -539,7 +552,7 @@ class Row:
             if self.recipe != "baseline"
             else "baseline"
         )
-        return text.replace(":", "_").replace("+", "_").replace("@", "-")
+        return text.replace(":", "_").replace("+", "_").replace("@", "-").replace("~", "-fine")
 
 
 def plan_rows(
@@ -1029,7 +1042,7 @@ def _cli() -> None:
         nargs="+",
         default=None,
         help="rows at every budget: annealed[@T[xK]][+denoise] (T steps per level, K times "
-        "Technique 4's ε), cas[@eta], pc[@snr], ode (default: the dataset's)",
+        "Technique 4's ε), cas[@eta], pc[@snr[xM]], ode, each with an optional ~K (a K times finer σ grid) (default: the dataset's)",
     )
     parser.add_argument(
         "--final-samplers", nargs="*", default=None, help="rows at the last budget only"

@@ -99,9 +99,22 @@ def test_quality_sampler_names_give_their_settings() -> None:
     assert quality._sampler("pc", sigmas, recorded).snr == 0.16
     pc = quality._sampler("pc@0.1", sigmas, recorded)
     assert isinstance(pc, ncsn.samplers.PredictorCorrector) and pc.snr == 0.1
+    assert pc.corrector_steps == 1
+    pc = quality._sampler("pc@0.2x3", sigmas, recorded)
+    assert (pc.snr, pc.corrector_steps, pc.num_model_calls) == (0.2, 3, 8 * 3 + 7 + 1)
     assert quality._sampler("cas@0.9", sigmas, recorded).eta == 0.9
-    with pytest.raises(ValueError, match=r"unknown sampler 'ode@2'; expected .*pc\[@snr\]"):
+    fine = quality._sampler("cas~3", sigmas, recorded).sigmas
+    assert len(fine) == 3 * 7 + 1
+    torch.testing.assert_close(fine[::3], sigmas)  # every level of the model's grid, in between
+    torch.testing.assert_close(fine[1:] / fine[:-1], torch.full((21,), (0.001) ** (1 / 21)))
+    assert (
+        quality.Row("ncsnv2:precond:16", "pc@0.16x2~2", 100).key
+        == "ncsnv2_precond_16_pc-0.16x2-fine2_100"
+    )
+    with pytest.raises(ValueError, match=r"unknown sampler 'ode@2'; expected .*pc\[@snr\[xM\]\]"):
         quality._sampler("ode@2", sigmas, recorded)
+    with pytest.raises(ValueError, match=r"'cas~0': ~K takes an integer K >= 1"):
+        quality._sampler("cas~0", sigmas, recorded)
 
 
 def test_quality_lognormal_draws_the_training_levels_by_lognormal_weights() -> None:

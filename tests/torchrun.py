@@ -25,7 +25,8 @@ def torchrun(
     env: Mapping[str, str] | None = None,
     retry_removing: Sequence[Path] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``torchrun --nproc_per_node=nproc TARGET...`` on this machine, one thread per process;
+    """``torchrun --nproc_per_node=nproc TARGET...`` on this machine, each process with the test
+    process's thread count (``NCSN_TEST_THREADS``, default 1);
     ``target`` is a script and its arguments, or ``-m module ...``.
 
     A launch that runs past ``timeout`` is killed with all its workers and fails with their
@@ -34,7 +35,9 @@ def torchrun(
     and was never seen to hang here; a second hang fails with both launches' output."""
     base = os.environ if env is None else env
     clean = {k: v for k, v in base.items() if k not in {"RANK", "WORLD_SIZE", "LOCAL_RANK"}}
-    clean.setdefault("OMP_NUM_THREADS", "1")
+    # As many threads per process as the test process has (conftest: NCSN_TEST_THREADS, else 1),
+    # whatever the shell exports: tests compare the workers' results bitwise with one process's.
+    clean["OMP_NUM_THREADS"] = os.environ.get("NCSN_TEST_THREADS", "1")
 
     def launch() -> subprocess.CompletedProcess[str]:
         command = [
