@@ -363,3 +363,8 @@ def test_ratio_is_above_one_and_optimum_improves_with_more_steps():
 def test_technique4_rejects(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_max_pairwise_distance_of_a_tensor_without_values_names_the_argument() -> None:
+    with pytest.raises(ValueError, match=r"x must hold values; got a tensor on the meta device"):
+        max_pairwise_distance(torch.zeros(4, 2, device="meta"))

@@ -1,4 +1,4 @@
-"""Bad inputs to ncsn.training, each refused naming the argument (moved from tests/test_bad_inputs.py,
+"""Bad inputs to ncsn.training, each refused naming the argument (moved from the former tests/test_bad_inputs.py,
 where the second audit of the Python API found them: each case failed before its fix)."""
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from ncsn.nets import (
 )
 from ncsn.nets.layers import ConvMeanPool, instance_norm_plus
 
-DATA = Path(__file__).parent / "fixtures"
+DATA = Path(__file__).parent.parent / "fixtures"
 SIGMAS = ncsn.geometric_sigmas(1.0, 0.01, 10)
 SIZES = [(8, 8), (16, 16), (28, 28), (32, 32), (64, 64), (16, 24)]
 
