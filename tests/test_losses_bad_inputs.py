@@ -32,9 +32,7 @@ from bad_inputs import (
 )
 from contracts import gaussian_score
 from ncsn import losses
-from strategies import (
-    empty_batches,
-)
+from strategies import empty_batches
 
 # (id, call, exception type, regex the message must match: it names the argument)
 CASES: list[Case] = [

@@ -13,20 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ncsn
-from bad_inputs import (
-    SIGMAS,
-    Case,
-    X,
-    cases,
-    fast,
-)
+from bad_inputs import SIGMAS, Case, X, cases, fast
 from contracts import gaussian_score
 from ncsn import metrics, nets
-from strategies import (
-    bad_sigma_vectors,
-    colliding_schedules,
-    non_float_dtypes,
-)
+from strategies import bad_sigma_vectors, colliding_schedules, non_float_dtypes
 
 # (id, call, exception type, regex the message must match: it names the argument)
 CASES: list[Case] = [

@@ -9,13 +9,7 @@ import pytest
 import torch
 
 import ncsn
-from bad_inputs import (
-    EMPTY_RULE,
-    GMM,
-    Case,
-    X,
-    cases,
-)
+from bad_inputs import EMPTY_RULE, GMM, Case, X, cases
 
 # (id, call, exception type, regex the message must match: it names the argument)
 CASES: list[Case] = [

@@ -10,10 +10,7 @@ import pytest
 import torch
 
 import ncsn
-from bad_inputs import (
-    Case,
-    cases,
-)
+from bad_inputs import Case, cases
 
 # (id, call, exception type, regex the message must match: it names the argument)
 CASES: list[Case] = [

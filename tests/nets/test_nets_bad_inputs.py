@@ -11,22 +11,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bad_inputs import (
-    EMPTY_RULE,
-    SIGMAS,
-    Case,
-    X,
-    cases,
-    fast,
-    meta,
-    mlp,
-    refinenet,
-)
+from bad_inputs import EMPTY_RULE, SIGMAS, Case, X, cases, fast, meta, mlp, refinenet
 from ncsn import nets
-from strategies import (
-    other_float_dtypes,
-    wrong_sigma_shapes,
-)
+from strategies import other_float_dtypes, wrong_sigma_shapes
 
 # (id, call, exception type, regex the message must match: it names the argument)
 CASES: list[Case] = [
