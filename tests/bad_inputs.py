@@ -13,8 +13,10 @@ from hypothesis import settings
 import ncsn
 from ncsn import losses, nets
 
+Call = Callable[[], object]
+Error = type[Exception]
 #: one case: (id, call, exception type, regex the message must match: it names the argument)
-Case = tuple[str, Callable[[], object], type[Exception], str]
+Case = tuple[str, Call, Error, str]
 
 fast = settings(max_examples=25, deadline=None)
 
@@ -30,6 +32,12 @@ def cases(table: list[Case]) -> pytest.MarkDecorator:
     return pytest.mark.parametrize(
         ("call", "error", "match"), [c[1:] for c in table], ids=[c[0] for c in table]
     )
+
+
+def raises_naming(call: Call, error: Error, match: str) -> None:
+    """``call()`` raises ``error`` with a message matching ``match``."""
+    with pytest.raises(error, match=match):
+        call()
 
 
 def mlp(**kwargs: Any) -> nets.ScoreMLP:

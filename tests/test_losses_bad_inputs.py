@@ -19,7 +19,9 @@ from bad_inputs import (
     NAN,
     SIGMAS,
     BadSchedule,
+    Call,
     Case,
+    Error,
     X,
     cases,
     detached,
@@ -27,6 +29,7 @@ from bad_inputs import (
     fast,
     meta,
     mlp,
+    raises_naming,
     re_shape,
     ssm_loss,
 )
@@ -289,11 +292,8 @@ CASES: list[Case] = [
 
 
 @cases(CASES)
-def test_bad_input_raises_naming_the_argument(
-    call: Callable[[], object], error: type[Exception], match: str
-) -> None:
-    with pytest.raises(error, match=match):
-        call()
+def test_bad_input_raises_naming_the_argument(call: Call, error: Error, match: str) -> None:
+    raises_naming(call, error, match)
 
 
 class _Detaching(torch.nn.Module):

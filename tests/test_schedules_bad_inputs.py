@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ncsn
-from bad_inputs import SIGMAS, Case, X, cases, fast
+from bad_inputs import SIGMAS, Call, Case, Error, X, cases, fast, raises_naming
 from contracts import gaussian_score
 from ncsn import metrics, nets
 from strategies import bad_sigma_vectors, colliding_schedules, non_float_dtypes
@@ -94,11 +93,8 @@ CASES: list[Case] = [
 
 
 @cases(CASES)
-def test_bad_input_raises_naming_the_argument(
-    call: Callable[[], object], error: type[Exception], match: str
-) -> None:
-    with pytest.raises(error, match=match):
-        call()
+def test_bad_input_raises_naming_the_argument(call: Call, error: Error, match: str) -> None:
+    raises_naming(call, error, match)
 
 
 def test_schedule_copies_its_tensor() -> None:

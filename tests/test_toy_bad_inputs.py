@@ -3,13 +3,10 @@ of the hostile audits, issue 12)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import pytest
 import torch
 
 import ncsn
-from bad_inputs import EMPTY_RULE, GMM, Case, X, cases
+from bad_inputs import EMPTY_RULE, GMM, Call, Case, Error, X, cases, raises_naming
 
 # (id, call, exception type, regex the message must match: it names the argument)
 CASES: list[Case] = [
@@ -54,8 +51,5 @@ CASES: list[Case] = [
 
 
 @cases(CASES)
-def test_bad_input_raises_naming_the_argument(
-    call: Callable[[], object], error: type[Exception], match: str
-) -> None:
-    with pytest.raises(error, match=match):
-        call()
+def test_bad_input_raises_naming_the_argument(call: Call, error: Error, match: str) -> None:
+    raises_naming(call, error, match)

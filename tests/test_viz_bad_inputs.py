@@ -4,13 +4,11 @@ names the argument and the value (the cases of the hostile audits, issue 12)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
-import pytest
 import torch
 
 import ncsn
-from bad_inputs import Case, cases
+from bad_inputs import Call, Case, Error, cases, raises_naming
 
 # (id, call, exception type, regex the message must match: it names the argument)
 CASES: list[Case] = [
@@ -67,8 +65,5 @@ CASES: list[Case] = [
 
 
 @cases(CASES)
-def test_bad_input_raises_naming_the_argument(
-    call: Callable[[], object], error: type[Exception], match: str
-) -> None:
-    with pytest.raises(error, match=match):
-        call()
+def test_bad_input_raises_naming_the_argument(call: Call, error: Error, match: str) -> None:
+    raises_naming(call, error, match)

@@ -4,14 +4,26 @@ cases of the hostile audits, issue 12), and the ScoreMLP's σ shapes and dtypes 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bad_inputs import EMPTY_RULE, SIGMAS, Case, X, cases, fast, meta, mlp, refinenet
+from bad_inputs import (
+    EMPTY_RULE,
+    SIGMAS,
+    Call,
+    Case,
+    Error,
+    X,
+    cases,
+    fast,
+    meta,
+    mlp,
+    raises_naming,
+    refinenet,
+)
 from ncsn import nets
 from strategies import other_float_dtypes, wrong_sigma_shapes
 
@@ -316,11 +328,8 @@ CASES: list[Case] = [
 
 
 @cases(CASES)
-def test_bad_input_raises_naming_the_argument(
-    call: Callable[[], object], error: type[Exception], match: str
-) -> None:
-    with pytest.raises(error, match=match):
-        call()
+def test_bad_input_raises_naming_the_argument(call: Call, error: Error, match: str) -> None:
+    raises_naming(call, error, match)
 
 
 @fast
